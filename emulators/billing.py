@@ -1,0 +1,43 @@
+"""Pricing: turn a profile's prices and one invocation's measured usage into a ``Cost``.
+
+One formula covers the shipped serverless profiles, each setting only the prices its platform charges:
+requests x per-request price + billed duration (rounded up to the profile's granularity) x
+(memory GB x GB-second price + vCPUs x vCPU-second price) + memory GB-hours + active CPU hours.
+Provisioned capacity is a fixed cost of the deployment, not of an invocation (``provisioned_cost``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .profiles import Profile
+from .records import Cost
+
+__all__ = ["billed_ms", "invocation_cost", "provisioned_cost"]
+
+
+def billed_ms(duration_ms: float, profile: Profile) -> float:
+    """The duration the platform bills: rounded up to the profile's granularity."""
+    g = profile.billing_granularity_ms
+    # A hair of tolerance so 100.0000001 ms does not bill as 101 ms through float noise.
+    return max(g, math.ceil(duration_ms / g - 1e-9) * g)
+
+
+def invocation_cost(billed: float, cpu_ms: float, profile: Profile) -> Cost:
+    """Cost of one executed invocation that was billed ``billed`` ms and used ``cpu_ms`` of CPU."""
+    seconds = billed / 1000.0
+    gb = profile.memory_mb / 1024.0
+    compute = seconds * gb * profile.price_gb_s_usd
+    compute += seconds * (profile.vcpus or 0.0) * profile.price_vcpu_s_usd
+    compute += seconds / 3600.0 * gb * profile.price_gb_hour_usd
+    compute += cpu_ms / 1000.0 / 3600.0 * profile.price_active_cpu_hour_usd
+    return Cost(compute_usd=compute, requests_usd=profile.price_per_million_requests_usd / 1e6)
+
+
+def provisioned_cost(instances: int, lifetime_s: float, profile: Profile) -> float:
+    """Cost of keeping ``instances`` provisioned for ``lifetime_s`` platform seconds (rounded up as billed)."""
+    if instances <= 0 or lifetime_s <= 0:
+        return 0.0
+    g = profile.provisioned_billing_granularity_s
+    billed_s = math.ceil(lifetime_s / g) * g if g else lifetime_s
+    return instances * billed_s * profile.memory_mb / 1024.0 * profile.provisioned_price_gb_s_usd

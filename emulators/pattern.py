@@ -1,0 +1,99 @@
+"""The seam between the facade and the four patterns, and the record-building they share.
+
+``Emulator`` is the small Protocol a pattern implements (the httpx-transport-style seam: the facade and
+the gateway talk only to it, and tests can put a fake behind it). ``finish_record`` turns what an
+instance reported into one priced ``Record``: the single place latency and billed duration are derived.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .billing import billed_ms, invocation_cost
+from .profiles import Profile
+from .records import Cost, Record, Summary
+
+__all__ = ["Emulator", "OnEvent", "finish_record", "new_ids", "rejected_record"]
+
+OnEvent = Callable[[Any], None]
+
+
+class Emulator(Protocol):
+    """One deployment pattern running one agent."""
+
+    pattern: str
+    profile: Profile
+    records: list[Record]
+
+    async def start(self) -> None: ...
+    async def invoke(self, task: Any, session_id: str | None = None, *,
+                     on_event: OnEvent | None = None) -> Record: ...
+    def summary(self) -> Summary: ...
+    async def close(self) -> None: ...
+
+
+def new_ids() -> tuple[str, str]:
+    """A fresh (invocation_id, trace_id) pair."""
+    return str(uuid.uuid4()), uuid.uuid4().hex
+
+
+def rejected_record(*, pattern: str, profile: Profile, outcome: str, error: str, started_at: float,
+                    session_id: str | None, wall_s: float) -> Record:
+    """A call the platform refused before running anything (throttled, payload too large): not billed."""
+    inv, trace = new_ids()
+    return Record(
+        ok=False, outcome=outcome, error=error, latency_ms=wall_s * 1000.0, invocation_id=inv, trace_id=trace,
+        pattern=pattern, profile=profile.name, session_id=session_id, started_at=started_at,
+        ended_at=time.time(), wall_ms=wall_s * 1000.0, attempts=0,
+    )
+
+
+def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], events: list[Any],
+                  invocation_id: str, trace_id: str, instance_id: str | None, session_id: str | None,
+                  started_at: float, wall_s: float, cold: bool, init_ms: float, init_wall_ms: float,
+                  trigger: str = "invoke", billable: bool = True) -> Record:
+    """Price and record one executed invocation.
+
+    Latency is platform time as the caller sees it: the harness's own real overhead (the wall time not
+    spent inside the instance's init or invocation) + the platform init time on a cold start + the
+    invocation's platform duration.
+    """
+    duration_ms = float(result.get("duration_ms", 0.0))
+    call_wall_ms = float(result.get("wall_ms", 0.0))
+    overhead_ms = max(0.0, wall_s * 1000.0 - call_wall_ms - (init_wall_ms if cold else 0.0))
+    latency_ms = overhead_ms + (init_ms if cold else 0.0) + duration_ms
+    billed = 0.0
+    cost = Cost()
+    if billable:
+        phase_ms = duration_ms + (init_ms if cold and profile.bill_init else 0.0)
+        billed = billed_ms(phase_ms, profile)
+        cost = invocation_cost(billed, float(result.get("cpu_ms", 0.0)), profile)
+    outcome = str(result.get("outcome", "crash"))
+    return Record(
+        ok=outcome == "ok",
+        outcome=outcome,
+        output=result.get("output"),
+        error=result.get("error"),
+        latency_ms=latency_ms,
+        cold_start=cold,
+        init_ms=init_ms if cold else 0.0,
+        instance_id=instance_id,
+        cpu_ms=float(result.get("cpu_ms", 0.0)),
+        peak_memory_mb=float(result.get("peak_memory_mb", 0.0)),
+        cost=cost,
+        invocation_id=invocation_id,
+        trace_id=trace_id,
+        pattern=pattern,
+        profile=profile.name,
+        session_id=session_id,
+        trigger=trigger,
+        started_at=started_at,
+        ended_at=time.time(),
+        duration_ms=duration_ms,
+        billed_ms=billed,
+        wall_ms=wall_s * 1000.0,
+        events=tuple(events),
+    )

@@ -1,0 +1,135 @@
+"""The fleet every pattern shares: starts instances, keeps them, retires them, reaps them all at the end.
+
+A pattern is a policy over this pool (when to start and stop instances, where to route, what to bill);
+the pool owns the processes: one zygote per deployment, an instance cgroup each, a run directory with
+their logs, and the guarantee that ``close()`` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock
+from .profiles import Profile
+from .runtime import limits
+from .runtime.agent import AgentRef
+from .runtime.instance import Instance, InstanceFailure, StartInfo
+from .runtime.spawner import Spawner
+
+__all__ = ["Pool"]
+
+
+class Pool:
+    """Instances of one deployment."""
+
+    def __init__(self, *, agent: AgentRef, adapter: str, profile: Profile, clock: Clock, pattern: str,
+                 run_id: str, function_name: str | None = None, env: dict[str, str] | None = None,
+                 keep_logs: bool = False,
+                 on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
+        self.agent = agent
+        self.adapter = adapter
+        self.profile = profile
+        self.clock = clock
+        self.pattern = pattern
+        self.run_id = run_id
+        self.function_name = function_name or agent.name
+        self.env = dict(env or {})
+        self.keep_logs = keep_logs
+        self.rng = random.Random(profile.seed)
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-"))
+        self._cgroups = limits.cgroup_parent(run_id)
+        zygote_env = dict(self.env)
+        if self._cgroups is not None:
+            zygote_env["HARNESS_CGROUP_PARENT"] = str(self._cgroups[0])
+        self.spawner = Spawner(run_id, self.run_dir, zygote_env)
+        self.instances: list[Instance] = []
+        self._on_checkpoint = on_checkpoint
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    @property
+    def memory_enforcement(self) -> str:
+        """How memory caps are enforced here: ``cgroup`` (kernel) or ``poll`` (RSS poller)."""
+        return "cgroup" if self._cgroups is not None else "poll"
+
+    async def open(self) -> None:
+        """Start the zygote."""
+        await self.spawner.start()
+
+    def _config(self, instance_id: str) -> dict[str, Any]:
+        p = self.profile
+        env = {
+            **self.env,
+            "HARNESS_RUN_ID": self.run_id,
+            "HARNESS_INSTANCE_ID": instance_id,
+            "HARNESS_PATTERN": self.pattern,
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(int(p.memory_mb)),
+        }
+        return {
+            "instance_id": instance_id,
+            "agent": self.agent.to_json(),
+            "adapter": self.adapter,
+            "pattern": self.pattern,
+            "function_name": self.function_name,
+            "memory_mb": p.memory_mb,
+            "time_scale": self.clock.time_scale,
+            "cpu_factor": p.cpu_factor(),
+            "init_cpu_factor": p.cpu_factor(init=True),
+            "overhead_ms": p.cold_start_overhead_ms.sample(self.rng),
+            "instance_concurrency": p.instance_concurrency if self.pattern == "serverless" else 1,
+            "response_limit_bytes": p.response_limit_bytes,
+            "log_path": str(self.run_dir / f"{instance_id}.log"),
+            "cgroup": None,
+            "env": env,
+        }
+
+    async def start_instance(self) -> tuple[Instance, StartInfo | InstanceFailure]:
+        """Cold-start one instance; on failure it is already gone and not in the pool."""
+        instance_id = f"i-{next(self._ids):04d}"
+        cfg = self._config(instance_id)
+        cap = limits.make_memory_cap(self._cgroups, instance_id, self.profile.memory_mb)
+        cfg["cgroup"] = str(cap.cgroup) if cap.cgroup else None
+        inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self._on_checkpoint)
+        self.instances.append(inst)
+        try:
+            info = await inst.start(self.profile.init_timeout_s)
+        except BaseException:
+            await self.retire(inst)
+            raise
+        if isinstance(info, InstanceFailure):
+            await self.retire(inst)
+        return inst, info
+
+    async def retire(self, inst: Instance) -> None:
+        """Stop an instance and forget it."""
+        with contextlib.suppress(ValueError):
+            self.instances.remove(inst)
+        await inst.stop()
+
+    async def discard_dead(self, inst: Instance) -> None:
+        """Forget an instance that died (killed for a limit, crashed)."""
+        if not inst.alive:
+            await self.retire(inst)
+
+    async def close(self) -> None:
+        """Stop every instance and the zygote; remove cgroups and (unless kept) the run directory."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.gather(*(i.kill() for i in list(self.instances)), return_exceptions=True)
+            self.instances.clear()
+        finally:
+            await self.spawner.close()
+            limits.remove_cgroup_parent(self._cgroups)
+            if not self.keep_logs:
+                shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -1,0 +1,155 @@
+"""Records: one per invocation, the single source of truth; summaries are computed from them.
+
+``Result`` is what a caller gets back from ``invoke``; ``Record`` is the same plus where and when it ran.
+Nothing is tallied separately: counts, latency percentiles, cold-start share and cost all come from here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "Result", "Summary", "percentile", "summarize"]
+
+Outcome = Literal[
+    "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
+    "payload_too_large", "subrequest_limit", "crash", "llm_rate_limited", "dead_lettered", "lost",
+]
+OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The price of one invocation in USD, split by what it pays for."""
+
+    compute_usd: float = 0.0
+    requests_usd: float = 0.0
+    llm_usd: float = 0.0
+
+    @property
+    def total_usd(self) -> float:
+        """Compute + requests + LLM."""
+        return self.compute_usd + self.requests_usd + self.llm_usd
+
+    def to_json(self) -> dict[str, float]:
+        """JSON form, with the total."""
+        return {**asdict(self), "total_usd": self.total_usd}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one invocation came to, as the caller sees it. Durations are platform milliseconds."""
+
+    ok: bool
+    outcome: str
+    output: Any = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    cold_start: bool = False
+    init_ms: float = 0.0
+    instance_id: str | None = None
+    attempts: int = 1
+    cpu_ms: float = 0.0
+    peak_memory_mb: float = 0.0
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Cost = field(default_factory=Cost)
+    invocation_id: str = ""
+    trace_id: str = ""
+
+
+@dataclass(frozen=True)
+class Record(Result):
+    """A Result plus the deployment, timing and billing facts reports need."""
+
+    pattern: str = ""
+    profile: str = ""
+    session_id: str | None = None
+    trigger: str = "invoke"  # "invoke", or "warmup" for scheduled keep-warm pings
+    started_at: float = 0.0  # wall clock, UNIX seconds
+    ended_at: float = 0.0
+    duration_ms: float = 0.0  # platform ms the agent ran (the billed phase before rounding)
+    billed_ms: float = 0.0
+    wall_ms: float = 0.0  # real wall time end to end, for the harness's own overhead figures
+    events: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible dict of every field, cost with its total."""
+        d = asdict(self)
+        d["cost"] = self.cost.to_json()
+        d["events"] = list(self.events)
+        return d
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by the nearest-rank method; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts per outcome, latency percentiles, cold starts and cost, computed from records."""
+
+    pattern: str
+    profile: str
+    calls: int
+    outcomes: dict[str, int]
+    ok: int
+    failures: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    cold_starts: int
+    cold_start_share: float
+    cost_usd: float  # invocations, including warm-up pings
+    fixed_cost_usd: float  # not per invocation: provisioned capacity kept warm
+    cost_per_1k_usd: float  # (invocation cost + fixed cost) per 1,000 calls
+    warmup_pings: int
+    input_tokens: int
+    output_tokens: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible dict."""
+        return asdict(self)
+
+
+def summarize(records: Iterable[Record], *, pattern: str = "", profile: str = "",
+              fixed_cost_usd: float = 0.0) -> Summary:
+    """Summarize records; warm-up pings are billed but not counted as calls or in latency."""
+    all_records = list(records)
+    calls = [r for r in all_records if r.trigger == "invoke"]
+    pings = [r for r in all_records if r.trigger == "warmup"]
+    outcomes = Counter(r.outcome for r in calls)
+    latencies = [r.latency_ms for r in calls if r.outcome not in ("throttled", "payload_too_large")]
+    cold = sum(1 for r in calls if r.cold_start)
+    cost = sum(r.cost.total_usd for r in all_records)
+    ok = outcomes.get("ok", 0)
+    return Summary(
+        pattern=pattern or (calls[0].pattern if calls else ""),
+        profile=profile or (calls[0].profile if calls else ""),
+        calls=len(calls),
+        outcomes=dict(sorted(outcomes.items())),
+        ok=ok,
+        failures=len(calls) - ok,
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
+        latency_p99_ms=percentile(latencies, 99),
+        latency_max_ms=max(latencies, default=0.0),
+        cold_starts=cold,
+        cold_start_share=cold / len(calls) if calls else 0.0,
+        cost_usd=cost,
+        fixed_cost_usd=fixed_cost_usd,
+        cost_per_1k_usd=(cost + fixed_cost_usd) / len(calls) * 1000 if calls else 0.0,
+        warmup_pings=len(pings),
+        input_tokens=sum(r.input_tokens for r in calls),
+        output_tokens=sum(r.output_tokens for r in calls),
+    )

@@ -1,0 +1,198 @@
+"""The instance process: import the agent once (the cold start), then serve invocations over a socket.
+
+Runs in a process forked from the zygote. It reports what it measured itself (platform duration, CPU,
+per-invocation peak memory) but enforces nothing it could be talked out of: time and memory limits are
+enforced from outside (``instance.py``, ``limits.py``), so an agent that swallows exceptions or blocks the
+GIL is still stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import limits
+from .agent import detect_adapter, load_callable
+from .context import AgentContext, LambdaContext
+from .ptime import PlatformTimer
+from .wire import encode, recv_frame
+
+__all__ = ["serve"]
+
+
+class _Channel:
+    """The instance's end of the socket; sends are locked because invocations may run in threads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send(self, msg: dict[str, Any], raw: tuple[str, bytes] | None = None) -> None:
+        data = encode(msg, raw)
+        with self.lock:
+            self.sock.sendall(data)
+
+
+def _tail(exc: BaseException, lines: int = 12) -> str:
+    text = "".join(traceback.format_exception(exc))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class _Instance:
+    def __init__(self, chan: _Channel, cfg: dict[str, Any]) -> None:
+        self.chan = chan
+        self.cfg = cfg
+        self.fn: Callable[..., Any] = lambda *a: None
+        self.adapter = "agent"
+        self.is_async = False
+        self.loop = asyncio.new_event_loop()
+        self.pool: ThreadPoolExecutor | None = None
+        self.local = threading.local()
+
+    def init(self) -> None:
+        cfg = self.cfg
+        timer = PlatformTimer(cpu_factor=cfg["init_cpu_factor"], time_scale=cfg["time_scale"],
+                              cpu=time.process_time)
+        overhead_s = cfg["overhead_ms"] / 1000.0
+        timer.begin_wait()
+        self.chan.send({"op": "wait", "id": "init", "s": overhead_s})
+        time.sleep(overhead_s * cfg["time_scale"])
+        timer.end_wait(overhead_s)
+        self.chan.send({"op": "waitend", "id": "init", "s": overhead_s})
+        try:
+            self.fn = load_callable(cfg["agent"])
+            self.adapter = detect_adapter(self.fn, cfg["adapter"])
+        except BaseException as exc:  # an agent's import may raise anything, SystemExit included
+            self.chan.send({"op": "init_error", "error": f"{type(exc).__name__}: {exc}", "traceback": _tail(exc),
+                            "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0})
+            sys.stdout.flush()
+            os._exit(3)
+        self.is_async = inspect.iscoroutinefunction(self.fn)
+        if cfg["instance_concurrency"] > 1:
+            self.pool = ThreadPoolExecutor(cfg["instance_concurrency"], thread_name_prefix="invoke")
+        self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
+                        "adapter": self.adapter, "pid": os.getpid()})
+
+    def serve(self) -> None:
+        while True:
+            msg = recv_frame(self.chan.sock)
+            if msg is None or msg["op"] == "exit":
+                return
+            if msg["op"] == "ping":
+                self.chan.send({"op": "pong", "id": msg.get("id")})
+            elif msg["op"] == "invoke":
+                if self.pool is None:
+                    self.invoke(msg, threaded=False)
+                else:
+                    self.pool.submit(self.invoke, msg, True)
+
+    def _run(self, task: Any, ctx: AgentContext) -> Any:
+        arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
+        params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2
+        result = self.fn(task) if params == 1 else self.fn(task, arg)
+        if inspect.isawaitable(result):
+            loop = self.loop if threading.current_thread() is threading.main_thread() else self._thread_loop()
+            result = loop.run_until_complete(result)
+        return result
+
+    def _thread_loop(self) -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop | None = getattr(self.local, "loop", None)
+        if loop is None:
+            loop = self.local.loop = asyncio.new_event_loop()
+        return loop
+
+    def invoke(self, msg: dict[str, Any], threaded: bool) -> None:
+        cfg = self.cfg
+        inv_id: str = msg["id"]
+        cpu = time.thread_time if threaded else time.process_time
+        if not threaded:
+            limits.reset_peak_rss()
+        timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu)
+        state_in = msg.get("state") or {}
+        state_before = json.dumps(state_in, sort_keys=True)
+        ctx = AgentContext(
+            invocation_id=inv_id, pattern=cfg["pattern"], instance_id=cfg["instance_id"],
+            session_id=msg.get("session_id"), timeout_s=msg["timeout_s"], timer=timer, send=self.chan.send,
+            state=state_in, checkpoints=msg.get("checkpoints") or {}, function_name=cfg["function_name"],
+            memory_mb=cfg["memory_mb"],
+        )
+        out: dict[str, Any] = {"op": "result", "id": inv_id, "outcome": "ok", "error": None}
+        raw: tuple[str, bytes] | None = None
+        try:
+            value = self._run(msg["task"], ctx)
+        except Exception as exc:
+            out.update(outcome="agent_error", error=f"{type(exc).__name__}: {exc}", traceback=_tail(exc))
+        except BaseException as exc:  # SystemExit / KeyboardInterrupt from the agent: still its error
+            out.update(outcome="agent_error", error=f"{type(exc).__name__}: {exc}", traceback=_tail(exc))
+        else:
+            try:
+                body = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                out.update(outcome="agent_error",
+                           error=f"the agent returned a {type(value).__name__} that is not JSON-serializable: {exc}")
+            else:
+                limit = cfg.get("response_limit_bytes")
+                if limit is not None and len(body) > limit:
+                    out.update(outcome="payload_too_large",
+                               error=f"response of {len(body)} bytes exceeds the {limit}-byte limit")
+                else:
+                    raw = ("output", body)
+        out["duration_ms"] = timer.elapsed() * 1000.0
+        out["wall_ms"] = timer.wall_elapsed() * 1000.0
+        out["cpu_ms"] = (cpu() - timer.start_cpu) * 1000.0
+        out["peak_memory_mb"] = limits.peak_rss_mb()
+        try:
+            state_after = json.dumps(ctx.state, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            if out["outcome"] == "ok":
+                out.update(outcome="agent_error", error=f"ctx.state holds a value that is not JSON: {exc}")
+                raw = None
+        else:
+            if state_after != state_before:
+                out["state"] = ctx.state
+        self.chan.send(out, raw)
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 2
+    return 1 if len(positional) == 1 else 2
+
+
+def serve(sock: socket.socket, cfg: dict[str, Any]) -> None:
+    """Entry point in the forked instance process; returns when the control process says exit or goes away."""
+    limits.join_cgroup(cfg.get("cgroup"))
+    log = os.open(cfg["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    # Line-buffered so the log tail attached to a crash report has what the agent printed before dying.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    os.environ.update(cfg.get("env") or {})
+    if cfg.get("cwd"):
+        os.chdir(cfg["cwd"])
+    inst = _Instance(_Channel(sock), cfg)
+    inst.init()
+    try:
+        inst.serve()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()

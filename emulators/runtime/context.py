@@ -1,0 +1,133 @@
+"""What the agent sees: ``ctx`` for harness agents and an AWS-style ``context`` for Lambda handlers.
+
+Both live in the instance process. Time is platform time (``PlatformTimer``): ``ctx.sleep(20)`` is an
+emulated 20-second wait that takes ``20 * time_scale`` wall seconds and counts 20 s against the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .ptime import PlatformTimer
+
+__all__ = ["AgentContext", "LambdaContext"]
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class AgentContext:
+    """The ``ctx`` argument of an agent: identity, time, state, checkpoints, progress and clients."""
+
+    def __init__(self, *, invocation_id: str, pattern: str, instance_id: str, session_id: str | None,
+                 timeout_s: float, timer: PlatformTimer, send: Send, state: dict[str, Any],
+                 checkpoints: dict[str, Any], function_name: str, memory_mb: float) -> None:
+        self.invocation_id = invocation_id
+        self.pattern = pattern
+        self.instance_id = instance_id
+        self.session_id = session_id
+        self.timeout_s = timeout_s
+        self.function_name = function_name
+        self.memory_mb = memory_mb
+        self.state: dict[str, Any] = state
+        self.events: list[Any] = []
+        self._timer = timer
+        self._send = send
+        self._checkpoints = checkpoints
+        self._llm: Any = None
+        self._http: Any = None
+
+    def remaining_time_ms(self) -> float:
+        """Platform milliseconds left before the time limit."""
+        return max(0.0, self.timeout_s - self._timer.elapsed()) * 1000.0
+
+    def _begin_wait(self, seconds: float) -> None:
+        self._timer.begin_wait()
+        self._send({"op": "wait", "id": self.invocation_id, "s": seconds})
+
+    def _end_wait(self, seconds: float) -> None:
+        self._timer.end_wait(seconds)
+        self._send({"op": "waitend", "id": self.invocation_id, "s": seconds})
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` platform seconds (scaled by time_scale in wall time)."""
+        seconds = max(0.0, float(seconds))
+        self._begin_wait(seconds)
+        try:
+            time.sleep(seconds * self._timer.time_scale)
+        finally:
+            self._end_wait(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """``sleep`` for async agents."""
+        seconds = max(0.0, float(seconds))
+        self._begin_wait(seconds)
+        try:
+            await asyncio.sleep(seconds * self._timer.time_scale)
+        finally:
+            self._end_wait(seconds)
+
+    def emit(self, event: Any) -> None:
+        """Publish a progress event (JSON value) to whoever watches this invocation."""
+        self.events.append(event)
+        self._send({"op": "emit", "id": self.invocation_id, "event": event})
+
+    def checkpoint(self, key: str, value: Any) -> None:
+        """Save a task-scoped value that survives a crash of this instance."""
+        self._checkpoints[key] = value
+        self._send({"op": "checkpoint", "id": self.invocation_id, "key": key, "value": value})
+
+    def restore(self, key: str, default: Any = None) -> Any:
+        """A value saved with ``checkpoint`` by an earlier attempt of this task, or ``default``."""
+        return self._checkpoints.get(key, default)
+
+    @property
+    def llm(self) -> Any:
+        """An ``openai.OpenAI`` client bound to the harness LLM endpoint (the environment points at it)."""
+        if self._llm is None:
+            try:
+                import openai
+            except ImportError as exc:
+                raise RuntimeError(
+                    "ctx.llm needs the openai SDK: pip install 'agent-deploy-harness[llm]'"
+                ) from exc
+            self._llm = openai.OpenAI(
+                base_url=os.environ.get("OPENAI_BASE_URL"),
+                api_key=os.environ.get("OPENAI_API_KEY", "harness"),
+            )
+        return self._llm
+
+    @property
+    def http(self) -> Any:
+        """An ``httpx.Client`` for the agent's own requests."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=30.0)
+        return self._http
+
+
+class LambdaContext:
+    """The ``context`` object AWS Lambda passes to ``handler(event, context)``."""
+
+    function_version = "$LATEST"
+    identity = None
+    client_context = None
+
+    def __init__(self, ctx: AgentContext, region: str = "us-east-1", account: str = "123456789012") -> None:
+        self._ctx = ctx
+        self.aws_request_id = ctx.invocation_id or str(uuid.uuid4())
+        self.function_name = ctx.function_name
+        self.memory_limit_in_mb = str(int(ctx.memory_mb))
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{ctx.function_name}"
+        self.log_group_name = f"/aws/lambda/{ctx.function_name}"
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        self.log_stream_name = f"{day}/[$LATEST]{ctx.instance_id}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Platform milliseconds left before the function times out (as AWS, an int)."""
+        return int(self._ctx.remaining_time_ms())

@@ -1,0 +1,299 @@
+"""The control process's handle on one instance process: start it, invoke it, enforce its limits, end it.
+
+Time limits are enforced here, from outside the agent: a watcher mirrors the instance's platform time
+(wall time, its emulated waits as the instance announces them, and its CPU counters from /proc) and
+SIGKILLs the process when a limit passes, as Lambda does. Memory is capped by a cgroup (the kernel kills)
+or, where none can be made, by polling RSS. How the process ended decides the outcome: killed by us for
+time -> ``timeout``; OOM -> ``oom``; anything else -> ``crash``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import limits
+from .limits import MemoryCap
+from .ptime import PlatformTimer
+from .spawner import Spawner, describe_status
+from .wire import HEADER, MAX_FRAME, decode, encode
+
+__all__ = ["Instance", "InstanceFailure", "StartInfo"]
+
+_POLL_S = 0.01  # RSS poll period where no cgroup enforces the memory cap
+
+
+@dataclass
+class StartInfo:
+    """What a cold start cost: platform init ms (overhead + import) and its real wall ms in the instance."""
+
+    init_ms: float
+    wall_ms: float
+    adapter: str
+
+
+@dataclass
+class InstanceFailure:
+    """How an instance failed a start or a call: an outcome kind and a message."""
+
+    outcome: str
+    error: str
+    platform_ms: float = 0.0  # platform time the failed phase ran
+    wall_ms: float = 0.0
+
+
+@dataclass
+class _Phase:
+    """One watched phase (init or a call): its mirrored timer and the future of its ending frame."""
+
+    timer: PlatformTimer
+    limit_s: float | None
+    future: asyncio.Future[dict[str, Any]]
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    events: list[Any] = field(default_factory=list)
+    on_event: Callable[[Any], None] | None = None
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+class Instance:
+    """One running instance process."""
+
+    def __init__(self, spawner: Spawner, instance_id: str, cfg: dict[str, Any], cap: MemoryCap,
+                 *, on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
+        self.spawner = spawner
+        self.id = instance_id
+        self.cfg = cfg
+        self.cap = cap
+        self.time_scale: float = cfg["time_scale"]
+        self.cpu_factor: float = cfg["cpu_factor"]
+        self.pid = 0
+        self.inflight = 0
+        self.provisioned = False
+        self.last_used = time.monotonic()
+        self.alive = False
+        self.ready = False  # init finished and the process is alive: it may take calls
+        self.log_path = Path(cfg["log_path"])
+        self._on_checkpoint = on_checkpoint
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._phases: dict[str, _Phase] = {}
+        self._kill_reason: str | None = None
+        self._death: InstanceFailure | None = None
+        self.final_peak_mb = 0.0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self, init_timeout_s: float | None) -> StartInfo | InstanceFailure:
+        """Fork the instance and let it import the agent; a failure leaves nothing running."""
+        phase = self._new_phase("init", init_timeout_s, factor=self.cfg["init_cpu_factor"])
+        pid, sock = await self.spawner.spawn(self.id, self.cfg)
+        self.pid = pid
+        self.alive = True
+        phase.timer = self._mirror_timer(self.cfg["init_cpu_factor"])
+        self._reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_FRAME)
+        self._pump = asyncio.create_task(self._read_frames(), name=f"instance-{self.id}")
+        msg = await self._watch("init", phase)
+        if msg.get("op") == "ready":
+            self.ready = self.alive
+            return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"])
+        if msg.get("op") == "init_error":
+            await self.kill()
+            tail = self.log_tail()
+            error = f"init failed: {msg['error']}\n{msg.get('traceback', '')}".rstrip()
+            if tail:
+                error += f"\n--- instance log (last lines) ---\n{tail}"
+            return InstanceFailure("init_error", error, msg.get("init_ms", 0.0), msg.get("wall_ms", 0.0))
+        failure = self._failure_from(msg, phase)
+        if failure.outcome == "crash":
+            failure = InstanceFailure("init_error", f"the instance died during init: {failure.error}",
+                                      failure.platform_ms, failure.wall_ms)
+        elif failure.outcome == "timeout":
+            failure = InstanceFailure(
+                "init_error", f"init exceeded the {init_timeout_s:g} s init limit", failure.platform_ms,
+                failure.wall_ms)
+        return failure
+
+    async def stop(self) -> None:
+        """End the instance (it is recycled or the deployment closes)."""
+        if self.alive and self._writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._writer.write(encode({"op": "exit"}))
+        await self.kill(reason=None)
+
+    async def kill(self, reason: str | None = None) -> None:
+        """SIGKILL the process and wait until its ending is processed."""
+        if reason is not None and self._kill_reason is None:
+            self._kill_reason = reason
+        if self.pid and self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines the instance wrote to stdout/stderr."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # ---- invocations -----------------------------------------------------------------------------------
+
+    async def call(self, inv_id: str, msg: dict[str, Any], task_json: bytes, timeout_s: float,
+                   on_event: Callable[[Any], None] | None = None) -> tuple[dict[str, Any], list[Any]]:
+        """Run one invocation; returns the instance's result frame (or a synthesized failure) and its events."""
+        phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor)
+        phase.on_event = on_event
+        self.inflight += 1
+        try:
+            assert self._writer is not None
+            self._writer.write(encode({**msg, "op": "invoke", "id": inv_id, "timeout_s": timeout_s},
+                                      raw=("task", task_json)))
+            result = await self._watch(inv_id, phase)
+        finally:
+            self.inflight -= 1
+            self.last_used = time.monotonic()
+        if result.get("op") != "result":
+            f = self._failure_from(result, phase)
+            result = {"op": "result", "outcome": f.outcome, "error": f.error, "duration_ms": f.platform_ms,
+                      "wall_ms": f.wall_ms, "cpu_ms": 0.0, "peak_memory_mb": self.final_peak_mb}
+        elif not self.cap.kernel_enforced and result.get("peak_memory_mb", 0.0) > self.cap.limit_mb:
+            # No cgroup: the poller may have missed a short spike; the instance's own peak did not.
+            result.update(outcome="oom", error=self._oom_message(result["peak_memory_mb"]), output=None)
+            await self.kill("oom")
+        return result, phase.events
+
+    def _oom_message(self, peak: float) -> str:
+        return f"memory use reached {peak:.0f} MB, over the {self.cap.limit_mb:g} MB cap; the instance was discarded"
+
+    # ---- internals -------------------------------------------------------------------------------------
+
+    def _mirror_timer(self, factor: float) -> PlatformTimer:
+        pid = self.pid
+        cpu: Callable[[], float] = (lambda: limits.cpu_seconds(pid)) if factor != 1.0 and pid else (lambda: 0.0)
+        return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu)
+
+    def _new_phase(self, key: str, limit_s: float | None, factor: float) -> _Phase:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        phase = _Phase(timer=self._mirror_timer(factor), limit_s=limit_s, future=fut)
+        self._phases[key] = phase
+        return phase
+
+    async def _watch(self, key: str, phase: _Phase) -> dict[str, Any]:
+        """Wait for the phase's ending frame while enforcing its time limit (and the polled memory cap)."""
+        try:
+            while not phase.future.done():
+                wait = self._next_check(phase)
+                if wait is not None and wait <= 0:
+                    await self.kill("timeout" if not self._over_memory() else "oom")
+                    break
+                changed = asyncio.ensure_future(phase.changed.wait())
+                await asyncio.wait((phase.future, changed), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                phase.changed.clear()
+            return await phase.future
+        finally:
+            self._phases.pop(key, None)
+
+    def _over_memory(self) -> bool:
+        return not self.cap.kernel_enforced and limits.rss_mb(self.pid) > self.cap.limit_mb
+
+    def _next_check(self, phase: _Phase) -> float | None:
+        """Wall seconds until the limit could next be reached (<= 0: now); None for no limit."""
+        if self._over_memory():
+            return 0.0
+        poll = None if self.cap.kernel_enforced else _POLL_S
+        if phase.limit_s is None:
+            return poll
+        remaining = phase.limit_s - phase.timer.elapsed()
+        if remaining <= 0:
+            return 0.0
+        # The fastest platform time can pass: scaled while waiting, CPU-stretched otherwise.
+        wall = remaining * self.time_scale if phase.timer.waiting else remaining / phase.timer.cpu_factor
+        return wall if poll is None else min(wall, poll)
+
+    async def _read_frames(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                head = await self._reader.readexactly(HEADER.size)
+                (length,) = HEADER.unpack(head)
+                msg = decode(await self._reader.readexactly(length))
+                self._dispatch(msg)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            await self._ended()
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        op = msg["op"]
+        key = "init" if op in ("ready", "init_error") else msg.get("id", "")
+        phase = self._phases.get(key)
+        if phase is None:
+            return
+        if op == "wait":
+            phase.timer.begin_wait()
+            phase.changed.set()
+        elif op == "waitend":
+            phase.timer.end_wait(msg["s"])
+            phase.changed.set()
+        elif op == "emit":
+            phase.events.append(msg["event"])
+            if phase.on_event is not None:
+                phase.on_event(msg["event"])
+        elif op == "checkpoint":
+            if self._on_checkpoint is not None:
+                self._on_checkpoint(key, msg["key"], msg["value"])
+        elif not phase.future.done():
+            phase.future.set_result(msg)
+
+    async def _ended(self) -> None:
+        """The channel closed: learn how the process ended and fail whatever was in flight."""
+        was_alive, self.alive, self.ready = self.alive, False, False
+        if self._writer is not None:
+            self._writer.close()
+        status = -9
+        if self.pid and was_alive:
+            exit_fut = self.spawner.exit_future(self.pid)
+            try:
+                status = await asyncio.wait_for(asyncio.shield(exit_fut), 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                status = await exit_fut
+            self.spawner.forget(self.pid)
+        reason = self._kill_reason
+        if reason is None and self.cap.oom_killed():
+            reason = "oom"
+        self._death = InstanceFailure(reason or "crash", describe_status(status))
+        self.final_peak_mb = self.cap.peak_mb()
+        for phase in list(self._phases.values()):
+            if not phase.future.done():
+                phase.future.set_result({"op": "died"})
+        self.cap.remove()
+
+    def _failure_from(self, msg: dict[str, Any], phase: _Phase) -> InstanceFailure:
+        death = self._death or InstanceFailure("crash", "the instance channel closed")
+        platform_ms = phase.timer.elapsed() * 1000.0
+        wall_ms = phase.timer.wall_elapsed() * 1000.0
+        if death.outcome == "timeout" and phase.limit_s is not None:
+            # The platform kills at the limit exactly; our kill lands a timer tick later in wall time.
+            platform_ms = phase.limit_s * 1000.0
+            error = f"Task timed out after {phase.limit_s:.2f} seconds"
+        elif death.outcome == "oom":
+            peak = max(self.final_peak_mb, self.cap.limit_mb)
+            error = f"memory limit of {self.cap.limit_mb:g} MB exceeded (used {peak:.0f} MB); instance {death.error}"
+        else:
+            tail = self.log_tail()
+            error = f"the instance process {death.error}" + (
+                f"\n--- instance log (last lines) ---\n{tail}" if tail else "")
+        return InstanceFailure(death.outcome, error, platform_ms, wall_ms)

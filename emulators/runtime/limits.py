@@ -1,0 +1,224 @@
+"""Enforcing and measuring memory and CPU on instance processes, from outside the agent.
+
+Memory caps use a cgroup where this machine lets us create one (v1 ``memory`` controller or v2 with the
+``memory`` controller delegated): the kernel OOM-kills the instance (SIGKILL) the moment it passes the cap,
+as Lambda and Docker do. Where no cgroup is writable (macOS, unprivileged containers) a poller kills the
+instance when its RSS passes the cap, and the instance's own peak (VmHWM) is checked after each call: the
+same outcomes, at lower precision. ``RLIMIT_AS`` is not used: it raises ``MemoryError`` inside the agent,
+which an agent's ``except Exception`` can swallow, and it counts virtual memory, not what platforms cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+__all__ = [
+    "MemoryCap",
+    "cpu_seconds",
+    "join_cgroup",
+    "make_memory_cap",
+    "peak_rss_mb",
+    "reset_peak_rss",
+    "rss_mb",
+]
+
+_LINUX = sys.platform.startswith("linux")
+_V1_ROOT = Path("/sys/fs/cgroup/memory")
+_V2_ROOT = Path("/sys/fs/cgroup")
+
+
+# ---- instance side -------------------------------------------------------------------------------------
+
+def join_cgroup(path: str | None) -> None:
+    """Move the calling process into the cgroup at ``path`` (first thing an instance does)."""
+    if path:
+        Path(path, "cgroup.procs").write_text(str(os.getpid()))
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM so the next ``peak_rss_mb`` is this invocation's peak (Linux; no-op elsewhere)."""
+    if _LINUX:
+        with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident memory since the last reset, in MB."""
+    if _LINUX:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except OSError:
+            return 0.0
+    return rss_mb(os.getpid() if pid == "self" else int(pid))
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident memory of ``pid`` in MB (0 when it is gone)."""
+    try:
+        return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+    except psutil.Error:
+        return 0.0
+
+
+# ---- control side --------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used by all threads of ``pid``: nanosecond schedstat on Linux, psutil elsewhere."""
+    if _LINUX:
+        total = 0
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            return total / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except psutil.Error:
+        return 0.0
+
+
+@dataclass
+class MemoryCap:
+    """The memory cap of one instance: a cgroup directory, or ``None`` when the poller must do it."""
+
+    limit_mb: float
+    cgroup: Path | None
+    version: int = 0
+
+    @property
+    def kernel_enforced(self) -> bool:
+        """Whether the kernel kills the instance at the cap (a cgroup), or a poller must."""
+        return self.cgroup is not None
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of this cgroup."""
+        if self.cgroup is None:
+            return False
+        try:
+            if self.version == 1:
+                text = (self.cgroup / "memory.oom_control").read_text()
+                counts = dict(line.split() for line in text.splitlines() if line.strip())
+                if int(counts.get("oom_kill", "0")) > 0:
+                    return True
+                return int((self.cgroup / "memory.failcnt").read_text()) > 0 and \
+                    int(counts.get("under_oom", "0")) > 0
+            text = (self.cgroup / "memory.events").read_text()
+            counts = dict(line.split() for line in text.splitlines() if line.strip())
+            return int(counts.get("oom_kill", "0")) > 0
+        except (OSError, ValueError):
+            return False
+
+    def peak_mb(self) -> float:
+        """Highest usage the cgroup saw, in MB (0 when unknown)."""
+        if self.cgroup is None:
+            return 0.0
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        try:
+            return int((self.cgroup / name).read_text()) / (1024 * 1024)
+        except (OSError, ValueError):
+            return 0.0
+
+    def remove(self) -> None:
+        """Delete the cgroup (after its processes are gone)."""
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+
+
+def _own_cgroup_v1() -> Path | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                return _V1_ROOT / path.lstrip("/")
+    except OSError:
+        return None
+    return None
+
+
+def _own_cgroup_v2() -> Path | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                return _V2_ROOT / line[3:].lstrip("/")
+    except OSError:
+        return None
+    return None
+
+
+def cgroup_parent(run_id: str) -> tuple[Path, int] | None:
+    """Create (once per run) the directory that holds the run's instance cgroups; None if not possible."""
+    if not _LINUX or os.environ.get("HARNESS_NO_CGROUP"):
+        return None
+    own = _own_cgroup_v1()
+    if own is not None and own.is_dir():
+        parent = own / f"harness-{run_id}"
+        with contextlib.suppress(OSError):
+            parent.mkdir(exist_ok=True)
+            return parent, 1
+    own = _own_cgroup_v2()
+    if own is not None and "memory" in _read(_V2_ROOT / "cgroup.controllers").split():
+        parent = own / f"harness-{run_id}"
+        with contextlib.suppress(OSError):
+            parent.mkdir(exist_ok=True)
+            (parent / "cgroup.subtree_control").write_text("+memory")
+            return parent, 2
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def make_memory_cap(parent: tuple[Path, int] | None, instance_id: str, limit_mb: float) -> MemoryCap:
+    """A cgroup capped at ``limit_mb`` with no swap, or a poller-enforced cap when cgroups are unavailable."""
+    if parent is None:
+        return MemoryCap(limit_mb, None)
+    root, version = parent
+    path = root / instance_id
+    limit = str(int(limit_mb * 1024 * 1024))
+    try:
+        path.mkdir()
+        if version == 1:
+            (path / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                (path / "memory.memsw.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):
+                (path / "memory.swappiness").write_text("0")
+        else:
+            (path / "memory.max").write_text(limit)
+            with contextlib.suppress(OSError):
+                (path / "memory.swap.max").write_text("0")
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+        return MemoryCap(limit_mb, None)
+    return MemoryCap(limit_mb, path, version)
+
+
+def remove_cgroup_parent(parent: tuple[Path, int] | None) -> None:
+    """Remove the run's cgroup directory and any instance cgroups left in it."""
+    if parent is None:
+        return
+    root = parent[0]
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            if child.is_dir():
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+        root.rmdir()

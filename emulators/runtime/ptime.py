@@ -1,0 +1,63 @@
+"""Platform time of one phase (init or an invocation), computed the same way in the instance and outside.
+
+Platform time = real time outside emulated waits, with CPU-bound time stretched by the profile's CPU factor
+(Lambda at 128 MB: 13.8x) + the platform length of the emulated waits the harness injected. The instance
+uses it for ``ctx.remaining_time_ms()``; the control process mirrors it from wait notifications and the
+process's CPU counters to enforce time limits from outside the agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+__all__ = ["PlatformTimer"]
+
+
+class PlatformTimer:
+    """Accumulates real, CPU-stretched and emulated-wait time since ``start``."""
+
+    __slots__ = ("_cpu", "_wall", "cpu_factor", "start_cpu", "start_wall", "time_scale", "wait_began",
+                 "wait_platform", "wait_wall")
+
+    def __init__(self, *, cpu_factor: float, time_scale: float, cpu: Callable[[], float],
+                 wall: Callable[[], float] = time.monotonic) -> None:
+        self.cpu_factor = cpu_factor
+        self.time_scale = time_scale
+        self._cpu = cpu
+        self._wall = wall
+        self.start_wall = wall()
+        self.start_cpu = cpu()
+        self.wait_wall = 0.0  # wall seconds spent in completed emulated waits
+        self.wait_platform = 0.0  # their platform length
+        self.wait_began: float | None = None
+
+    def begin_wait(self) -> None:
+        """An emulated wait starts now."""
+        self.wait_began = self._wall()
+
+    def end_wait(self, platform_s: float) -> None:
+        """The current emulated wait ended; it stands for ``platform_s`` platform seconds."""
+        if self.wait_began is None:
+            return
+        self.wait_wall += self._wall() - self.wait_began
+        self.wait_platform += platform_s
+        self.wait_began = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether an emulated wait is in progress."""
+        return self.wait_began is not None
+
+    def elapsed(self, cpu_now: float | None = None) -> float:
+        """Platform seconds since start (an in-progress wait counts at its scaled rate)."""
+        now = self._wall()
+        cpu = self._cpu() if cpu_now is None else cpu_now
+        current = now - self.wait_began if self.wait_began is not None else 0.0
+        real = now - self.start_wall - self.wait_wall - current
+        stretched = max(0.0, cpu - self.start_cpu) * (self.cpu_factor - 1.0)
+        return max(0.0, real) + stretched + self.wait_platform + current / self.time_scale
+
+    def wall_elapsed(self) -> float:
+        """Real seconds since start."""
+        return self._wall() - self.start_wall

@@ -1,0 +1,94 @@
+"""The frozen configuration of one deployment, built once and passed down (no process-global state).
+
+Sources, later wins: the pattern's default profile, a named profile or ``.toml`` path, ``[tool.harness]``
+in the project's ``pyproject.toml`` (for the CLI), then keyword overrides / CLI flags.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulators.errors import ConfigError, close_matches_hint
+from emulators.profiles import PATTERNS, Profile, load_profile
+from emulators.runtime.agent import ADAPTERS, AgentRef, resolve_agent
+
+__all__ = ["DeployConfig", "build_config", "project_defaults"]
+
+IMPLEMENTED = ("serverless",)
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Everything one deployment needs, validated."""
+
+    agent: AgentRef
+    pattern: str
+    profile: Profile
+    time_scale: float = 1.0
+    adapter: str = "auto"
+    state: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    keep_logs: bool = False
+    function_name: str | None = None
+
+
+def _check_pattern(pattern: str) -> None:
+    if pattern not in PATTERNS:
+        raise ConfigError(
+            f"unknown pattern {pattern!r}{close_matches_hint(pattern, PATTERNS)}; "
+            f"expected one of: {', '.join(PATTERNS)}"
+        )
+    if pattern not in IMPLEMENTED:
+        raise ConfigError(
+            f"the {pattern} pattern is not implemented yet in this version; available: {', '.join(IMPLEMENTED)}"
+        )
+
+
+def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
+                 profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
+                 adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
+                 keep_logs: bool = False, function_name: str | None = None,
+                 **overrides: Any) -> DeployConfig:
+    """Validate every input and return the frozen config; raises ConfigError naming what is wrong."""
+    _check_pattern(pattern)
+    if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not time_scale > 0:
+        raise ConfigError(
+            f"time_scale must be a positive number (wall seconds per platform second), got {time_scale!r}"
+        )
+    if adapter not in ADAPTERS:
+        raise ConfigError(f"unknown adapter {adapter!r}; expected one of: {', '.join(ADAPTERS)}")
+    prof = load_profile(profile, pattern)
+    if overrides:
+        prof = prof.replace(**overrides)
+    return DeployConfig(
+        agent=resolve_agent(agent), pattern=pattern, profile=prof, time_scale=float(time_scale),
+        adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
+    )
+
+
+def project_defaults(start: Path | None = None) -> dict[str, Any]:
+    """``[tool.harness]`` from the nearest ``pyproject.toml`` at or above ``start`` (cwd), or {}."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        path = d / "pyproject.toml"
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+            table = data.get("tool", {}).get("harness", {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [tool.harness] must be a table")
+            known = {"time_scale", "patterns", "profile", "state", "requests", "concurrency"}
+            for key in table:
+                if key not in known:
+                    raise ConfigError(
+                        f"{path}: unknown key {key!r} in [tool.harness]{close_matches_hint(key, known)}; "
+                        f"expected: {', '.join(sorted(known))}"
+                    )
+            return dict(table)
+    return {}
