@@ -1,0 +1,164 @@
+"""``harness`` commands. Errors in input exit 2 with the message; Ctrl-C stops cleanly and exits 130."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from emulators.errors import HarnessError
+from emulators.profiles import PATTERNS, list_profiles, load_profile
+
+from ..config import IMPLEMENTED, project_defaults
+from .run import RunOptions, run_patterns
+
+__all__ = ["main"]
+
+
+class _InputError(click.ClickException):
+    """Bad input (agent, profile, field): exit 2 like a usage error, with the message alone."""
+
+    exit_code = 2
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML syntax (numbers, booleans, strings, inline tables), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE, e.g. --set timeout_s=10", param_hint="--set")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _parse_patterns(text: str) -> list[str]:
+    names = list(IMPLEMENTED) if text == "all" else [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if name not in PATTERNS:
+            raise click.BadParameter(
+                f"unknown pattern {name!r}; expected one of: {', '.join(PATTERNS)} (or 'all')",
+                param_hint="--patterns")
+    return names
+
+
+def _parse_profiles(items: tuple[str, ...], patterns: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        pattern, sep, name = item.partition("=")
+        if sep:
+            out[pattern.strip()] = name.strip()
+        else:
+            for p in patterns:
+                out[p] = item
+    return out
+
+
+def _parse_task(task: str | None, task_file: Path | None) -> Any:
+    if task is not None and task_file is not None:
+        raise click.UsageError("give --task or --task-file, not both")
+    text = task_file.read_text() if task_file is not None else task
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"the task is not valid JSON: {exc}", param_hint="--task") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="agent-deploy-harness")
+def cli() -> None:
+    """Run one AI agent under production deployment patterns and compare failures, latency and cost."""
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--patterns", default=None, help="Comma-separated patterns, or 'all'. [default: serverless]")
+@click.option("--profile", "profiles", multiple=True, metavar="[PATTERN=]NAME",
+              help="Profile name or .toml path, for all patterns or one (repeatable).")
+@click.option("--requests", "-n", type=click.IntRange(min=1), default=None, help="Calls per pattern. [default: 20]")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None, help="Calls in flight. [default: 1]")
+@click.option("--time-scale", type=float, default=None, help="Wall seconds per platform second. [default: 0.01]")
+@click.option("--task", default=None, help="The task as JSON. [default: {}]")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read the task JSON from a file.")
+@click.option("--session", type=click.Choice(["none", "shared", "per-call"]), default="none",
+              help="Session ids: none, one shared session, or a new one per call.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a profile field (repeatable).")
+@click.option("--adapter", type=click.Choice(["auto", "agent", "lambda"]), default="auto",
+              help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summaries and every record as JSON to this file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
+        concurrency: int | None, time_scale: float | None, task: str | None, task_file: Path | None,
+        session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, quiet: bool) -> None:
+    """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
+    defaults = project_defaults()
+    chosen = _parse_patterns(patterns or ",".join(defaults.get("patterns", ["serverless"])))
+    prof_defaults = defaults.get("profile", {})
+    profile_map = {**(prof_defaults if isinstance(prof_defaults, dict) else {}), **_parse_profiles(profiles, chosen)}
+    opts = RunOptions(
+        agent=agent,
+        patterns=chosen,
+        profiles=profile_map,
+        requests=requests or int(defaults.get("requests", 20)),
+        concurrency=concurrency or int(defaults.get("concurrency", 1)),
+        time_scale=time_scale if time_scale is not None else float(defaults.get("time_scale", 0.01)),
+        task=_parse_task(task, task_file),
+        session=session,
+        overrides=_parse_sets(sets),
+        adapter=adapter,
+        state=defaults.get("state"),
+        json_path=json_path,
+        quiet=quiet,
+    )
+    console = Console(stderr=False)
+    try:
+        asyncio.run(run_patterns(opts, console))
+    except HarnessError as exc:
+        raise _InputError(str(exc)) from None
+
+
+@cli.command()
+def profiles() -> None:
+    """List the shipped profiles and their main limits."""
+    t = Table(title="Shipped profiles", title_justify="left")
+    for col in ("name", "pattern", "timeout s", "memory MB", "max concurrency", "cold start ms (mean)"):
+        t.add_column(col)
+    for name in list_profiles():
+        p = load_profile(name, pattern=_pattern_of(name))
+        t.add_row(name, p.pattern, f"{p.timeout_s:g}", f"{p.memory_mb:g}", str(p.max_concurrency),
+                  f"{p.cold_start_overhead_ms.mean():.0f}")
+    Console().print(t)
+
+
+def _pattern_of(name: str) -> str:
+    from emulators.profiles import _HERE
+
+    data = tomllib.loads((_HERE / f"{name}.toml").read_text())
+    return str(data.get("pattern", "serverless"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="harness", standalone_mode=True)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every instance was stopped", file=sys.stderr)
+        sys.exit(130)

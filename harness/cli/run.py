@@ -1,0 +1,107 @@
+"""``harness run``: drive N calls with C in flight through each pattern, show progress, then summarize."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from emulators.records import Record, Summary
+
+from ..api import AsyncDeployment, adeploy
+from ..reports import build_report
+from ..reports.terminal import failures_table, summary_table
+
+__all__ = ["RunOptions", "run_patterns"]
+
+
+@dataclass
+class RunOptions:
+    """What ``harness run`` was asked to do."""
+
+    agent: str
+    patterns: Sequence[str]
+    requests: int = 20
+    concurrency: int = 1
+    time_scale: float = 0.01
+    task: Any = field(default_factory=dict)
+    session: str = "none"
+    profiles: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    adapter: str = "auto"
+    state: str | None = None
+    json_path: Path | None = None
+    quiet: bool = False
+
+
+def _session(mode: str, shared: str) -> str | None:
+    if mode == "shared":
+        return shared
+    if mode == "per-call":
+        return uuid.uuid4().hex
+    return None
+
+
+async def _drive(d: AsyncDeployment, opts: RunOptions, progress: Progress | None, bar: Any) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(opts.requests):
+        queue.put_nowait(i)
+    shared = uuid.uuid4().hex
+    counts = {"ok": 0, "failed": 0}
+
+    async def worker() -> None:
+        while True:
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            r = await d.invoke(opts.task, _session(opts.session, shared))
+            counts["ok" if r.ok else "failed"] += 1
+            if progress is not None:
+                progress.update(bar, advance=1, status=f"ok {counts['ok']}  failed {counts['failed']}")
+
+    await asyncio.gather(*(worker() for _ in range(min(opts.concurrency, opts.requests))))
+
+
+async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
+    """Run every pattern in turn; print the summary table; write JSON if asked."""
+    deployments: list[AsyncDeployment] = [
+        adeploy(opts.agent, pattern, opts.profiles.get(pattern), opts.time_scale, adapter=opts.adapter,
+                state=opts.state, **opts.overrides)
+        for pattern in opts.patterns
+    ]
+    runs: list[tuple[Summary, list[Record], dict[str, Any]]] = []
+    progress = None if opts.quiet else Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), console=console, transient=False)
+    try:
+        if progress is not None:
+            progress.start()
+        for d in deployments:
+            async with d:
+                bar = None
+                if progress is not None:
+                    bar = progress.add_task(f"{d.pattern} ({d.profile.name})", total=opts.requests, status="")
+                await _drive(d, opts, progress, bar)
+                runs.append((d.summary(), d.records(), d.profile.to_json()))
+    finally:
+        if progress is not None:
+            progress.stop()
+        for d in deployments:
+            await asyncio.shield(d.aclose())
+    summaries = [s for s, _, _ in runs]
+    console.print(summary_table(summaries))
+    failures = failures_table([r for _, records, _ in runs for r in records])
+    if failures is not None:
+        console.print(failures)
+    if opts.json_path is not None:
+        opts.json_path.write_text(json.dumps(build_report(runs), indent=1))
+        console.print(f"records written to {opts.json_path}")
+    return summaries
