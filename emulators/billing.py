@@ -19,7 +19,7 @@ __all__ = ["billed_ms", "invocation_cost", "provisioned_cost"]
 def billed_ms(duration_ms: float, profile: Profile) -> float:
     """The duration the platform bills: rounded up to the profile's granularity."""
     g = profile.billing_granularity_ms
-    # A hair of tolerance so 100.0000001 ms does not bill as 101 ms through float noise.
+    # A hair of tolerance so float noise ((0.1 + 0.2) * 1000 = 300.00000000000006) does not bill an extra unit.
     return max(g, math.ceil(duration_ms / g - 1e-9) * g)
 
 

@@ -72,6 +72,8 @@ def parse_distribution(value: Any, where: str) -> Distribution:
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a number or a distribution table, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
         if value < 0:
             raise ConfigError(f"{where}: must not be negative, got {value!r}")
         return Distribution("constant", (("value", float(value)),))
@@ -81,7 +83,7 @@ def parse_distribution(value: Any, where: str) -> Distribution:
             f"got {value!r}"
         )
     kind = value.get("dist")
-    if kind not in _PARAMS:
+    if not isinstance(kind, str) or kind not in _PARAMS:
         raise ConfigError(f"{where}: unknown dist {kind!r}; expected one of: {', '.join(_PARAMS)}")
     expected = _PARAMS[kind]
     extra = sorted(set(value) - {"dist", *expected})
@@ -95,7 +97,7 @@ def parse_distribution(value: Any, where: str) -> Distribution:
     params: list[tuple[str, float]] = []
     for k in expected:
         v = value[k]
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise ConfigError(f"{where}: {k} must be a non-negative number, got {v!r}")
         params.append((k, float(v)))
     if kind == "uniform" and params[0][1] > params[1][1]:

@@ -167,7 +167,7 @@ class Serverless:
             inst.last_used = time.monotonic()
 
     def _expired(self, inst: Instance, now: float) -> bool:
-        return (not inst.provisioned and inst.inflight == 0
+        return (inst.ready and not inst.provisioned and inst.inflight == 0
                 and now - inst.last_used >= self.clock.to_wall(self.profile.idle_expiry_s))
 
     def _acquire(self) -> Instance | None:
@@ -196,7 +196,9 @@ class Serverless:
             await asyncio.sleep(period)
             now = time.monotonic()
             for inst in [i for i in self.pool.instances if i.alive and self._expired(i, now)]:
-                await self.pool.retire(inst)
+                # Re-check: an earlier retire() awaited, and this instance may have taken a call since.
+                if self._expired(inst, time.monotonic()):
+                    await self.pool.retire(inst)
 
     async def _warmup_loop(self) -> None:
         """Send ``warmup_concurrency`` concurrent pings every ``warmup_interval_s`` platform seconds."""

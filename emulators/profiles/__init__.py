@@ -8,6 +8,7 @@ fields, wrong types and out-of-range values are a ``ConfigError`` naming the fil
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -127,6 +128,8 @@ def _check_value(name: str, value: Any, where: str) -> Any:
         value = int(value)
     else:
         value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: field {name!r} must be a finite number, got {value!r}")
     if value < 0 or (name in _POSITIVE and value == 0):
         kind = "positive" if name in _POSITIVE else "zero or more"
         raise ConfigError(f"{where}: field {name!r} must be {kind}, got {value!r}")

@@ -106,8 +106,8 @@ def _check_source(path: Path, attr: str, spec: str) -> None:
             for alias in node.names:
                 if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == head:
                     return  # bound by an import: only a real import can tell what it is
-        elif isinstance(node, ast.If | ast.Try | ast.With):
-            return  # conditional definitions: leave it to the real import
+        elif isinstance(node, ast.If | ast.Try | ast.With) and _may_bind(node, head):
+            return  # a conditional definition: only the real import can tell
     if bound is None:
         names = sorted(
             n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
@@ -120,6 +120,20 @@ def _check_source(path: Path, attr: str, spec: str) -> None:
             f"agent {spec!r}: {head!r} in {str(path)!r} is bound to a {type(value).__name__.lower()} "
             f"literal, not a callable; point the spec at a function"
         )
+
+
+def _may_bind(block: ast.AST, name: str) -> bool:
+    """Whether a compound statement could bind ``name`` (a def, an assignment or an import in it)."""
+    for node in ast.walk(block):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name:
+                    return True
+    return False
 
 
 def _ref_from_callable(fn: Callable[..., Any]) -> AgentRef:

@@ -103,6 +103,7 @@ class Instance:
         msg = await self._watch("init", phase)
         if msg.get("op") == "ready":
             self.ready = self.alive
+            self.last_used = time.monotonic()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"])
         if msg.get("op") == "init_error":
             await self.kill()

@@ -26,7 +26,7 @@ import socket
 import sys
 from typing import Any
 
-from . import child
+from . import child, limits
 
 __all__ = ["main", "set_pdeathsig"]
 
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     parent = os.environ.get("HARNESS_CGROUP_PARENT")
     if parent:
         with contextlib.suppress(OSError):
-            child.limits.join_cgroup(parent)
+            limits.join_cgroup(parent)
     # Ctrl-C goes to the whole foreground process group; the control process decides what to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctrl = socket.socket(fileno=fd)

@@ -133,13 +133,18 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
         asyncio.run(run_patterns(opts, console))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        # asyncio.run has already cancelled the run, and each deployment's close reaped its processes.
+        click.echo("\ninterrupted: every instance was stopped", err=True)
+        sys.exit(130)
 
 
 @cli.command()
 def profiles() -> None:
     """List the shipped profiles and their main limits."""
     t = Table(title="Shipped profiles", title_justify="left")
-    for col in ("name", "pattern", "timeout s", "memory MB", "max concurrency", "cold start ms (mean)"):
+    t.add_column("name", no_wrap=True)
+    for col in ("pattern", "timeout s", "memory MB", "max concurrency", "cold start ms (mean)"):
         t.add_column(col)
     for name in list_profiles():
         p = load_profile(name, pattern=_pattern_of(name))
@@ -157,8 +162,4 @@ def _pattern_of(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=True)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every instance was stopped", file=sys.stderr)
-        sys.exit(130)
+    cli.main(args=argv, prog_name="harness", standalone_mode=True)

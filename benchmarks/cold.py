@@ -1,0 +1,118 @@
+"""Figure 2: the harness's share of a cold start.
+
+One deployment with ``cold_start_overhead_ms=0`` (no injected platform overhead), ``time_scale=0.001``
+and ``idle_expiry_s=100`` (100 ms of wall time): after a 150 ms pause the instance is expired (and recycled
+by the idle sweeper), so every call cold-starts a new one. The first cold call (the deployment's first fork)
+is a warm-up and not counted; a call that was not a cold ``ok`` is dropped and counted.
+
+Why not a tinier expiry: the idle sweeper also retires an instance that is still in its init phase once
+the expiry has passed since it was created (``Serverless._expired`` does not check ``Instance.ready``), so
+with ``idle_expiry_s=0.001`` most cold calls end as ``init_error`` ("killed by SIGKILL"), and even 20 ms
+still lost about one call in seven here (a start with a cgroup takes 16-27 ms). 100 ms of wall time is well
+beyond a start, so the sweeper does not reach a starting instance.
+
+``cold_samples(n, no_cgroup=True)`` runs the same with ``HARNESS_NO_CGROUP=1`` (memory cap by the RSS
+poller): the difference to the default run is what the per-instance memory cgroup costs a cold start.
+
+For each counted call:
+- ``wall_ms``: ``perf_counter`` around ``d.invoke`` (the latency as the caller sees it);
+- ``harness_share_ms`` = ``wall_ms`` - the agent's own import time (measured in a fresh interpreter, see
+  ``floors.agent_import_ms``) - the injected platform overhead in wall time (0 here);
+- ``record_overhead_ms`` = ``Record.latency_ms - Record.init_ms - Record.duration_ms``: the harness's real
+  overhead outside the instance's init and invocation phases, as the record itself reports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import harness
+
+from . import ECHO_SPEC
+
+__all__ = ["COLD_KW", "ColdResult", "cold_samples"]
+
+OVERHEAD_MS = 0.0  # the constant platform overhead injected per cold start (platform ms)
+TIME_SCALE = 0.001
+IDLE_EXPIRY_WALL_S = 0.1  # well beyond a start, so the sweeper never kills a starting instance
+COLD_KW: dict[str, Any] = {"time_scale": TIME_SCALE, "memory_mb": 1769,
+                           "idle_expiry_s": IDLE_EXPIRY_WALL_S / TIME_SCALE,
+                           "cold_start_overhead_ms": OVERHEAD_MS}
+PAUSE_S = 0.15  # wall pause between calls: the expiry, a sweeper period (25 ms) and the retire
+
+
+@dataclass
+class ColdResult:
+    """Per-call figures of the counted cold calls, and how many calls were dropped."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    init_ms: list[float] = field(default_factory=list)
+    duration_ms: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    record_overhead_ms: list[float] = field(default_factory=list)
+    dropped: int = 0
+    overhead_wall_ms: float = OVERHEAD_MS * TIME_SCALE
+    memory_enforcement: str = ""
+
+    def harness_share_ms(self, agent_import_ms: float) -> list[float]:
+        """Caller-seen wall latency minus the agent's import and the injected overhead, per call."""
+        return [w - agent_import_ms - self.overhead_wall_ms for w in self.wall_ms]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form: every sample."""
+        return {
+            "wall_ms": self.wall_ms, "record_init_ms": self.init_ms, "record_duration_ms": self.duration_ms,
+            "record_latency_ms": self.latency_ms, "record_overhead_ms": self.record_overhead_ms,
+            "dropped_not_cold_ok": self.dropped, "memory_enforcement": self.memory_enforcement,
+            "injected_overhead_wall_ms": self.overhead_wall_ms,
+            "deploy": COLD_KW, "pause_s": PAUSE_S,
+        }
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str | None) -> Iterator[None]:
+    """Set (or leave alone, for None) one environment variable for the block."""
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if value is not None:
+            if old is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = old
+
+
+def cold_samples(n: int, no_cgroup: bool = False) -> ColdResult:
+    """Collect ``n`` cold calls (giving up after ``3 n`` attempts); ``no_cgroup`` forces the RSS poller."""
+    out = ColdResult()
+    pc = time.perf_counter_ns
+    with _env("HARNESS_NO_CGROUP", "1" if no_cgroup else None):
+        d = harness.deploy(ECHO_SPEC, **COLD_KW)  # the pool decides on cgroups when it is made
+    with d:
+        out.memory_enforcement = d._async._emulator.pool.memory_enforcement  # type: ignore[attr-defined]
+        time.sleep(PAUSE_S)
+        d.invoke({})  # warm-up: the deployment's first cold start is not counted
+        attempts = 0
+        while len(out.wall_ms) < n and attempts < 3 * n:
+            attempts += 1
+            time.sleep(PAUSE_S)
+            t0 = pc()
+            r = d.invoke({})
+            wall = (pc() - t0) / 1e6
+            if not (r.ok and r.cold_start):
+                out.dropped += 1
+                continue
+            out.wall_ms.append(wall)
+            out.init_ms.append(r.init_ms)
+            out.duration_ms.append(r.duration_ms)
+            out.latency_ms.append(r.latency_ms)
+            out.record_overhead_ms.append(r.latency_ms - r.init_ms - r.duration_ms)
+    return out

@@ -1,0 +1,134 @@
+"""Fixtures shared by every test tier: finding (and reaping) the harness's processes left by a test.
+
+Every process a deployment starts (the zygote and the instances forked from it) runs
+``python -m emulators.runtime.zygote FD RUN_ID``, so it is found by its command line. To tell this pytest
+session's processes from those of another session running on the same machine, the session puts a marker
+in its environment, which the zygote inherits and the instances inherit from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psutil
+import pytest
+
+ZYGOTE_MODULE = "emulators.runtime.zygote"
+SESSION_MARKER = "ADH_TEST_SESSION"  # not HARNESS_*: that namespace belongs to the harness itself
+LEFTOVER_GRACE_S = 2.0
+
+os.environ.setdefault(SESSION_MARKER, uuid.uuid4().hex)
+_SESSION = os.environ[SESSION_MARKER]
+
+
+@dataclass(frozen=True)
+class HarnessProcess:
+    """One live process of the harness runtime: the zygote or an instance forked from it."""
+
+    pid: int
+    ppid: int
+    run_id: str
+    cmdline: tuple[str, ...]
+
+
+def harness_processes(run_id: str | None = None, *, this_session: bool = True) -> list[HarnessProcess]:
+    """Live (non-zombie) processes whose command line runs the zygote module, optionally of one run."""
+    found: list[HarnessProcess] = []
+    for p in psutil.process_iter(["pid", "ppid", "cmdline", "status"]):
+        try:
+            cmdline = tuple(p.info["cmdline"] or ())
+            if p.info["status"] == psutil.STATUS_ZOMBIE or not any(ZYGOTE_MODULE in c for c in cmdline):
+                continue
+            if run_id is not None and run_id not in cmdline:
+                continue
+            if this_session and p.environ().get(SESSION_MARKER) != _SESSION:
+                continue
+        except psutil.Error:
+            continue  # it ended while we looked
+        found.append(HarnessProcess(p.info["pid"], p.info["ppid"], cmdline[-1] if cmdline else "", cmdline))
+    return found
+
+
+def wait_until_gone(pids: Callable[[], list[HarnessProcess]],
+                    grace_s: float = LEFTOVER_GRACE_S) -> list[HarnessProcess]:
+    """Poll ``pids()`` until it is empty or ``grace_s`` wall seconds passed; return what is left."""
+    deadline = time.monotonic() + grace_s
+    left = pids()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = pids()
+    return left
+
+
+def own_zygotes() -> list[HarnessProcess]:
+    """Zygotes started by this test process (they are its direct children)."""
+    me = os.getpid()
+    return [p for p in harness_processes() if p.ppid == me]
+
+
+class ProcessProbe:
+    """What a test can ask about the harness's processes (handed out by the ``harness_procs`` fixture)."""
+
+    def of_run(self, run_id: str) -> list[HarnessProcess]:
+        """Every live process carrying ``run_id`` on its command line, from any session."""
+        return harness_processes(run_id, this_session=False)
+
+    def own_zygote_pids(self) -> set[int]:
+        """Pids of the zygotes this test process has running now."""
+        return {p.pid for p in own_zygotes()}
+
+    def new_zygote(self, before: set[int]) -> HarnessProcess:
+        """The single zygote this process started since the snapshot ``before`` (from ``own_zygote_pids``)."""
+        fresh = [p for p in own_zygotes() if p.pid not in before]
+        assert len(fresh) == 1, f"expected exactly one new zygote, found {fresh}"
+        return fresh[0]
+
+    def instances(self, zygote: HarnessProcess) -> list[int]:
+        """Pids of the live instance processes forked by ``zygote``."""
+        try:
+            kids = psutil.Process(zygote.pid).children()
+        except psutil.Error:
+            return []
+        out = []
+        for k in kids:
+            try:
+                if k.status() != psutil.STATUS_ZOMBIE:
+                    out.append(k.pid)
+            except psutil.Error:
+                pass
+        return out
+
+    def wait_run_gone(self, run_id: str, grace_s: float = LEFTOVER_GRACE_S) -> list[HarnessProcess]:
+        """Wait up to ``grace_s`` for every process of ``run_id`` to end; return those still running."""
+        return wait_until_gone(lambda: self.of_run(run_id), grace_s)
+
+
+@pytest.fixture
+def harness_procs() -> ProcessProbe:
+    """A probe for the harness processes (zygote and instances) of this test process."""
+    return ProcessProbe()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Integration tests must leave no process of the harness behind; a leftover fails the test."""
+    if request.node.get_closest_marker("integration") is None:
+        yield
+        return
+    before = {p.pid for p in harness_processes()}
+    yield
+    left = wait_until_gone(lambda: [p for p in harness_processes() if p.pid not in before])
+    if left:
+        for p in left:  # reap them, by pid, so one leak does not cascade into the next tests
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(p.pid).kill()
+        pytest.fail(
+            f"{len(left)} harness process(es) still running {LEFTOVER_GRACE_S:g} s after the test: "
+            + "; ".join(f"pid {p.pid} (ppid {p.ppid}, run {p.run_id})" for p in left),
+            pytrace=False,
+        )

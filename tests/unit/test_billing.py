@@ -1,0 +1,107 @@
+"""Billing: duration rounding and the per-platform cost formulas, checked against platform-facts prices."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.billing import billed_ms, invocation_cost, provisioned_cost
+from emulators.profiles import Profile, load_profile
+from emulators.records import Cost
+
+MS1 = Profile(billing_granularity_ms=1)
+MS100 = Profile(billing_granularity_ms=100)
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"), [(0.2, 1), (1.0, 1), (1.2, 2), (250.0, 250), (250.01, 251)]
+)
+def test_billed_ms_one_ms_granularity(duration: float, expected: float) -> None:
+    """At 1 ms granularity a duration is rounded up to the next whole millisecond."""
+    assert billed_ms(duration, MS1) == expected
+
+
+@pytest.mark.parametrize(("duration", "expected"), [(1, 100), (99.9, 100), (100, 100), (101, 200), (250, 300)])
+def test_billed_ms_hundred_ms_granularity(duration: float, expected: float) -> None:
+    """At 100 ms granularity 101 ms bills as 200 and exactly 100 ms as 100."""
+    assert billed_ms(duration, MS100) == expected
+
+
+@pytest.mark.parametrize("profile", [MS1, MS100], ids=["1ms", "100ms"])
+def test_billed_ms_minimum_is_one_unit(profile: Profile) -> None:
+    """Even a zero-length invocation bills one granularity unit."""
+    assert billed_ms(0.0, profile) == profile.billing_granularity_ms
+
+
+def test_billed_ms_ignores_float_noise() -> None:
+    """A duration a float rounding error above a boundary (0.1+0.2 s in ms) is not billed an extra unit."""
+    noisy = (0.1 + 0.2) * 1000  # 300.00000000000006
+    assert noisy > 300
+    assert billed_ms(noisy, MS100) == 300
+    assert billed_ms(noisy, MS1) == 300
+
+
+def test_gcp_profile_rounds_to_100_ms() -> None:
+    """The shipped Cloud Run functions profile bills in 100 ms units."""
+    assert billed_ms(101, load_profile("gcp-cloud-run-functions")) == 200
+
+
+def test_aws_lambda_invocation_cost() -> None:
+    """Lambda at 512 MB for 1000 ms costs 0.5 GB-s x $0.0000166667 plus $0.20 per million requests."""
+    p = load_profile("aws-lambda").replace(memory_mb=512)
+    cost = invocation_cost(1000, cpu_ms=300, profile=p)
+    assert isinstance(cost, Cost)
+    assert cost.compute_usd == pytest.approx(0.5 * 0.0000166667)
+    assert cost.requests_usd == pytest.approx(0.2 / 1e6)
+    assert cost.llm_usd == 0.0
+    assert cost.total_usd == pytest.approx(0.5 * 0.0000166667 + 0.2 / 1e6)
+
+
+def test_aws_lambda_cost_ignores_cpu_time() -> None:
+    """Lambda bills duration, not CPU: the same billed time costs the same whatever CPU it used."""
+    p = load_profile("aws-lambda")
+    assert invocation_cost(1000, 0, p) == invocation_cost(1000, 1000, p)
+
+
+def test_vercel_invocation_cost() -> None:
+    """Vercel bills active CPU hours, provisioned memory GB-hours and $0.60 per million invocations."""
+    p = load_profile("vercel-functions")  # 2048 MB
+    cost = invocation_cost(1000, cpu_ms=500, profile=p)
+    expected_compute = 0.5 / 3600 * 0.128 + 1.0 / 3600 * 2.0 * 0.0106
+    assert cost.compute_usd == pytest.approx(expected_compute)
+    assert cost.requests_usd == pytest.approx(0.6 / 1e6)
+
+
+def test_gcp_invocation_cost() -> None:
+    """Cloud Run functions bills vCPU-seconds plus GiB-seconds plus $0.40 per million requests."""
+    p = load_profile("gcp-cloud-run-functions")  # 1 vCPU, 512 MB
+    cost = invocation_cost(billed_ms(150, p), cpu_ms=10, profile=p)  # billed 200 ms
+    assert cost.compute_usd == pytest.approx(0.2 * 1 * 0.000024 + 0.2 * 0.5 * 0.0000025)
+    assert cost.requests_usd == pytest.approx(0.4 / 1e6)
+
+
+def test_netlify_is_free_in_the_model() -> None:
+    """Netlify has no prices in platform-facts, so an invocation costs $0."""
+    assert invocation_cost(1000, 1000, load_profile("netlify-functions")).total_usd == 0.0
+
+
+def test_provisioned_cost_rounds_up_to_five_minutes() -> None:
+    """Provisioned capacity bills whole 300 s blocks: 1 s bills as 300 s and 301 s as 600 s."""
+    p = load_profile("aws-lambda")  # 128 MB, $0.0000041667/GB-s
+    per_block = 300 * 0.125 * 0.0000041667
+    assert provisioned_cost(1, 1, p) == pytest.approx(per_block)
+    assert provisioned_cost(1, 300, p) == pytest.approx(per_block)
+    assert provisioned_cost(1, 301, p) == pytest.approx(2 * per_block)
+    assert provisioned_cost(3, 1, p) == pytest.approx(3 * per_block)
+
+
+def test_provisioned_cost_zero_for_nothing() -> None:
+    """No instances or no lifetime costs nothing."""
+    p = load_profile("aws-lambda")
+    assert provisioned_cost(0, 1000, p) == 0.0
+    assert provisioned_cost(2, 0, p) == 0.0
+
+
+def test_provisioned_cost_without_granularity_is_exact() -> None:
+    """A profile with no provisioned granularity bills the exact lifetime."""
+    p = Profile(memory_mb=1024, provisioned_price_gb_s_usd=1.0)
+    assert provisioned_cost(1, 12.5, p) == pytest.approx(12.5)

@@ -1,0 +1,100 @@
+"""Wire framing: length-prefixed JSON frames, the raw splice, and socket receive edge cases."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from emulators.runtime.wire import HEADER, MAX_FRAME, decode, encode, recv_frame, send_frame
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    with a, b:
+        yield a, b
+
+
+def body(frame: bytes) -> bytes:
+    (length,) = HEADER.unpack(frame[: HEADER.size])
+    assert length == len(frame) - HEADER.size
+    return frame[HEADER.size:]
+
+
+def test_encode_decode_round_trip() -> None:
+    """A message survives encode then decode, with a 4-byte big-endian length prefix."""
+    msg = {"op": "invoke", "task": {"q": "hi", "n": [1, 2.5, None, True]}, "é": "ü"}
+    frame = encode(msg)
+    assert frame[:4] == len(frame[4:]).to_bytes(4, "big")
+    assert decode(body(frame)) == msg
+
+
+def test_raw_splice() -> None:
+    """A pre-encoded value is spliced in under its key, first, without re-encoding."""
+    frame = encode({"a": 1}, raw=("output", b"[1,2]"))
+    assert body(frame) == b'{"output":[1,2],"a":1}'
+    assert decode(body(frame)) == {"output": [1, 2], "a": 1}
+
+
+def test_raw_splice_with_empty_message() -> None:
+    """The raw splice works when the rest of the message is empty."""
+    frame = encode({}, raw=("output", b'{"x":"y"}'))
+    assert decode(body(frame)) == {"output": {"x": "y"}}
+
+
+def test_raw_splice_key_is_escaped() -> None:
+    """A raw key needing JSON escapes is encoded correctly."""
+    assert decode(body(encode({}, raw=('a"b', b"1")))) == {'a"b': 1}
+
+
+def test_decode_rejects_non_objects() -> None:
+    """A frame whose JSON is not an object is a ValueError."""
+    with pytest.raises(ValueError, match="not a JSON object"):
+        decode(b"[1,2]")
+
+
+def test_send_and_recv_frame(pair: tuple[socket.socket, socket.socket]) -> None:
+    """send_frame then recv_frame over a socket pair returns the message, in order, frame by frame."""
+    a, b = pair
+    send_frame(a, {"n": 1})
+    send_frame(a, {"n": 2}, raw=("output", b'"x"'))
+    assert recv_frame(b) == {"n": 1}
+    assert recv_frame(b) == {"output": "x", "n": 2}
+
+
+def test_recv_large_frame_in_many_chunks(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A frame larger than the socket buffer is reassembled from many reads."""
+    a, b = pair
+    msg = {"blob": "x" * (3 * 1024 * 1024)}
+    sender = threading.Thread(target=send_frame, args=(a, msg))
+    sender.start()
+    try:
+        assert recv_frame(b) == msg
+    finally:
+        sender.join(timeout=10)
+
+
+def test_frame_over_limit_is_rejected(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A header announcing more than MAX_FRAME bytes is a ValueError, before any body is read."""
+    a, b = pair
+    a.sendall(HEADER.pack(MAX_FRAME + 1))
+    with pytest.raises(ValueError, match="exceeds"):
+        recv_frame(b)
+
+
+def test_eof_returns_none(pair: tuple[socket.socket, socket.socket]) -> None:
+    """recv_frame returns None when the peer has closed the channel."""
+    a, b = pair
+    a.close()
+    assert recv_frame(b) is None
+
+
+def test_eof_mid_frame_returns_none(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A peer that closes in the middle of a frame yields None, not a partial message."""
+    a, b = pair
+    a.sendall(encode({"a": 1})[:-2])
+    a.close()
+    assert recv_frame(b) is None
