@@ -1,14 +1,13 @@
 """``harness.deploy`` / ``harness.adeploy``: one agent under one pattern, as a context manager.
 
 The engine is asyncio (``AsyncDeployment``); ``Deployment`` is a thin sync facade that forwards every call
-through an anyio blocking portal running the engine's loop in a background thread: one implementation,
-never two hand-copied twins. Both always reap every process they started, on exceptions and Ctrl-C too.
+to the engine's loop running in a background thread (``_loop.LoopThread``): one implementation, never two
+hand-copied twins. Both always reap every process they started, on exceptions and Ctrl-C too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from emulators.clock import Clock
 from emulators.errors import ConfigError, DeploymentClosedError
@@ -28,6 +25,7 @@ from emulators.records import Record, Result, Summary
 from emulators.serverless import Serverless
 from emulators.state import open_state_store
 
+from ._loop import LoopThread
 from .config import DeployConfig, build_config
 
 __all__ = ["AsyncDeployment", "Deployment", "TaskStatus", "adeploy", "deploy"]
@@ -191,28 +189,27 @@ class Deployment:
     """The sync facade: every method runs the AsyncDeployment's coroutine on a background event loop."""
 
     def __init__(self, cfg: DeployConfig) -> None:
-        self._portal_cm = start_blocking_portal(backend="asyncio")
-        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        self._engine = LoopThread()
         self._closed = False
         try:
-            self._async = self._portal.call(self._make, cfg)
-            self._portal.call(self._async.start)
+            self._async = self._engine.call(self._make, cfg)
+            self._engine.call(self._async.start)
         except BaseException:
-            self._portal_cm.__exit__(None, None, None)
+            self._engine.stop()
             raise
         # Reap on interpreter exit even if the caller never closes (the context manager is the normal way).
-        self._finalizer = weakref.finalize(self, Deployment._finalize, self._portal_cm, self._async, self._portal)
+        self._finalizer = weakref.finalize(self, Deployment._finalize, self._engine, self._async)
 
     @staticmethod
     async def _make(cfg: DeployConfig) -> AsyncDeployment:
         return AsyncDeployment(cfg)
 
     @staticmethod
-    def _finalize(cm: Any, dep: AsyncDeployment, portal: BlockingPortal) -> None:
-        with contextlib.suppress(BaseException):
-            portal.call(dep.aclose)
-        with contextlib.suppress(BaseException):
-            cm.__exit__(None, None, None)
+    def _finalize(engine: LoopThread, dep: AsyncDeployment) -> None:
+        try:
+            engine.call(dep.aclose)
+        finally:
+            engine.stop()
 
     @property
     def config(self) -> DeployConfig:
@@ -237,7 +234,7 @@ class Deployment:
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
             raise DeploymentClosedError("this deployment is closed; create a new one with harness.deploy()")
-        return self._portal.call(fn, *args)
+        return self._engine.call(fn, *args)
 
     def invoke(self, task: Any, session_id: str | None = None) -> Record:
         """Run the agent on ``task``; never raises for platform failures (see ``Result.outcome``)."""
@@ -259,12 +256,16 @@ class Deployment:
         """Progress events as the agent emits them, then the final Record."""
         if self._closed:
             raise DeploymentClosedError("this deployment is closed; create a new one with harness.deploy()")
-        with self._portal.wrap_async_context_manager(_aiter_cm(self._async.stream(task, session_id))) as it:
+        agen = self._async.stream(task, session_id)
+        try:
             while True:
                 try:
-                    yield self._portal.call(it.__anext__)
+                    yield self._engine.call(agen.__anext__)
                 except StopAsyncIteration:
                     return
+        finally:
+            if not self._engine.loop.is_closed():
+                self._engine.call(agen.aclose)  # type: ignore[attr-defined]
 
     def records(self) -> list[Record]:
         """Every invocation so far, one Record each."""
@@ -291,16 +292,6 @@ class Deployment:
 
 async def _sync_summary(dep: AsyncDeployment) -> Summary:
     return dep.summary()
-
-
-@contextlib.asynccontextmanager
-async def _aiter_cm(agen: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
-    try:
-        yield agen
-    finally:
-        aclose = getattr(agen, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def deploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",

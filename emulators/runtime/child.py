@@ -189,7 +189,14 @@ def serve(sock: socket.socket, cfg: dict[str, Any]) -> None:
     os.environ.update(cfg.get("env") or {})
     if cfg.get("cwd"):
         os.chdir(cfg["cwd"])
-    inst = _Instance(_Channel(sock), cfg)
+    chan = _Channel(sock)
+    # A pre-forked spare: the process exists and sits in its cgroup; the cold start begins at "start".
+    chan.send({"op": "prepared", "pid": os.getpid()})
+    start = recv_frame(sock)
+    if start is None or start.get("op") != "start":
+        return
+    cfg.update(start.get("cfg") or {})
+    inst = _Instance(chan, cfg)
     inst.init()
     try:
         inst.serve()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InstanceStartError
 from . import limits
 from .limits import MemoryCap
 from .ptime import PlatformTimer
@@ -56,7 +57,7 @@ class _Phase:
     timer: PlatformTimer
     limit_s: float | None
     future: asyncio.Future[dict[str, Any]]
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Future[None] | None = None  # wakes the watcher: a frame came or a check is due
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
     sent_at: float = field(default_factory=time.monotonic)
@@ -91,15 +92,24 @@ class Instance:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self, init_timeout_s: float | None) -> StartInfo | InstanceFailure:
-        """Fork the instance and let it import the agent; a failure leaves nothing running."""
-        phase = self._new_phase("init", init_timeout_s, factor=self.cfg["init_cpu_factor"])
+    async def prepare(self) -> None:
+        """Fork the process and let it settle into its cgroup, ready for ``start`` (a pre-forked spare)."""
+        phase = self._new_phase("prepare", None, factor=1.0)
         pid, sock = await self.spawner.spawn(self.id, self.cfg)
         self.pid = pid
         self.alive = True
-        phase.timer = self._mirror_timer(self.cfg["init_cpu_factor"])
         self._reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_FRAME)
         self._pump = asyncio.create_task(self._read_frames(), name=f"instance-{self.id}")
+        msg = await self._watch("prepare", phase)
+        if msg.get("op") != "prepared":
+            raise InstanceStartError(
+                f"instance {self.id} died before it was ready to start: {self._failure_from(msg, phase).error}")
+
+    async def start(self, init_timeout_s: float | None, overhead_ms: float) -> StartInfo | InstanceFailure:
+        """Cold-start a prepared instance: the platform overhead, then the agent's real import."""
+        phase = self._new_phase("init", init_timeout_s, factor=self.cfg["init_cpu_factor"])
+        assert self._writer is not None
+        self._writer.write(encode({"op": "start", "cfg": {"overhead_ms": overhead_ms}}))
         msg = await self._watch("init", phase)
         if msg.get("op") == "ready":
             self.ready = self.alive
@@ -197,10 +207,16 @@ class Instance:
                 if wait is not None and wait <= 0:
                     await self.kill("timeout" if not self._over_memory() else "oom")
                     break
-                changed = asyncio.ensure_future(phase.changed.wait())
-                await asyncio.wait((phase.future, changed), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                changed.cancel()
-                phase.changed.clear()
+                # One future and one timer per wait: this loop runs on every call's warm path.
+                loop = asyncio.get_running_loop()
+                waiter = phase.waiter = loop.create_future()
+                timer = loop.call_later(wait, _wake, waiter) if wait is not None else None
+                try:
+                    await waiter
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                    phase.waiter = None
             return await phase.future
         finally:
             self._phases.pop(key, None)
@@ -237,16 +253,16 @@ class Instance:
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         op = msg["op"]
-        key = "init" if op in ("ready", "init_error") else msg.get("id", "")
+        key = "init" if op in ("ready", "init_error") else "prepare" if op == "prepared" else msg.get("id", "")
         phase = self._phases.get(key)
         if phase is None:
             return
         if op == "wait":
             phase.timer.begin_wait()
-            phase.changed.set()
+            _wake(phase.waiter)
         elif op == "waitend":
             phase.timer.end_wait(msg["s"])
-            phase.changed.set()
+            _wake(phase.waiter)
         elif op == "emit":
             phase.events.append(msg["event"])
             if phase.on_event is not None:
@@ -256,6 +272,7 @@ class Instance:
                 self._on_checkpoint(key, msg["key"], msg["value"])
         elif not phase.future.done():
             phase.future.set_result(msg)
+            _wake(phase.waiter)
 
     async def _ended(self) -> None:
         """The channel closed: learn how the process ended and fail whatever was in flight."""
@@ -280,6 +297,7 @@ class Instance:
         for phase in list(self._phases.values()):
             if not phase.future.done():
                 phase.future.set_result({"op": "died"})
+                _wake(phase.waiter)
         self.cap.remove()
 
     def _failure_from(self, msg: dict[str, Any], phase: _Phase) -> InstanceFailure:
@@ -298,3 +316,8 @@ class Instance:
             error = f"the instance process {death.error}" + (
                 f"\n--- instance log (last lines) ---\n{tail}" if tail else "")
         return InstanceFailure(death.outcome, error, platform_ms, wall_ms)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import select
@@ -85,6 +86,9 @@ def main(argv: list[str]) -> int:
     signal.set_wakeup_fd(wake_w.fileno())
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: set[int] = set()
+    # Objects that exist now move to a permanent generation, so an instance's GC never walks (and so
+    # copy-on-write copies) the zygote's heap: fewer page faults per cold start.
+    gc.freeze()
     try:
         _send(ctrl, {"op": "hello", "pid": os.getpid()})
         while True:

@@ -126,6 +126,10 @@ def test_request_over_the_limit_is_rejected_before_anything_runs(harness_procs: 
     before = harness_procs.own_zygote_pids()
     with harness.deploy(SLEEPER, time_scale=0.01) as d:
         zygote = harness_procs.new_zygote(before)
+        deadline = time.monotonic() + 5  # the pool pre-forks one spare process (not yet an instance)
+        while len(harness_procs.instances(zygote)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        forked_before = harness_procs.instances(zygote)
         r = d.invoke({"blob": "x" * 7 * 1024 * 1024})
         forked_after_reject = harness_procs.instances(zygote)
         after = d.invoke({"seconds": 0.1})
@@ -136,7 +140,8 @@ def test_request_over_the_limit_is_rejected_before_anything_runs(harness_procs: 
     assert r.error is not None and "6291456" in r.error
     assert r.instance_id is None and not r.cold_start
     assert r.cost.total_usd == 0 and r.billed_ms == 0
-    assert forked_after_reject == []
+    assert len(forked_before) == 1  # the spare
+    assert forked_after_reject == forked_before  # nothing was started for the rejected call
     assert after.ok, after.error
     assert after.cold_start  # still the deployment's first cold start
     assert s.cold_starts == 1
