@@ -58,11 +58,12 @@ class _Instance:
         self.loop = asyncio.new_event_loop()
         self.pool: ThreadPoolExecutor | None = None
         self.local = threading.local()
+        self.queued = limits.QueuedClock()  # the main thread's run-queue wait
 
     def init(self) -> None:
         cfg = self.cfg
         timer = PlatformTimer(cpu_factor=cfg["init_cpu_factor"], time_scale=cfg["time_scale"],
-                              cpu=time.process_time)
+                              cpu=time.process_time, queued=self.queued)
         overhead_s = cfg["overhead_ms"] / 1000.0
         timer.begin_wait()
         self.chan.send({"op": "wait", "id": "init", "s": overhead_s})
@@ -117,7 +118,8 @@ class _Instance:
         cpu = time.thread_time if threaded else time.process_time
         if not threaded:
             limits.reset_peak_rss()
-        timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu)
+        timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu,
+                              queued=None if threaded else self.queued)
         state_in = msg.get("state") or {}
         state_before = json.dumps(state_in, sort_keys=True)
         ctx = AgentContext(

@@ -57,6 +57,7 @@ class _Phase:
     timer: PlatformTimer
     limit_s: float | None
     future: asyncio.Future[dict[str, Any]]
+    checked: bool = False
     waiter: asyncio.Future[None] | None = None  # wakes the watcher: a frame came or a check is due
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
@@ -89,6 +90,8 @@ class Instance:
         self._kill_reason: str | None = None
         self._death: InstanceFailure | None = None
         self.final_peak_mb = 0.0
+        self._polled_peak_mb = 0.0  # highest RSS the poller saw (no cgroup)
+        self._queued: limits.QueuedClock | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -191,7 +194,9 @@ class Instance:
     def _mirror_timer(self, factor: float) -> PlatformTimer:
         pid = self.pid
         cpu: Callable[[], float] = (lambda: limits.cpu_seconds(pid)) if factor != 1.0 and pid else (lambda: 0.0)
-        return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu)
+        if pid and self._queued is None:
+            self._queued = limits.QueuedClock(pid)
+        return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu, queued=self._queued)
 
     def _new_phase(self, key: str, limit_s: float | None, factor: float) -> _Phase:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -205,7 +210,9 @@ class Instance:
             while not phase.future.done():
                 wait = self._next_check(phase)
                 if wait is not None and wait <= 0:
-                    await self.kill("timeout" if not self._over_memory() else "oom")
+                    # A process pinned at its memory cap burns (stretched) CPU in kernel reclaim before the
+                    # OOM killer fires; what ended it is memory, not time.
+                    await self.kill("oom" if self._over_memory() or self.cap.at_limit() else "timeout")
                     break
                 # One future and one timer per wait: this loop runs on every call's warm path.
                 loop = asyncio.get_running_loop()
@@ -222,7 +229,11 @@ class Instance:
             self._phases.pop(key, None)
 
     def _over_memory(self) -> bool:
-        return not self.cap.kernel_enforced and limits.rss_mb(self.pid) > self.cap.limit_mb
+        if self.cap.kernel_enforced:
+            return False
+        rss = limits.rss_mb(self.pid)
+        self._polled_peak_mb = max(self._polled_peak_mb, rss)
+        return rss > self.cap.limit_mb
 
     def _next_check(self, phase: _Phase) -> float | None:
         """Wall seconds until the limit could next be reached (<= 0: now); None for no limit."""
@@ -231,7 +242,9 @@ class Instance:
         poll = None if self.cap.kernel_enforced else _POLL_S
         if phase.limit_s is None:
             return poll
-        remaining = phase.limit_s - phase.timer.elapsed()
+        # The first check comes right after the phase began: nothing has elapsed, no /proc read needed.
+        remaining = phase.limit_s - (phase.timer.elapsed() if phase.checked else 0.0)
+        phase.checked = True
         if remaining <= 0:
             return 0.0
         # The fastest platform time can pass: scaled while waiting, CPU-stretched otherwise.
@@ -293,12 +306,14 @@ class Instance:
         if reason is None and self.cap.oom_killed():
             reason = "oom"
         self._death = InstanceFailure(reason or "crash", describe_status(status))
-        self.final_peak_mb = self.cap.peak_mb()
+        self.final_peak_mb = max(self.cap.peak_mb(), self._polled_peak_mb)
         for phase in list(self._phases.values()):
             if not phase.future.done():
                 phase.future.set_result({"op": "died"})
                 _wake(phase.waiter)
         self.cap.remove()
+        if self._queued is not None:
+            self._queued.close()
 
     def _failure_from(self, msg: dict[str, Any], phase: _Phase) -> InstanceFailure:
         death = self._death or InstanceFailure("crash", "the instance channel closed")

@@ -20,6 +20,7 @@ import psutil
 
 __all__ = [
     "MemoryCap",
+    "QueuedClock",
     "cpu_seconds",
     "join_cgroup",
     "make_memory_cap",
@@ -71,6 +72,35 @@ def rss_mb(pid: int) -> float:
 
 # ---- control side --------------------------------------------------------------------------------------
 
+class QueuedClock:
+    """Seconds a thread has waited in the host's run queue for a core (``/proc/<id>/schedstat``, field 2).
+
+    The file stays open and is re-read with ``pread``: this is read on every call's warm path, and an
+    open/read/close of a /proc file costs several times more. 0 where unknown (non-Linux).
+    """
+
+    def __init__(self, pid: int | str = "thread-self") -> None:
+        self._fd: int | None = None
+        if _LINUX:
+            with contextlib.suppress(OSError):
+                self._fd = os.open(f"/proc/{pid}/schedstat", os.O_RDONLY)
+
+    def __call__(self) -> float:
+        if self._fd is None:
+            return 0.0
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds used by all threads of ``pid``: nanosecond schedstat on Linux, psutil elsewhere."""
     if _LINUX:
@@ -119,6 +149,17 @@ class MemoryCap:
             return int(counts.get("oom_kill", "0")) > 0
         except (OSError, ValueError):
             return False
+
+    def at_limit(self, slack_mb: float = 1.0) -> bool:
+        """Whether the cgroup's usage is within ``slack_mb`` of its cap right now."""
+        if self.cgroup is None:
+            return False
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        try:
+            used = int((self.cgroup / name).read_text()) / (1024 * 1024)
+        except (OSError, ValueError):
+            return False
+        return used >= self.limit_mb - slack_mb
 
     def peak_mb(self) -> float:
         """Highest usage the cgroup saw, in MB (0 when unknown)."""

@@ -1,6 +1,8 @@
 """Platform time of one phase (init or an invocation), computed the same way in the instance and outside.
 
-Platform time = real time outside emulated waits, with CPU-bound time stretched by the profile's CPU factor
+Platform time = real time outside emulated waits (less the time the process sat in the host's run queue
+waiting for a core: on the platform its vCPU share is its own, so host contention must not count), with
+CPU-bound time stretched by the profile's CPU factor
 (Lambda at 128 MB: 13.8x) + the platform length of the emulated waits the harness injected. The instance
 uses it for ``ctx.remaining_time_ms()``; the control process mirrors it from wait notifications and the
 process's CPU counters to enforce time limits from outside the agent.
@@ -17,17 +19,19 @@ __all__ = ["PlatformTimer"]
 class PlatformTimer:
     """Accumulates real, CPU-stretched and emulated-wait time since ``start``."""
 
-    __slots__ = ("_cpu", "_wall", "cpu_factor", "start_cpu", "start_wall", "time_scale", "wait_began",
-                 "wait_platform", "wait_wall")
+    __slots__ = ("_cpu", "_queued", "_wall", "cpu_factor", "start_cpu", "start_queued", "start_wall",
+                 "time_scale", "wait_began", "wait_platform", "wait_wall")
 
     def __init__(self, *, cpu_factor: float, time_scale: float, cpu: Callable[[], float],
-                 wall: Callable[[], float] = time.monotonic) -> None:
+                 wall: Callable[[], float] = time.monotonic, queued: Callable[[], float] | None = None) -> None:
         self.cpu_factor = cpu_factor
         self.time_scale = time_scale
         self._cpu = cpu
         self._wall = wall
+        self._queued = queued
         self.start_wall = wall()
         self.start_cpu = cpu()
+        self.start_queued = queued() if queued is not None else 0.0
         self.wait_wall = 0.0  # wall seconds spent in completed emulated waits
         self.wait_platform = 0.0  # their platform length
         self.wait_began: float | None = None
@@ -49,12 +53,14 @@ class PlatformTimer:
         """Whether an emulated wait is in progress."""
         return self.wait_began is not None
 
-    def elapsed(self, cpu_now: float | None = None) -> float:
+    def elapsed(self, cpu_now: float | None = None, queued_now: float | None = None) -> float:
         """Platform seconds since start (an in-progress wait counts at its scaled rate)."""
         now = self._wall()
         cpu = self._cpu() if cpu_now is None else cpu_now
+        if queued_now is None:
+            queued_now = self._queued() if self._queued is not None else self.start_queued
         current = now - self.wait_began if self.wait_began is not None else 0.0
-        real = now - self.start_wall - self.wait_wall - current
+        real = now - self.start_wall - self.wait_wall - current - max(0.0, queued_now - self.start_queued)
         stretched = max(0.0, cpu - self.start_cpu) * (self.cpu_factor - 1.0)
         return max(0.0, real) + stretched + self.wait_platform + current / self.time_scale
 

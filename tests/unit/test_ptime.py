@@ -101,3 +101,14 @@ def test_cpu_during_a_wait_is_still_stretched() -> None:
     wall.t += 1.0
     cpu.t += 0.5
     assert timer.elapsed() == pytest.approx(1.0 + 0.5 * 2.0)
+
+
+def test_run_queue_wait_is_not_platform_time() -> None:
+    """Wall time the thread spent waiting for a host core is subtracted from platform time."""
+    now = [0.0]
+    queued = [5.0]
+    timer = PlatformTimer(cpu_factor=1.0, time_scale=0.01, cpu=lambda: 0.0, wall=lambda: now[0],
+                          queued=lambda: queued[0])
+    now[0] = 2.0
+    queued[0] = 5.5  # half a second of the two was spent runnable but not running
+    assert timer.elapsed() == pytest.approx(1.5)
