@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
-from emulators.profiles import PATTERNS, Profile, load_profile
+from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, check_pattern, load_profile
 from emulators.runtime.agent import ADAPTERS, AgentRef, resolve_agent
 
 __all__ = ["DeployConfig", "build_config", "project_defaults"]
 
-IMPLEMENTED = ("serverless",)
+IMPLEMENTED = IMPLEMENTED_PATTERNS
 
 
 @dataclass(frozen=True)
@@ -36,25 +36,13 @@ class DeployConfig:
     function_name: str | None = None
 
 
-def _check_pattern(pattern: str) -> None:
-    if pattern not in PATTERNS:
-        raise ConfigError(
-            f"unknown pattern {pattern!r}{close_matches_hint(pattern, PATTERNS)}; "
-            f"expected one of: {', '.join(PATTERNS)}"
-        )
-    if pattern not in IMPLEMENTED:
-        raise ConfigError(
-            f"the {pattern} pattern is not implemented yet in this version; available: {', '.join(IMPLEMENTED)}"
-        )
-
-
 def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
                  profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None,
                  **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong."""
-    _check_pattern(pattern)
+    check_pattern(pattern)
     if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not time_scale > 0:
         raise ConfigError(
             f"time_scale must be a positive number (wall seconds per platform second), got {time_scale!r}"

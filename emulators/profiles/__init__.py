@@ -18,10 +18,19 @@ from typing import Any
 from ..distributions import Distribution, parse_distribution
 from ..errors import ConfigError, close_matches_hint
 
-__all__ = ["PATTERNS", "Profile", "default_profile_name", "list_profiles", "load_profile"]
+__all__ = [
+    "IMPLEMENTED_PATTERNS",
+    "PATTERNS",
+    "Profile",
+    "check_pattern",
+    "default_profile_name",
+    "list_profiles",
+    "load_profile",
+]
 
 PATTERNS = ("serverless", "container", "daemon", "edge")
 _DEFAULTS = {"serverless": "aws-lambda"}
+IMPLEMENTED_PATTERNS = tuple(_DEFAULTS)  # a pattern is implemented once it has a default profile
 _HERE = Path(__file__).parent
 
 # Which fields belong to which pattern (None: every pattern). A field of another pattern is refused so a
@@ -176,15 +185,23 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in _HERE.glob("*.toml"))
 
 
-def default_profile_name(pattern: str) -> str:
-    """The shipped profile a pattern uses when none is named."""
+def check_pattern(pattern: str) -> None:
+    """Raise ConfigError unless ``pattern`` is a known pattern that this version implements."""
     if pattern not in PATTERNS:
         raise ConfigError(
             f"unknown pattern {pattern!r}{close_matches_hint(pattern, PATTERNS)}; "
             f"expected one of: {', '.join(PATTERNS)}"
         )
-    if pattern not in _DEFAULTS:
-        raise ConfigError(f"the {pattern} pattern is not implemented yet; available: {', '.join(_DEFAULTS)}")
+    if pattern not in IMPLEMENTED_PATTERNS:
+        raise ConfigError(
+            f"the {pattern} pattern is not implemented yet in this version; "
+            f"available: {', '.join(IMPLEMENTED_PATTERNS)}"
+        )
+
+
+def default_profile_name(pattern: str) -> str:
+    """The shipped profile a pattern uses when none is named."""
+    check_pattern(pattern)
     return _DEFAULTS[pattern]
 
 

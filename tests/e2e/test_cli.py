@@ -118,3 +118,29 @@ def test_console_script_is_installed() -> None:
                           env={**os.environ})
     assert proc.returncode == 0
     assert "run" in proc.stdout
+
+
+SCRIPT = """
+import os, signal, threading, harness, psutil
+with harness.deploy(%r, time_scale=0.01, timeout_s=900) as d:
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        d.invoke({"seconds": 300})
+    except KeyboardInterrupt:
+        print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+        raise
+"""
+
+
+def test_ctrl_c_in_a_user_script_reaps_every_process(tmp_path: Path) -> None:
+    """Ctrl-C while a script blocks in d.invoke() propagates KeyboardInterrupt and the with-block reaps all."""
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT % f"{AGENTS / 'sleeper.py'}:agent")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 130 or "KeyboardInterrupt" in proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) >= 2  # the zygote and the busy instance (and the spare) were up when Ctrl-C came
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if _alive(p)]
