@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .billing import billed_ms, invocation_cost
+from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary
 
@@ -26,6 +27,7 @@ class Emulator(Protocol):
 
     pattern: str
     profile: Profile
+    pool: Pool
     records: list[Record]
 
     async def start(self) -> None: ...

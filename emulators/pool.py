@@ -52,7 +52,8 @@ class Pool:
             zygote_env["HARNESS_CGROUP_PARENT"] = str(self._cgroups[0])
         self.spawner = Spawner(run_id, self.run_dir, zygote_env)
         self.instances: list[Instance] = []
-        self._on_checkpoint = on_checkpoint
+        # Where ctx.checkpoint() writes go (the pattern points it at its state store).
+        self.on_checkpoint = on_checkpoint
         self._ids = itertools.count(1)
         self._closed = False
         self._spare: asyncio.Task[Instance] | None = None
@@ -73,7 +74,7 @@ class Pool:
         cfg = self._config(instance_id)
         cap = limits.make_memory_cap(self._cgroups, instance_id, self.profile.memory_mb)
         cfg["cgroup"] = str(cap.cgroup) if cap.cgroup else None
-        inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self._on_checkpoint)
+        inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self.on_checkpoint)
         try:
             await inst.prepare()
         except BaseException:

@@ -42,6 +42,7 @@ class Serverless:
         self.profile = profile
         self.clock = clock
         self.state = state
+        pool.on_checkpoint = state.put_checkpoint
         self.records: list[Record] = []
         self.inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,7 +77,10 @@ class Serverless:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        await self.pool.close()
+        try:
+            await self.pool.close()
+        finally:
+            self.state.close()
 
     def fixed_cost(self) -> float:
         """Provisioned concurrency billed while it existed (platform time, rounded up as billed)."""

@@ -54,7 +54,6 @@ def _emulator(cfg: DeployConfig) -> Emulator:
 
         shutil.rmtree(pool.run_dir, ignore_errors=True)
         raise
-    pool._on_checkpoint = lambda task_id, key, value: state.put_checkpoint(task_id, key, value)
     return Serverless(pool, cfg.profile, clock, state)
 
 
@@ -82,7 +81,7 @@ class AsyncDeployment:
     @property
     def run_dir(self) -> Path:
         """Directory with the instances' logs (kept after close with ``keep_logs=True``)."""
-        return self._emulator.pool.run_dir  # type: ignore[attr-defined,no-any-return]
+        return self._emulator.pool.run_dir
 
     async def start(self) -> AsyncDeployment:
         """Start the deployment (its runtime, provisioned instances, background loops)."""
@@ -168,9 +167,6 @@ class AsyncDeployment:
         for t in self._tasks.values():
             t.cancel()
         await self._emulator.close()
-        state = getattr(self._emulator, "state", None)
-        if state is not None:
-            state.close()
 
     async def __aenter__(self) -> AsyncDeployment:
         return await self.start()

@@ -65,7 +65,7 @@ class _Instance:
         timer = PlatformTimer(cpu_factor=cfg["init_cpu_factor"], time_scale=cfg["time_scale"],
                               cpu=time.process_time, queued=self.queued)
         overhead_s = cfg["overhead_ms"] / 1000.0
-        timer.begin_wait()
+        timer.begin_wait(overhead_s)
         self.chan.send({"op": "wait", "id": "init", "s": overhead_s})
         time.sleep(overhead_s * cfg["time_scale"])
         timer.end_wait(overhead_s)

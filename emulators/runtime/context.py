@@ -46,7 +46,7 @@ class AgentContext:
         return max(0.0, self.timeout_s - self._timer.elapsed()) * 1000.0
 
     def _begin_wait(self, seconds: float) -> None:
-        self._timer.begin_wait()
+        self._timer.begin_wait(seconds)
         self._send({"op": "wait", "id": self.invocation_id, "s": seconds})
 
     def _end_wait(self, seconds: float) -> None:

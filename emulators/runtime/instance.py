@@ -247,8 +247,15 @@ class Instance:
         phase.checked = True
         if remaining <= 0:
             return 0.0
-        # The fastest platform time can pass: scaled while waiting, CPU-stretched otherwise.
-        wall = remaining * self.time_scale if phase.timer.waiting else remaining / phase.timer.cpu_factor
+        # The fastest platform time can pass: scaled while waiting (up to the wait's announced end),
+        # CPU-stretched otherwise.
+        left = phase.timer.wait_left()
+        if phase.timer.waiting and left is None:
+            wall = remaining * self.time_scale
+        elif left:
+            wall = min(remaining, left) * self.time_scale
+        else:  # not waiting, or past the wait's announced end: only real (CPU-stretched) time counts
+            wall = remaining / phase.timer.cpu_factor
         return wall if poll is None else min(wall, poll)
 
     async def _read_frames(self) -> None:
@@ -271,7 +278,7 @@ class Instance:
         if phase is None:
             return
         if op == "wait":
-            phase.timer.begin_wait()
+            phase.timer.begin_wait(msg["s"])
             _wake(phase.waiter)
         elif op == "waitend":
             phase.timer.end_wait(msg["s"])

@@ -20,7 +20,7 @@ class PlatformTimer:
     """Accumulates real, CPU-stretched and emulated-wait time since ``start``."""
 
     __slots__ = ("_cpu", "_queued", "_wall", "cpu_factor", "start_cpu", "start_queued", "start_wall",
-                 "time_scale", "wait_began", "wait_platform", "wait_wall")
+                 "time_scale", "wait_began", "wait_len", "wait_platform", "wait_wall")
 
     def __init__(self, *, cpu_factor: float, time_scale: float, cpu: Callable[[], float],
                  wall: Callable[[], float] = time.monotonic, queued: Callable[[], float] | None = None) -> None:
@@ -35,10 +35,12 @@ class PlatformTimer:
         self.wait_wall = 0.0  # wall seconds spent in completed emulated waits
         self.wait_platform = 0.0  # their platform length
         self.wait_began: float | None = None
+        self.wait_len: float | None = None  # platform length of the wait in progress, when announced
 
-    def begin_wait(self) -> None:
-        """An emulated wait starts now."""
+    def begin_wait(self, platform_s: float | None = None) -> None:
+        """An emulated wait of ``platform_s`` platform seconds (if known) starts now."""
         self.wait_began = self._wall()
+        self.wait_len = platform_s
 
     def end_wait(self, platform_s: float) -> None:
         """The current emulated wait ended; it stands for ``platform_s`` platform seconds."""
@@ -47,6 +49,7 @@ class PlatformTimer:
         self.wait_wall += self._wall() - self.wait_began
         self.wait_platform += platform_s
         self.wait_began = None
+        self.wait_len = None
 
     @property
     def waiting(self) -> bool:
@@ -62,7 +65,22 @@ class PlatformTimer:
         current = now - self.wait_began if self.wait_began is not None else 0.0
         real = now - self.start_wall - self.wait_wall - current - max(0.0, queued_now - self.start_queued)
         stretched = max(0.0, cpu - self.start_cpu) * (self.cpu_factor - 1.0)
-        return max(0.0, real) + stretched + self.wait_platform + current / self.time_scale
+        return max(0.0, real) + stretched + self.wait_platform + self.waited(current)
+
+    def waited(self, current_wall: float) -> float:
+        """Platform seconds the wait in progress stands for after ``current_wall`` wall seconds.
+
+        Never more than the wait's announced length: the end of a wait may reach the control process
+        late (a busy loop, a loaded host), and that delay must not count at the scaled rate.
+        """
+        platform = current_wall / self.time_scale
+        return platform if self.wait_len is None else min(platform, self.wait_len)
+
+    def wait_left(self) -> float | None:
+        """Platform seconds the wait in progress can still add (None: no wait, or its length unknown)."""
+        if self.wait_began is None or self.wait_len is None:
+            return None
+        return max(0.0, self.wait_len - self.waited(self._wall() - self.wait_began))
 
     def wall_elapsed(self) -> float:
         """Real seconds since start."""

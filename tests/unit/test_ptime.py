@@ -112,3 +112,15 @@ def test_run_queue_wait_is_not_platform_time() -> None:
     now[0] = 2.0
     queued[0] = 5.5  # half a second of the two was spent runnable but not running
     assert timer.elapsed() == pytest.approx(1.5)
+
+
+def test_a_wait_in_progress_counts_no_more_than_its_announced_length() -> None:
+    """A late end-of-wait notice does not inflate platform time past the wait's announced length."""
+    now = [0.0]
+    timer = PlatformTimer(cpu_factor=1.0, time_scale=0.001, cpu=lambda: 0.0, wall=lambda: now[0])
+    timer.begin_wait(0.1)
+    now[0] = 0.003  # 3 ms of wall = 3 platform s at this scale, but the wait was announced as 0.1 s
+    assert timer.elapsed() == pytest.approx(0.1)
+    assert timer.wait_left() == 0.0
+    timer.end_wait(0.1)
+    assert timer.elapsed() == pytest.approx(0.1)
