@@ -84,3 +84,22 @@ def test_host_cpu_contention_does_not_inflate_platform_time() -> None:
     assert r.ok, r.error
     assert 170 <= r.duration_ms <= 300, r.duration_ms
     assert r.wall_ms > r.duration_ms  # the host really was contended
+
+
+def test_init_longer_than_the_init_limit_is_an_init_error() -> None:
+    """An init phase past init_timeout_s (Lambda: 10 s) is "init_error" saying so, and the next call retries."""
+    with harness.deploy(SLEEPER, time_scale=0.001, cold_start_overhead_ms=20_000) as d:
+        r = d.invoke({"seconds": 0.1})
+    assert r.outcome == "init_error", r.error
+    assert "10 s init limit" in (r.error or "")
+    assert r.cold_start
+
+
+def test_checkpoints_reach_the_state_store() -> None:
+    """ctx.checkpoint() writes go to the deployment's state store as they happen, keyed by the invocation."""
+    agent = str(Path(__file__).parent / "agents" / "checkpointer.py") + ":agent"
+    with harness.deploy(agent, time_scale=0.01, state="memory://") as d:
+        r = d.invoke({"steps": 3})
+        saved = d._async._emulator.state.get_checkpoints(r.invocation_id)  # type: ignore[attr-defined]
+    assert r.ok and r.output == {"restored": None}
+    assert saved == {"step": 2}
