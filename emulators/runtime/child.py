@@ -132,6 +132,10 @@ class _Instance:
         raw: tuple[str, bytes] | None = None
         try:
             value = self._run(msg["task"], ctx)
+        except MemoryError as exc:
+            # An allocation the OS refused outright (larger than the machine): the agent ran out of memory.
+            out.update(outcome="oom", error=f"MemoryError: an allocation was refused {exc}".rstrip(),
+                       traceback=_tail(exc))
         except Exception as exc:
             out.update(outcome="agent_error", error=f"{type(exc).__name__}: {exc}", traceback=_tail(exc))
         except BaseException as exc:  # SystemExit / KeyboardInterrupt from the agent: still its error

@@ -103,3 +103,13 @@ def test_checkpoints_reach_the_state_store() -> None:
         saved = d._async._emulator.state.get_checkpoints(r.invocation_id)  # type: ignore[attr-defined]
     assert r.ok and r.output == {"restored": None}
     assert saved == {"step": 2}
+
+
+def test_an_allocation_larger_than_the_machine_is_oom() -> None:
+    """An allocation the OS refuses outright (100 GB) is "oom", not an agent error."""
+    with harness.deploy(MEMORY_HOG, time_scale=0.01) as d:
+        r = d.invoke({"mb": 100_000})
+        after = d.invoke({"mb": 1})
+    assert r.outcome == "oom", r.error
+    assert "MemoryError" in (r.error or "")
+    assert after.ok
