@@ -4,16 +4,22 @@ One formula covers the shipped serverless profiles, each setting only the prices
 requests x per-request price + billed duration (rounded up to the profile's granularity) x
 (memory GB x GB-second price + vCPUs x vCPU-second price) + memory GB-hours + active CPU hours.
 Provisioned capacity is a fixed cost of the deployment, not of an invocation (``provisioned_cost``).
+LLM tokens are priced from the dated table ``profiles/prices/llm.toml`` (``llm_cost``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import tomllib
+from pathlib import Path
 
 from .profiles import Profile
 from .records import Cost
 
-__all__ = ["billed_ms", "invocation_cost", "provisioned_cost"]
+__all__ = ["billed_ms", "invocation_cost", "llm_cost", "llm_price", "provisioned_cost"]
+
+_PRICES = Path(__file__).parent / "profiles" / "prices" / "llm.toml"
 
 
 def billed_ms(duration_ms: float, profile: Profile) -> float:
@@ -41,3 +47,26 @@ def provisioned_cost(instances: int, lifetime_s: float, profile: Profile) -> flo
     g = profile.provisioned_billing_granularity_s
     billed_s = math.ceil(lifetime_s / g) * g if g else lifetime_s
     return instances * billed_s * profile.memory_mb / 1024.0 * profile.provisioned_price_gb_s_usd
+
+
+@functools.cache
+def _price_table() -> dict[str, tuple[float, float]]:
+    data = tomllib.loads(_PRICES.read_text(encoding="utf-8"))
+    return {name: (float(p["input"]), float(p["output"])) for name, p in data["models"].items()}
+
+
+def llm_price(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per 1M tokens for ``model``: exact name, else the longest listed prefix."""
+    table = _price_table()
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name)]
+    return table[max(prefixes, key=len)] if prefixes else None
+
+
+def llm_cost(model: str, input_tokens: int, output_tokens: int) -> float:
+    """USD for one LLM call at list price ($0 for a model the table does not list)."""
+    price = llm_price(model)
+    if price is None:
+        return 0.0
+    return (input_tokens * price[0] + output_tokens * price[1]) / 1e6

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .billing import billed_ms, invocation_cost
+from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary
@@ -73,6 +73,11 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         phase_ms = duration_ms + (init_ms if cold and profile.bill_init else 0.0)
         billed = billed_ms(phase_ms, profile)
         cost = invocation_cost(billed, float(result.get("cpu_ms", 0.0)), profile)
+    llm = result.get("llm") or []
+    llm_ok = [c for c in llm if c.status == 200]
+    if llm:
+        cost = Cost(compute_usd=cost.compute_usd, requests_usd=cost.requests_usd,
+                    llm_usd=sum(llm_cost(c.model, c.input_tokens, c.output_tokens) for c in llm_ok))
     outcome = str(result.get("outcome", "crash"))
     return Record(
         ok=outcome == "ok",
@@ -98,4 +103,9 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         billed_ms=billed,
         wall_ms=wall_s * 1000.0,
         events=tuple(events),
+        llm_calls=len(llm),
+        llm_errors=len(llm) - len(llm_ok),
+        input_tokens=sum(c.input_tokens for c in llm_ok),
+        output_tokens=sum(c.output_tokens for c in llm_ok),
+        llm_ms=float(result.get("llm_platform_s", 0.0)) * 1000.0,
     )

@@ -33,7 +33,7 @@ class Pool:
 
     def __init__(self, *, agent: AgentRef, adapter: str, profile: Profile, clock: Clock, pattern: str,
                  run_id: str, function_name: str | None = None, env: dict[str, str] | None = None,
-                 keep_logs: bool = False,
+                 keep_logs: bool = False, llm: str = "sim", llm_script: str | Path | None = None,
                  on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
         self.agent = agent
         self.adapter = adapter
@@ -44,6 +44,10 @@ class Pool:
         self.function_name = function_name or agent.name
         self.env = dict(env or {})
         self.keep_logs = keep_logs
+        self.llm_mode = llm
+        self.llm_script = llm_script
+        self.llm: Any = None  # the LLMEndpoint every instance's LLM calls go through (None: off)
+        self.llm_url: str | None = None
         self.rng = random.Random(profile.seed)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-"))
         self._cgroups = limits.cgroup_parent(run_id)
@@ -64,9 +68,28 @@ class Pool:
         return "cgroup" if self._cgroups is not None else "poll"
 
     async def open(self) -> None:
-        """Start the zygote and pre-fork the first spare instance."""
+        """Start the LLM endpoint and the zygote, and pre-fork the first spare instance."""
+        if self.llm_mode != "off":
+            from .llm import LLMEndpoint  # the endpoint pulls in starlette/uvicorn: only when used
+
+            self.llm = LLMEndpoint(clock=self.clock, script=self.llm_script, seed=self.profile.seed,
+                                   on_call=self._llm_call, on_wait=self._llm_wait)
+            self.llm_url = await self.llm.start()
         await self.spawner.start()
         self._spare = asyncio.create_task(self._prepare(), name=f"spare-{self.run_id}")
+
+    def _instance(self, caller: str | None) -> Instance | None:
+        return next((i for i in self.instances if i.id == caller), None) if caller else None
+
+    def _llm_wait(self, caller: str | None, invocation_id: str | None, event: str, platform_s: float) -> None:
+        inst = self._instance(caller)
+        if inst is not None:
+            inst.llm_wait(invocation_id, event, platform_s)
+
+    def _llm_call(self, call: Any) -> None:
+        inst = self._instance(call.caller)
+        if inst is not None:
+            inst.llm_call(call)
 
     async def _prepare(self) -> Instance:
         """Fork an instance into its capped cgroup, to be cold-started later (off the call's critical path)."""
@@ -93,6 +116,15 @@ class Pool:
             "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(int(p.memory_mb)),
         }
+        if self.llm_url is not None:
+            # Per-instance base URLs: the endpoint knows which instance (and so which call) each request
+            # belongs to, whatever SDK the agent uses. The keys are the harness's own, never a real one.
+            env.update({
+                "OPENAI_BASE_URL": f"{self.llm_url}/i/{instance_id}/v1",
+                "OPENAI_API_KEY": f"harness-{self.run_id}",
+                "ANTHROPIC_BASE_URL": f"{self.llm_url}/i/{instance_id}",
+                "ANTHROPIC_API_KEY": f"harness-{self.run_id}",
+            })
         return {
             "instance_id": instance_id,
             "agent": self.agent.to_json(),
@@ -158,6 +190,8 @@ class Pool:
             self.instances.clear()
         finally:
             await self.spawner.close()
+            if self.llm is not None:
+                await self.llm.stop()
             limits.remove_cgroup_parent(self._cgroups)
             if not self.keep_logs:
                 shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -76,6 +76,8 @@ class Record(Result):
     billed_ms: float = 0.0
     wall_ms: float = 0.0  # real wall time end to end, for the harness's own overhead figures
     events: tuple[Any, ...] = ()
+    llm_errors: int = 0  # LLM calls answered with an error (429, 5xx): retries show up here
+    llm_ms: float = 0.0  # platform ms spent waiting on the LLM
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible dict of every field, cost with its total."""
@@ -116,6 +118,8 @@ class Summary:
     warmup_pings: int
     input_tokens: int
     output_tokens: int
+    llm_calls: int = 0
+    llm_cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible dict."""
@@ -152,4 +156,6 @@ def summarize(records: Iterable[Record], *, pattern: str = "", profile: str = ""
         warmup_pings=len(pings),
         input_tokens=sum(r.input_tokens for r in calls),
         output_tokens=sum(r.output_tokens for r in calls),
+        llm_calls=sum(r.llm_calls for r in calls),
+        llm_cost_usd=sum(r.cost.llm_usd for r in calls),
     )

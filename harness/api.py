@@ -46,7 +46,8 @@ def _emulator(cfg: DeployConfig) -> Emulator:
     run_id = uuid.uuid4().hex[:10]
     clock = Clock(cfg.time_scale)
     pool = Pool(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
-                run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs)
+                run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
+                llm=cfg.llm, llm_script=cfg.llm_script)
     try:
         state = open_state_store(cfg.state, pool.run_dir)
     except BaseException:
@@ -293,12 +294,16 @@ async def _sync_summary(dep: AsyncDeployment) -> Summary:
 def deploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
            profile: str | Path | Profile | None = None, time_scale: float = 1.0, *, adapter: str = "auto",
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
-           function_name: str | None = None, **overrides: Any) -> Deployment:
+           function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
+           **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
 
     ``overrides`` are profile fields (``timeout_s=10``, ``memory_mb=256``, ``max_concurrency=2``...).
+    ``llm="sim"`` (default) starts the LLM simulator the instances' SDKs are pointed at (``llm_script``:
+    a TOML script of scripted answers); ``llm="off"`` starts none.
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
-                       keep_logs=keep_logs, function_name=function_name, **overrides)
+                       keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
+                       **overrides)
     return Deployment(cfg)

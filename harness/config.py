@@ -34,13 +34,15 @@ class DeployConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     keep_logs: bool = False
     function_name: str | None = None
+    llm: str = "sim"  # "sim": the built-in simulator; "off": no LLM endpoint
+    llm_script: str | None = None
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
                  profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
-                 keep_logs: bool = False, function_name: str | None = None,
-                 **overrides: Any) -> DeployConfig:
+                 keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
+                 llm_script: str | Path | None = None, **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong."""
     check_pattern(pattern)
     if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not time_scale > 0:
@@ -49,12 +51,17 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverl
         )
     if adapter not in ADAPTERS:
         raise ConfigError(f"unknown adapter {adapter!r}; expected one of: {', '.join(ADAPTERS)}")
+    if llm not in ("sim", "off"):
+        raise ConfigError(f"unknown llm mode {llm!r}; expected 'sim' (the built-in simulator) or 'off'")
+    if llm_script is not None and not Path(llm_script).is_file():
+        raise ConfigError(f"LLM script {str(llm_script)!r} does not exist; check the path")
     prof = load_profile(profile, pattern)
     if overrides:
         prof = prof.replace(**overrides)
     return DeployConfig(
         agent=resolve_agent(agent), pattern=pattern, profile=prof, time_scale=float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
+        llm=llm, llm_script=None if llm_script is None else str(llm_script),
     )
 
 

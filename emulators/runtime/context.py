@@ -18,6 +18,7 @@ from .ptime import PlatformTimer
 __all__ = ["AgentContext", "LambdaContext"]
 
 Send = Callable[[dict[str, Any]], None]
+_LLM_CLIENT: Any = None
 
 
 class AgentContext:
@@ -95,10 +96,14 @@ class AgentContext:
                 raise RuntimeError(
                     "ctx.llm needs the openai SDK: pip install 'agent-deploy-harness[llm]'"
                 ) from exc
-            self._llm = openai.OpenAI(
-                base_url=os.environ.get("OPENAI_BASE_URL"),
-                api_key=os.environ.get("OPENAI_API_KEY", "harness"),
-            )
+            global _LLM_CLIENT
+            if _LLM_CLIENT is None:  # one client per instance (creating one costs ~20 ms), like a warm global
+                _LLM_CLIENT = openai.OpenAI(
+                    base_url=os.environ.get("OPENAI_BASE_URL"),
+                    api_key=os.environ.get("OPENAI_API_KEY", "harness"),
+                )
+            # The header ties each request to this invocation even when an instance serves several at once.
+            self._llm = _LLM_CLIENT.with_options(default_headers={"x-harness-invocation": self.invocation_id})
         return self._llm
 
     @property

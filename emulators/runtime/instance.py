@@ -58,6 +58,10 @@ class _Phase:
     limit_s: float | None
     future: asyncio.Future[dict[str, Any]]
     checked: bool = False
+    llm_calls: list[Any] = field(default_factory=list)  # LLMCall records attributed to this phase
+    llm_began: float | None = None
+    llm_wall_s: float = 0.0  # wall and platform seconds of the LLM latency waits in this phase
+    llm_platform_s: float = 0.0
     waiter: asyncio.Future[None] | None = None  # wakes the watcher: a frame came or a check is due
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
@@ -180,11 +184,48 @@ class Instance:
             f = self._failure_from(result, phase)
             result = {"op": "result", "outcome": f.outcome, "error": f.error, "duration_ms": f.platform_ms,
                       "wall_ms": f.wall_ms, "cpu_ms": 0.0, "peak_memory_mb": self.final_peak_mb}
-        elif not self.cap.kernel_enforced and result.get("peak_memory_mb", 0.0) > self.cap.limit_mb:
-            # No cgroup: the poller may have missed a short spike; the instance's own peak did not.
-            result.update(outcome="oom", error=self._oom_message(result["peak_memory_mb"]), output=None)
-            await self.kill("oom")
+        else:
+            # The instance counted its LLM waits as real time (it only saw a slow HTTP response); the
+            # endpoint told us their platform length.
+            result["duration_ms"] += (phase.llm_platform_s - phase.llm_wall_s) * 1000.0
+            if not self.cap.kernel_enforced and result.get("peak_memory_mb", 0.0) > self.cap.limit_mb:
+                # No cgroup: the poller may have missed a short spike; the instance's own peak did not.
+                result.update(outcome="oom", error=self._oom_message(result["peak_memory_mb"]), output=None)
+                await self.kill("oom")
+        result["llm"] = phase.llm_calls
+        result["llm_platform_s"] = phase.llm_platform_s
         return result, phase.events
+
+    # ---- LLM endpoint notifications ----------------------------------------------------------------------
+
+    def _llm_phase(self, invocation_id: str | None) -> _Phase | None:
+        """The phase an LLM request belongs to: the one named by its header, else the only one running."""
+        if invocation_id is not None and invocation_id in self._phases:
+            return self._phases[invocation_id]
+        running = [p for k, p in self._phases.items() if k != "prepare"]
+        return running[0] if len(running) == 1 else None
+
+    def llm_wait(self, invocation_id: str | None, event: str, platform_s: float) -> None:
+        """The LLM endpoint began or ended an emulated latency wait for a request of this instance."""
+        phase = self._llm_phase(invocation_id)
+        if phase is None:
+            return
+        now = time.monotonic()
+        if event == "begin":
+            phase.timer.begin_wait(platform_s)
+            phase.llm_began = now
+        elif phase.llm_began is not None:
+            phase.timer.end_wait(platform_s)
+            phase.llm_wall_s += now - phase.llm_began
+            phase.llm_platform_s += platform_s
+            phase.llm_began = None
+        _wake(phase.waiter)
+
+    def llm_call(self, call: Any) -> None:
+        """Attribute one answered LLM request to the phase that made it."""
+        phase = self._llm_phase(getattr(call, "invocation_id", None))
+        if phase is not None:
+            phase.llm_calls.append(call)
 
     def _oom_message(self, peak: float) -> str:
         return f"memory use reached {peak:.0f} MB, over the {self.cap.limit_mb:g} MB cap; the instance was discarded"

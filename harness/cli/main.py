@@ -104,10 +104,15 @@ def cli() -> None:
               help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summaries and every record as JSON to this file.")
+@click.option("--llm", type=click.Choice(["sim", "off"]), default="sim",
+              help="The LLM endpoint instances talk to: the built-in simulator, or none.")
+@click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A TOML script of scripted LLM answers (see fixtures/llm/).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
         concurrency: int | None, time_scale: float | None, task: str | None, task_file: Path | None,
-        session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, quiet: bool) -> None:
+        session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, llm: str,
+        llm_script: Path | None, quiet: bool) -> None:
     """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
     defaults = project_defaults()
     chosen = _parse_patterns(patterns or ",".join(defaults.get("patterns", ["serverless"])))
@@ -126,6 +131,8 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
         adapter=adapter,
         state=defaults.get("state"),
         json_path=json_path,
+        llm=llm,
+        llm_script=llm_script,
         quiet=quiet,
     )
     console = Console(stderr=False)
@@ -151,6 +158,11 @@ def profiles() -> None:
         t.add_row(name, p.pattern, f"{p.timeout_s:g}", f"{p.memory_mb:g}", str(p.max_concurrency),
                   f"{p.cold_start_overhead_ms.mean():.0f}")
     Console().print(t)
+
+
+from .llm import llm_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(llm_command)
 
 
 def _pattern_of(name: str) -> str:

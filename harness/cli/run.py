@@ -38,6 +38,8 @@ class RunOptions:
     adapter: str = "auto"
     state: str | None = None
     json_path: Path | None = None
+    llm: str = "sim"
+    llm_script: Path | None = None
     quiet: bool = False
 
 
@@ -74,7 +76,7 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
     """Run every pattern in turn; print the summary table; write JSON if asked."""
     deployments: list[AsyncDeployment] = [
         adeploy(opts.agent, pattern, opts.profiles.get(pattern), opts.time_scale, adapter=opts.adapter,
-                state=opts.state, **opts.overrides)
+                state=opts.state, llm=opts.llm, llm_script=opts.llm_script, **opts.overrides)
         for pattern in opts.patterns
     ]
     runs: list[tuple[Summary, list[Record], dict[str, Any]]] = []

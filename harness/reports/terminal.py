@@ -38,6 +38,8 @@ def summary_table(summaries: Sequence[Summary], title: str = "Summary (platform 
         ("latency p99 ms", [_ms(s.latency_p99_ms) for s in summaries]),
         ("latency max ms", [_ms(s.latency_max_ms) for s in summaries]),
         ("cold starts", [f"{s.cold_starts} ({s.cold_start_share:.0%})" for s in summaries]),
+        ("LLM calls", [str(s.llm_calls) for s in summaries]),
+        ("LLM tokens in / out", [f"{s.input_tokens:,} / {s.output_tokens:,}" for s in summaries]),
         ("cost / 1k calls", [_usd(s.cost_per_1k_usd) for s in summaries]),
         ("total cost", [_usd(s.cost_usd + s.fixed_cost_usd) for s in summaries]),
     ]

@@ -1,0 +1,399 @@
+"""The LLM endpoint: an OpenAI/Anthropic-compatible simulator served by uvicorn in the engine's loop.
+
+Every route is served at ``/v1/...`` and at ``/i/{caller}/v1/...``; the prefix names the instance a call
+belongs to, and the ``x-harness-invocation`` header the invocation. A request goes: parse (400 in the
+provider's format if malformed) -> script rule or default answer -> rate limits (429) -> scripted or
+random fault -> latency wait (time to first token + output tokens / tokens per second, via the clock) ->
+answer, streamed at that pace. Each request yields one ``LLMCall`` (``on_call``), and each latency wait is
+announced when it begins and ends (``on_wait``) so the harness counts it as an emulated wait.
+
+``retry-after`` on a 429 carries the platform seconds a real provider would send; ``retry-after-ms``
+carries the same wait in wall milliseconds (scaled by the clock), and the ``openai`` and ``anthropic`` SDKs
+prefer it, so their own retries wait the compressed time and land when the emulated slot comes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..clock import Clock
+from ..errors import ConfigError
+from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
+from .dialog import ApiError, Prompt, Reply
+from .generate import default_reply
+from .limits import Admission, RateLimiter, limit_headers
+from .openai_api import ChatCompletionsApi, openai_error, openai_model, openai_models
+from .pacing import PartialResponse, StreamResponse, Waiter, quiet_cut_logs
+from .responses_api import ResponsesApi
+from .script import Script, load_script
+from .sse import Api
+
+__all__ = ["BUILTIN_MODELS", "LLMCall", "LLMEndpoint"]
+
+log = logging.getLogger("emulators.llm")
+
+BUILTIN_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4o", "gpt-4o-mini",
+                  "claude-opus-5", "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One request the endpoint answered (or refused). Tokens are 0 unless the call was answered (200)."""
+
+    caller: str | None  # from the URL prefix /i/{caller}/... (the instance id), else None
+    invocation_id: str | None  # from the request header "x-harness-invocation", else None
+    provider: str  # "openai" | "anthropic"
+    api: str  # "chat.completions" | "responses" | "messages"
+    model: str
+    status: int  # HTTP status answered (200, 429, 500, 529, ...); 499: the client left during a hang
+    input_tokens: int
+    output_tokens: int
+    platform_s: float  # emulated latency in platform seconds (0 for a refused call)
+    wall_s: float  # wall seconds the request took in the server
+    stream: bool
+    fault: str | None = None  # rate_limited, error, overloaded, hang, cut, scripted, disconnected, invalid
+    retry_after_s: float | None = None  # on a 429: the platform seconds the caller was told to wait
+
+
+@dataclass
+class _Meta:
+    caller: str | None
+    invocation_id: str | None
+    api: Api
+    started: float
+    model: str = ""
+    stream: bool = False
+
+
+class LLMEndpoint:
+    """The simulator as an ASGI app (``app``) that ``start`` serves on a real port."""
+
+    def __init__(self, *, clock: Clock, script: str | Path | Script | None = None, seed: int = 0,
+                 on_call: Callable[[LLMCall], None] | None = None,
+                 on_wait: Callable[[str | None, str | None, str, float], None] | None = None,
+                 rpm: int | None = None, tpm: int | None = None) -> None:
+        self.clock = clock
+        self.script = load_script(script)
+        self.seed = seed
+        self.on_call = on_call
+        self.on_wait = on_wait
+        lim = self.script.limits
+        self.limiter = RateLimiter(rpm if rpm is not None else lim.rpm, tpm if tpm is not None else lim.tpm,
+                                   lim.burst_s)
+        self.calls: list[LLMCall] = []
+        self.url: str | None = None
+        self._chat, self._responses, self._messages = ChatCompletionsApi(), ResponsesApi(), MessagesApi()
+        self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
+        self._used: Counter[int] = Counter()  # uses of each script rule (for ``times``)
+        self._waiter = Waiter(clock)
+        self._server: uvicorn.Server | None = None
+        self._sock: socket.socket | None = None
+        self.app = Starlette(routes=self._routes())
+
+    # ---- serving ---------------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0: a free port) in the running loop; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError("this LLM endpoint is already started; stop it first or make another")
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
+        # stream frames stall ~40 ms on Nagle + delayed ACK.
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"the LLM endpoint cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                              f"choose another port, or 0 for a free one") from None
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", http="h11",
+                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        quiet_cut_logs()
+        self._waiter.reset()
+        # startup()/shutdown() rather than serve(): serve() would take over the process's signal handlers.
+        await server.startup(sockets=[sock])
+        self._server, self._sock = server, sock
+        bound = sock.getsockname()[1]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else (f"[{host}]" if ":" in host else host)
+        self.url = f"http://{shown}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        """End hangs and streams in flight, close every connection and the listening socket."""
+        server, sock = self._server, self._sock
+        if server is None:
+            return
+        self._server = self._sock = None
+        self._waiter.stop()
+        server.should_exit = True
+        await server.shutdown(sockets=[sock] if sock is not None else None)
+        self.url = None
+
+    # ---- routes ----------------------------------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        def post(api: Api) -> Callable[[Request], Any]:
+            async def endpoint(request: Request) -> Response:
+                return await self._serve(request, api)
+            return endpoint
+
+        base = [("/v1/chat/completions", post(self._chat), ["POST"]),
+                ("/v1/responses", post(self._responses), ["POST"]),
+                ("/v1/messages", post(self._messages), ["POST"]),
+                ("/v1/messages/count_tokens", self._count_tokens, ["POST"]),
+                ("/v1/models", self._models, ["GET"]),
+                ("/v1/models/{model:path}", self._model, ["GET"])]
+        routes = [Route(path, fn, methods=methods) for path, fn, methods in base]
+        routes += [Route("/i/{caller}" + path, fn, methods=methods) for path, fn, methods in base]
+        return [*routes, Route("/{path:path}", self._unknown, methods=_METHODS)]
+
+    def _model_names(self) -> list[str]:
+        return list(dict.fromkeys([*self.script.model_names(), *BUILTIN_MODELS]))
+
+    async def _models(self, request: Request) -> Response:
+        if _is_anthropic(request):
+            return JSONResponse(anthropic_models(self._model_names()))
+        return JSONResponse(openai_models(self._model_names()))
+
+    async def _model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        if _is_anthropic(request):
+            return JSONResponse({"type": "model", "id": name, "display_name": name,
+                                 "created_at": "2025-01-01T00:00:00Z"})
+        return JSONResponse(openai_model(name))
+
+    async def _count_tokens(self, request: Request) -> Response:
+        """Anthropic's token counting: the prompt's input tokens, by the same approximation (not a call)."""
+        try:
+            body = await _json_body(request)
+            prompt = self._messages.parse({"max_tokens": 1, **body, "stream": False})
+        except ApiError as err:
+            return JSONResponse(anthropic_error(err), status_code=err.status)
+        return JSONResponse({"input_tokens": prompt.input_tokens})
+
+    async def _unknown(self, request: Request) -> Response:
+        err = ApiError(400, f"Invalid URL ({request.method} {request.url.path}); this endpoint serves "
+                            f"POST /v1/chat/completions, POST /v1/responses, POST /v1/messages and GET /v1/models")
+        body = anthropic_error(err) if _is_anthropic(request) else openai_error(err)
+        return JSONResponse(body, status_code=400)
+
+    # ---- one LLM request -------------------------------------------------------------------------------
+
+    async def _serve(self, request: Request, api: Api) -> Response:
+        meta = _Meta(request.path_params.get("caller"), request.headers.get("x-harness-invocation"), api,
+                     time.monotonic())
+        try:
+            return await self._answer(request, meta)
+        except ApiError as err:
+            return self._refuse(meta, err, "invalid")
+        except Exception:  # a bug of the simulator must still answer in the provider's format
+            log.exception("the LLM simulator failed on %s %s", request.method, request.url.path)
+            return self._refuse(meta, ApiError(500, "The simulator failed on this request; see the harness log."),
+                                "error")
+
+    async def _answer(self, request: Request, meta: _Meta) -> Response:
+        api = meta.api
+        body = await _json_body(request)
+        model = body.get("model")
+        meta.model = model if isinstance(model, str) else ""
+        meta.stream = bool(body.get("stream"))
+        prompt = api.parse(body)
+        digest = _digest(api.api, body)
+        occurrence = self._seen[digest]
+        self._seen[digest] += 1
+        content_rng = random.Random(f"{self.seed}:{digest}")  # same prompt, same answer (retries included)
+        rng = random.Random(f"{self.seed}:{digest}:{occurrence}")  # faults and latency differ per attempt
+        index = self.script.match(prompt, rng, self._used)
+        rule = self.script.rules[index] if index is not None else None
+        if rule is not None and rule.error is None and rule.fault != "hang":
+            reply = rule.answer(prompt, content_rng)
+        else:
+            reply = default_reply(prompt, content_rng).capped(prompt.max_tokens)
+        cost = prompt.input_tokens + (0 if rule is not None and rule.error is not None else reply.output_tokens)
+        admission = self.limiter.admit(_api_key(request), cost, self.clock.now())
+        headers = limit_headers(api.provider, admission)
+        if not admission.admitted:
+            return self._rate_limited(meta, admission, headers)
+        if index is not None:
+            self._used[index] += 1
+        fault = rule.fault if rule is not None else None
+        if rule is not None and rule.error is not None:
+            return self._refuse(meta, ApiError(rule.error, rule.message or ""), "scripted", headers)
+        if fault is None:
+            fault = self._random_fault(rng)
+        if fault == "error":
+            return self._refuse(meta, ApiError(500, ""), fault, headers)
+        if fault == "overloaded":
+            return self._refuse(meta, ApiError(529 if api.provider == "anthropic" else 503, ""), fault, headers)
+        if fault == "hang":
+            return await self._hang(request, meta, prompt, headers)
+        ttft, tps = self.script.latency_for(prompt.model).sample(rng)
+        if prompt.stream:
+            return StreamResponse(
+                api.frames(prompt, reply, body, rng), waiter=self._waiter, ttft_s=ttft, tokens_per_s=tps,
+                total_tokens=reply.output_tokens, cut=fault == "cut", headers=headers,
+                on_begin=lambda s: self._notify(meta, "begin", s),
+                on_end=lambda waited, sent, how: self._finish_stream(meta, prompt, waited, sent, how))
+        return await self._complete(request, meta, prompt, reply, body, rng, ttft, tps, fault, headers)
+
+    async def _complete(self, request: Request, meta: _Meta, prompt: Prompt, reply: Reply, body: dict[str, Any],
+                        rng: random.Random, ttft: float, tps: float, fault: str | None,
+                        headers: dict[str, str]) -> Response:
+        latency = ttft + reply.output_tokens / tps
+        how, waited = await self._timed_wait(request, meta, latency)
+        if how != "done":
+            self._record(meta, 499 if how == "disconnected" else 503, platform_s=waited, fault="disconnected")
+            return Response(status_code=499 if how == "disconnected" else 503)
+        payload = json.dumps(meta.api.render(prompt, reply, body, rng), separators=(",", ":")).encode()
+        headers = {**headers, **self._answer_headers(meta.api, latency)}
+        if fault == "cut":
+            self._record(meta, 200, prompt.input_tokens, reply.output_tokens // 2, latency, fault="cut")
+            return PartialResponse(payload, headers=headers)
+        self._record(meta, 200, prompt.input_tokens, reply.output_tokens, latency)
+        return Response(payload, headers=headers, media_type="application/json")
+
+    async def _hang(self, request: Request, meta: _Meta, prompt: Prompt, headers: dict[str, str]) -> Response:
+        hang = self.script.faults.hang_s
+        how, waited = await self._timed_wait(request, meta, hang)
+        status = {"done": 504, "disconnected": 499}.get(how, 503)
+        self._record(meta, status, platform_s=waited, fault="hang")
+        err = ApiError(status, "The model did not answer (an injected hang).")
+        return JSONResponse(meta.api.error_body(err), status_code=status, headers=headers)
+
+    async def _timed_wait(self, request: Request, meta: _Meta, platform_s: float) -> tuple[str, float]:
+        """The wait before a non-streamed answer, announced to ``on_wait`` even if it is cut short.
+
+        Returns how it ended (done, disconnected, stopped) and the platform seconds it lasted.
+        """
+        self._notify(meta, "begin", platform_s)
+        began = time.monotonic()
+        how, waited = "stopped", 0.0
+        try:
+            how = await self._waiter.wait(platform_s, request.receive)
+        finally:
+            waited = platform_s if how == "done" else self.clock.to_platform(time.monotonic() - began)
+            self._notify(meta, "end", waited)
+        return how, waited
+
+    def _finish_stream(self, meta: _Meta, prompt: Prompt, waited: float, sent: int, how: str) -> None:
+        self._notify(meta, "end", waited)
+        fault = None if how == "done" else ("cut" if how == "cut" else "disconnected")
+        self._record(meta, 200, prompt.input_tokens, sent, waited, fault=fault)
+
+    def _random_fault(self, rng: random.Random) -> str | None:
+        f = self.script.faults
+        if not (f.error or f.overloaded or f.hang or f.cut):
+            return None
+        draw = rng.random()
+        for name, p in (("error", f.error), ("overloaded", f.overloaded), ("hang", f.hang), ("cut", f.cut)):
+            if draw < p:
+                return name
+            draw -= p
+        return None
+
+    # ---- answers that are not completions --------------------------------------------------------------
+
+    def _refuse(self, meta: _Meta, err: ApiError, fault: str, headers: dict[str, str] | None = None) -> Response:
+        self._record(meta, err.status, fault=fault)
+        out = {**(headers or {}), **err.headers, **self._answer_headers(meta.api, 0.0)}
+        return JSONResponse(meta.api.error_body(err), status_code=err.status, headers=out)
+
+    def _rate_limited(self, meta: _Meta, adm: Admission, headers: dict[str, str]) -> Response:
+        wait = adm.retry_after_s
+        per = "requests" if adm.limit == "requests" else "tokens"
+        limit = adm.rpm if per == "requests" else adm.tpm
+        if meta.api.provider == "anthropic":
+            message = (f"This request would exceed the rate limit of {limit} {per} per minute for this API key. "
+                       f"Please retry after {wait:.2f} s.")
+            err = ApiError(429, message)
+        else:
+            unit = "RPM" if per == "requests" else "TPM"
+            message = (f"Rate limit reached for {meta.model} on {per} per min ({unit}): "
+                       f"Limit {limit}. Please try again in {wait:.3f}s.")
+            err = ApiError(429, message, kind=per, code="rate_limit_exceeded")
+        wall_ms = max(0.001, math.ceil(self.clock.to_wall(wait) * 1e6) / 1e3)
+        err.headers = {**headers, "retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wall_ms:.3f}"}
+        self._record(meta, 429, fault="rate_limited", retry_after_s=wait)
+        out = {**err.headers, **self._answer_headers(meta.api, 0.0)}
+        return JSONResponse(meta.api.error_body(err), status_code=429, headers=out)
+
+    @staticmethod
+    def _answer_headers(api: Api, latency_s: float) -> dict[str, str]:
+        rid = f"req_{random.getrandbits(96):024x}"
+        if api.provider == "anthropic":
+            return {"request-id": rid}
+        return {"x-request-id": rid, "openai-processing-ms": str(round(latency_s * 1000)),
+                "openai-version": "2020-10-01"}
+
+    # ---- notifications ---------------------------------------------------------------------------------
+
+    def _notify(self, meta: _Meta, event: str, platform_s: float) -> None:
+        if self.on_wait is not None:
+            try:
+                self.on_wait(meta.caller, meta.invocation_id, event, platform_s)
+            except Exception:
+                log.exception("on_wait callback failed")
+
+    def _record(self, meta: _Meta, status: int, input_tokens: int = 0, output_tokens: int = 0,
+                platform_s: float = 0.0, *, fault: str | None = None, retry_after_s: float | None = None) -> None:
+        call = LLMCall(meta.caller, meta.invocation_id, meta.api.provider, meta.api.api, meta.model, status,
+                       input_tokens, output_tokens, platform_s, time.monotonic() - meta.started, meta.stream,
+                       fault, retry_after_s)
+        self.calls.append(call)
+        if self.on_call is not None:
+            try:
+                self.on_call(call)
+            except Exception:
+                log.exception("on_call callback failed")
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"We could not parse the JSON body of your request ({exc}). "
+                            f"The API expects a JSON object in the request body.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"The request body must be a JSON object, got {type(body).__name__}.")
+    return body
+
+
+def _digest(api: str, body: dict[str, Any]) -> str:
+    """What identifies 'the same request' (streaming or not) for seeding."""
+    same = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    text = json.dumps([api, same], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _api_key(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key") or "anonymous"
+
+
+def _is_anthropic(request: Request) -> bool:
+    return "anthropic-version" in request.headers or request.url.path.endswith("/messages")
