@@ -108,4 +108,5 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         input_tokens=sum(c.input_tokens for c in llm_ok),
         output_tokens=sum(c.output_tokens for c in llm_ok),
         llm_ms=float(result.get("llm_platform_s", 0.0)) * 1000.0,
+        llm_backoff_ms=sum(c.retry_after_s or 0.0 for c in llm) * 1000.0,
     )

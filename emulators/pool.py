@@ -72,8 +72,9 @@ class Pool:
         if self.llm_mode != "off":
             from .llm import LLMEndpoint  # the endpoint pulls in starlette/uvicorn: only when used
 
+            upstream = self.llm_mode if self.llm_mode.startswith(("http://", "https://")) else None
             self.llm = LLMEndpoint(clock=self.clock, script=self.llm_script, seed=self.profile.seed,
-                                   on_call=self._llm_call, on_wait=self._llm_wait)
+                                   on_call=self._llm_call, on_wait=self._llm_wait, upstream=upstream)
             self.llm_url = await self.llm.start()
         await self.spawner.start()
         self._spare = asyncio.create_task(self._prepare(), name=f"spare-{self.run_id}")

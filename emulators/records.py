@@ -78,6 +78,7 @@ class Record(Result):
     events: tuple[Any, ...] = ()
     llm_errors: int = 0  # LLM calls answered with an error (429, 5xx): retries show up here
     llm_ms: float = 0.0  # platform ms spent waiting on the LLM
+    llm_backoff_ms: float = 0.0  # platform ms the LLM told the agent to back off (429 retry-after): time lost
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible dict of every field, cost with its total."""

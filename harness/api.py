@@ -300,7 +300,8 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
 
     ``overrides`` are profile fields (``timeout_s=10``, ``memory_mb=256``, ``max_concurrency=2``...).
     ``llm="sim"`` (default) starts the LLM simulator the instances' SDKs are pointed at (``llm_script``:
-    a TOML script of scripted answers); ``llm="off"`` starts none.
+    a TOML script of scripted answers); ``llm="off"`` starts none; ``llm="https://..."`` starts the
+    metering proxy to that OpenAI/Anthropic-compatible upstream (same limits, faults and metering).
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,

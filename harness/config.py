@@ -34,7 +34,7 @@ class DeployConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     keep_logs: bool = False
     function_name: str | None = None
-    llm: str = "sim"  # "sim": the built-in simulator; "off": no LLM endpoint
+    llm: str = "sim"  # "sim": the built-in simulator; "off": no LLM endpoint; a URL: proxy to that upstream
     llm_script: str | None = None
 
 
@@ -51,8 +51,9 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverl
         )
     if adapter not in ADAPTERS:
         raise ConfigError(f"unknown adapter {adapter!r}; expected one of: {', '.join(ADAPTERS)}")
-    if llm not in ("sim", "off"):
-        raise ConfigError(f"unknown llm mode {llm!r}; expected 'sim' (the built-in simulator) or 'off'")
+    if not isinstance(llm, str) or (llm not in ("sim", "off") and not llm.startswith(("http://", "https://"))):
+        raise ConfigError(f"unknown llm mode {llm!r}; expected 'sim' (the built-in simulator), 'off', or an "
+                          f"http(s) base URL of a real OpenAI/Anthropic-compatible provider (metering proxy)")
     if llm_script is not None and not Path(llm_script).is_file():
         raise ConfigError(f"LLM script {str(llm_script)!r} does not exist; check the path")
     prof = load_profile(profile, pattern)

@@ -41,6 +41,7 @@ from .generate import default_reply
 from .limits import Admission, RateLimiter, limit_headers
 from .openai_api import ChatCompletionsApi, openai_error, openai_model, openai_models
 from .pacing import PartialResponse, StreamResponse, Waiter, quiet_cut_logs
+from .proxy import Upstream, Usage
 from .responses_api import ResponsesApi
 from .script import Script, load_script
 from .sse import Api
@@ -71,6 +72,7 @@ class LLMCall:
     stream: bool
     fault: str | None = None  # rate_limited, error, overloaded, hang, cut, scripted, disconnected, invalid
     retry_after_s: float | None = None  # on a 429: the platform seconds the caller was told to wait
+    upstream: bool = False  # answered by the real upstream (proxy mode): platform_s is then real time
 
 
 @dataclass
@@ -89,8 +91,11 @@ class LLMEndpoint:
     def __init__(self, *, clock: Clock, script: str | Path | Script | None = None, seed: int = 0,
                  on_call: Callable[[LLMCall], None] | None = None,
                  on_wait: Callable[[str | None, str | None, str, float], None] | None = None,
-                 rpm: int | None = None, tpm: int | None = None) -> None:
+                 rpm: int | None = None, tpm: int | None = None, upstream: str | Upstream | None = None,
+                 upstream_key: str | None = None) -> None:
         self.clock = clock
+        # Proxy mode (see proxy.py): admitted requests are answered by a real upstream, not simulated.
+        self.upstream = Upstream(upstream, api_key=upstream_key) if isinstance(upstream, str) else upstream
         self.script = load_script(script)
         self.seed = seed
         self.on_call = on_call
@@ -104,6 +109,8 @@ class LLMEndpoint:
         self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
         self._used: Counter[int] = Counter()  # uses of each script rule (for ``times``)
         self._waiter = Waiter(clock)
+        # 429s whose retry-after wait is still running, per (caller, invocation): (wall start, platform s).
+        self._backoffs: dict[tuple[str | None, str | None], list[tuple[float, float]]] = {}
         self._server: uvicorn.Server | None = None
         self._sock: socket.socket | None = None
         self.app = Starlette(routes=self._routes())
@@ -148,8 +155,12 @@ class LLMEndpoint:
         self._server = self._sock = None
         self._waiter.stop()
         server.should_exit = True
-        await server.shutdown(sockets=[sock] if sock is not None else None)
-        self.url = None
+        try:
+            await server.shutdown(sockets=[sock] if sock is not None else None)
+        finally:
+            self.url = None
+            if self.upstream is not None:
+                await self.upstream.aclose()
 
     # ---- routes ----------------------------------------------------------------------------------------
 
@@ -204,6 +215,7 @@ class LLMEndpoint:
     async def _serve(self, request: Request, api: Api) -> Response:
         meta = _Meta(request.path_params.get("caller"), request.headers.get("x-harness-invocation"), api,
                      time.monotonic())
+        self._end_backoff(meta, request.headers.get("x-stainless-retry-count"))
         try:
             return await self._answer(request, meta)
         except ApiError as err:
@@ -249,6 +261,8 @@ class LLMEndpoint:
             return self._refuse(meta, ApiError(529 if api.provider == "anthropic" else 503, ""), fault, headers)
         if fault == "hang":
             return await self._hang(request, meta, prompt, headers)
+        if self.upstream is not None:
+            return await self._forward(request, meta, body, fault == "cut", headers)
         ttft, tps = self.script.latency_for(prompt.model).sample(rng)
         if prompt.stream:
             return StreamResponse(
@@ -297,6 +311,27 @@ class LLMEndpoint:
             self._notify(meta, "end", waited)
         return how, waited
 
+    async def _forward(self, request: Request, meta: _Meta, body: dict[str, Any], cut: bool,
+                       headers: dict[str, str]) -> Response:
+        """Proxy mode: the upstream answers; its ``usage`` is metered into the call record."""
+        assert self.upstream is not None
+        path = "/v1/" + request.url.path.split("/v1/", 1)[1]
+
+        def done(u: Usage) -> None:
+            ok = u.status == 200
+            fault = "cut" if u.cut else (None if ok else "upstream")
+            self._record(meta, u.status, u.input_tokens if ok else 0, u.output_tokens if ok else 0,
+                         time.monotonic() - meta.started, fault=fault, upstream=True)
+
+        try:
+            response = await self.upstream.forward(meta.api, path, body, dict(request.headers), _api_key(request),
+                                                   cut=cut, done=done)
+        except ApiError as err:
+            return self._refuse(meta, err, "upstream", headers)
+        for name, value in headers.items():  # the emulated limits' headers, where the upstream sent none
+            response.headers.setdefault(name, value)
+        return response
+
     def _finish_stream(self, meta: _Meta, prompt: Prompt, waited: float, sent: int, how: str) -> None:
         self._notify(meta, "end", waited)
         fault = None if how == "done" else ("cut" if how == "cut" else "disconnected")
@@ -336,6 +371,7 @@ class LLMEndpoint:
         wall_ms = max(0.001, math.ceil(self.clock.to_wall(wait) * 1e6) / 1e3)
         err.headers = {**headers, "retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wall_ms:.3f}"}
         self._record(meta, 429, fault="rate_limited", retry_after_s=wait)
+        self._begin_backoff(meta, wait)
         out = {**err.headers, **self._answer_headers(meta.api, 0.0)}
         return JSONResponse(meta.api.error_body(err), status_code=429, headers=out)
 
@@ -349,6 +385,32 @@ class LLMEndpoint:
 
     # ---- notifications ---------------------------------------------------------------------------------
 
+    def _begin_backoff(self, meta: _Meta, platform_s: float) -> None:
+        """A client told to retry after ``platform_s`` sleeps the scaled ``retry-after-ms``: an emulated wait.
+
+        Without this the instance would count that sleep as real time, so a backoff of 1 s at
+        ``time_scale=0.01`` would cost 10 ms of platform time instead of 1 s.
+        """
+        if meta.caller is None and meta.invocation_id is None:
+            return
+        self._backoffs.setdefault((meta.caller, meta.invocation_id), []).append((time.monotonic(), platform_s))
+        self._notify(meta, "begin", platform_s)
+
+    def _end_backoff(self, meta: _Meta, retry_count: str | None) -> None:
+        """A retry from the same invocation: the backoff due soonest is over (at most its announced length).
+
+        The openai and anthropic SDKs number their attempts (``x-stainless-retry-count``), so a first attempt
+        made in parallel does not end a backoff; a request without that header is taken for a retry.
+        """
+        pending = self._backoffs.get((meta.caller, meta.invocation_id))
+        if not pending or retry_count == "0":
+            return
+        due = [began + self.clock.to_wall(length) for began, length in pending]
+        began, platform_s = pending.pop(due.index(min(due)))
+        if not pending:
+            del self._backoffs[(meta.caller, meta.invocation_id)]
+        self._notify(meta, "end", min(platform_s, self.clock.to_platform(time.monotonic() - began)))
+
     def _notify(self, meta: _Meta, event: str, platform_s: float) -> None:
         if self.on_wait is not None:
             try:
@@ -357,10 +419,11 @@ class LLMEndpoint:
                 log.exception("on_wait callback failed")
 
     def _record(self, meta: _Meta, status: int, input_tokens: int = 0, output_tokens: int = 0,
-                platform_s: float = 0.0, *, fault: str | None = None, retry_after_s: float | None = None) -> None:
+                platform_s: float = 0.0, *, fault: str | None = None, retry_after_s: float | None = None,
+                upstream: bool = False) -> None:
         call = LLMCall(meta.caller, meta.invocation_id, meta.api.provider, meta.api.api, meta.model, status,
                        input_tokens, output_tokens, platform_s, time.monotonic() - meta.started, meta.stream,
-                       fault, retry_after_s)
+                       fault, retry_after_s, upstream)
         self.calls.append(call)
         if self.on_call is not None:
             try:

@@ -59,9 +59,14 @@ class _Phase:
     future: asyncio.Future[dict[str, Any]]
     checked: bool = False
     llm_calls: list[Any] = field(default_factory=list)  # LLMCall records attributed to this phase
-    llm_began: float | None = None
+    llm_began: float | None = None  # wall start of the current group of overlapping LLM waits
+    llm_active: int = 0  # LLM waits in progress (an agent may make calls in parallel)
+    llm_group: int = 0  # waits begun in the current group
+    llm_group_len: float = 0.0  # platform end of the group as announced (its latest announced end)
+    llm_group_end: float = 0.0  # platform end of the group as it happened so far
     llm_wall_s: float = 0.0  # wall and platform seconds of the LLM latency waits in this phase
     llm_platform_s: float = 0.0
+    llm_real_s: float = 0.0  # real seconds spent on calls a real upstream answered (proxy mode)
     waiter: asyncio.Future[None] | None = None  # wakes the watcher: a frame came or a check is due
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
@@ -193,7 +198,7 @@ class Instance:
                 result.update(outcome="oom", error=self._oom_message(result["peak_memory_mb"]), output=None)
                 await self.kill("oom")
         result["llm"] = phase.llm_calls
-        result["llm_platform_s"] = phase.llm_platform_s
+        result["llm_platform_s"] = phase.llm_platform_s + phase.llm_real_s
         return result, phase.events
 
     # ---- LLM endpoint notifications ----------------------------------------------------------------------
@@ -211,14 +216,29 @@ class Instance:
         if phase is None:
             return
         now = time.monotonic()
+        # Overlapping waits (parallel calls, a backoff beside a call) form one group: the timer sees one
+        # wait from the first begin to the last end, standing for the platform time the group spanned.
         if event == "begin":
-            phase.timer.begin_wait(platform_s)
-            phase.llm_began = now
-        elif phase.llm_began is not None:
-            phase.timer.end_wait(platform_s)
-            phase.llm_wall_s += now - phase.llm_began
-            phase.llm_platform_s += platform_s
-            phase.llm_began = None
+            if phase.llm_active == 0 or phase.llm_began is None:
+                phase.llm_began, phase.llm_group, phase.llm_group_end = now, 0, 0.0
+                phase.llm_group_len = platform_s
+                phase.timer.begin_wait(platform_s)
+            else:
+                offset = (now - phase.llm_began) / self.time_scale
+                phase.llm_group_len = max(phase.llm_group_len, offset + platform_s)
+                phase.timer.wait_len = phase.llm_group_len
+            phase.llm_active += 1
+            phase.llm_group += 1
+        elif phase.llm_active > 0 and phase.llm_began is not None:
+            phase.llm_active -= 1
+            offset = min((now - phase.llm_began) / self.time_scale, phase.llm_group_len)
+            phase.llm_group_end = max(phase.llm_group_end, offset)
+            if phase.llm_active == 0:
+                platform = platform_s if phase.llm_group == 1 else phase.llm_group_end
+                phase.timer.end_wait(platform)
+                phase.llm_wall_s += now - phase.llm_began
+                phase.llm_platform_s += platform
+                phase.llm_began = None
         _wake(phase.waiter)
 
     def llm_call(self, call: Any) -> None:
@@ -226,6 +246,8 @@ class Instance:
         phase = self._llm_phase(getattr(call, "invocation_id", None))
         if phase is not None:
             phase.llm_calls.append(call)
+            if getattr(call, "upstream", False):
+                phase.llm_real_s += call.wall_s
 
     def _oom_message(self, peak: float) -> str:
         return f"memory use reached {peak:.0f} MB, over the {self.cap.limit_mb:g} MB cap; the instance was discarded"

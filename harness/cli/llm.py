@@ -37,7 +37,8 @@ def _describe(call: LLMCall) -> str:
 async def _serve(endpoint: LLMEndpoint, host: str, port: int) -> None:
     url = await endpoint.start(host, port)
     try:
-        click.echo(f"LLM simulator listening on {url}")
+        what = "simulator" if endpoint.upstream is None else f"metering proxy to {endpoint.upstream.shown}"
+        click.echo(f"LLM {what} listening on {url}")
         click.echo(f"  OPENAI_BASE_URL={url}/v1   ANTHROPIC_BASE_URL={url}   (any API key)")
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
@@ -61,13 +62,16 @@ async def _serve(endpoint: LLMEndpoint, host: str, port: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for answers, jitter and faults.")
 @click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute per API key.")
 @click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens per minute per API key.")
+@click.option("--upstream", default=None, metavar="URL",
+              help="Metering proxy mode: forward to this OpenAI/Anthropic-compatible base URL instead of "
+                   "simulating (the caller's API key, else OPENAI_API_KEY / ANTHROPIC_API_KEY).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print a line per call.")
 def llm_command(host: str, port: int, script: Path | None, time_scale: float, seed: int, rpm: int | None,
-                tpm: int | None, quiet: bool) -> None:
-    """Run the OpenAI/Anthropic-compatible LLM simulator until Ctrl-C."""
+                tpm: int | None, upstream: str | None, quiet: bool) -> None:
+    """Run the OpenAI/Anthropic-compatible LLM simulator (or metering proxy) until Ctrl-C."""
     try:
         endpoint = LLMEndpoint(clock=Clock(time_scale), script=script, seed=seed, rpm=rpm, tpm=tpm,
-                               on_call=None if quiet else (lambda c: click.echo(_describe(c))))
+                               upstream=upstream, on_call=None if quiet else (lambda c: click.echo(_describe(c))))
         asyncio.run(_serve(endpoint, host, port))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None

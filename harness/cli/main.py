@@ -104,8 +104,9 @@ def cli() -> None:
               help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summaries and every record as JSON to this file.")
-@click.option("--llm", type=click.Choice(["sim", "off"]), default="sim",
-              help="The LLM endpoint instances talk to: the built-in simulator, or none.")
+@click.option("--llm", default="sim", metavar="sim|off|URL",
+              help="The LLM endpoint instances talk to: the built-in simulator, none, or a metering proxy "
+                   "to a real OpenAI/Anthropic-compatible base URL (key from the environment).")
 @click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A TOML script of scripted LLM answers (see fixtures/llm/).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
