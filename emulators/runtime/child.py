@@ -24,6 +24,7 @@ from typing import Any
 from . import limits
 from .agent import detect_adapter, load_callable
 from .context import AgentContext, LambdaContext
+from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import encode, recv_frame
 
@@ -59,6 +60,8 @@ class _Instance:
         self.pool: ThreadPoolExecutor | None = None
         self.local = threading.local()
         self.queued = limits.QueuedClock()  # the main thread's run-queue wait
+        path = cfg.get("llm_time_path")
+        self.llm_time = LLMTimeReader(path) if path else None
 
     def init(self) -> None:
         cfg = self.cfg
@@ -126,7 +129,7 @@ class _Instance:
             invocation_id=inv_id, pattern=cfg["pattern"], instance_id=cfg["instance_id"],
             session_id=msg.get("session_id"), timeout_s=msg["timeout_s"], timer=timer, send=self.chan.send,
             state=state_in, checkpoints=msg.get("checkpoints") or {}, function_name=cfg["function_name"],
-            memory_mb=cfg["memory_mb"],
+            memory_mb=cfg["memory_mb"], llm_time=self.llm_time,
         )
         out: dict[str, Any] = {"op": "result", "id": inv_id, "outcome": "ok", "error": None}
         raw: tuple[str, bytes] | None = None

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .llmtime import LLMTimeReader, with_llm_waits
 from .ptime import PlatformTimer
 
 __all__ = ["AgentContext", "LambdaContext"]
@@ -26,7 +27,8 @@ class AgentContext:
 
     def __init__(self, *, invocation_id: str, pattern: str, instance_id: str, session_id: str | None,
                  timeout_s: float, timer: PlatformTimer, send: Send, state: dict[str, Any],
-                 checkpoints: dict[str, Any], function_name: str, memory_mb: float) -> None:
+                 checkpoints: dict[str, Any], function_name: str, memory_mb: float,
+                 llm_time: LLMTimeReader | None = None) -> None:
         self.invocation_id = invocation_id
         self.pattern = pattern
         self.instance_id = instance_id
@@ -37,6 +39,7 @@ class AgentContext:
         self.state: dict[str, Any] = state
         self.events: list[Any] = []
         self._timer = timer
+        self._llm_time = llm_time
         self._send = send
         self._checkpoints = checkpoints
         self._llm: Any = None
@@ -44,7 +47,8 @@ class AgentContext:
 
     def remaining_time_ms(self) -> float:
         """Platform milliseconds left before the time limit."""
-        return max(0.0, self.timeout_s - self._timer.elapsed()) * 1000.0
+        elapsed = with_llm_waits(self._timer.elapsed(), self._llm_time, self._timer.time_scale)
+        return max(0.0, self.timeout_s - elapsed) * 1000.0
 
     def _begin_wait(self, seconds: float) -> None:
         self._timer.begin_wait(seconds)

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import InstanceStartError
 from . import limits
 from .limits import MemoryCap
+from .llmtime import LLMTimeWriter
 from .ptime import PlatformTimer
 from .spawner import Spawner, describe_status
 from .wire import HEADER, MAX_FRAME, decode, encode
@@ -91,6 +92,8 @@ class Instance:
         self.alive = False
         self.ready = False  # init finished and the process is alive: it may take calls
         self.log_path = Path(cfg["log_path"])
+        path = cfg.get("llm_time_path")
+        self._llm_time = LLMTimeWriter(path) if path else None
         self._on_checkpoint = on_checkpoint
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -176,6 +179,8 @@ class Instance:
         """Run one invocation; returns the instance's result frame (or a synthesized failure) and its events."""
         phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor)
         phase.on_event = on_event
+        if self._llm_time is not None:
+            self._llm_time.reset()
         self.inflight += 1
         try:
             assert self._writer is not None
@@ -239,6 +244,8 @@ class Instance:
                 phase.llm_wall_s += now - phase.llm_began
                 phase.llm_platform_s += platform
                 phase.llm_began = None
+        if self._llm_time is not None:
+            self._llm_time.publish(phase.llm_wall_s, phase.llm_platform_s, phase.llm_began, phase.llm_group_len)
         _wake(phase.waiter)
 
     def llm_call(self, call: Any) -> None:
@@ -382,6 +389,8 @@ class Instance:
                 phase.future.set_result({"op": "died"})
                 _wake(phase.waiter)
         self.cap.remove()
+        if self._llm_time is not None:
+            self._llm_time.close()
         if self._queued is not None:
             self._queued.close()
 

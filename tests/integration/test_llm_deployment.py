@@ -54,3 +54,14 @@ def test_a_rate_limited_burst_shows_the_retries_and_the_time_lost() -> None:
     # (9 s + ~0.5 s), in platform time: not the wall time it took at time_scale=0.05, nor the waits' sum.
     assert 9_000 <= r.llm_ms <= 10_500, r.llm_ms
     assert r.llm_ms <= r.duration_ms <= r.llm_ms + 3_000, (r.duration_ms, r.llm_ms)
+
+
+def test_remaining_time_counts_the_llm_wait_at_platform_length() -> None:
+    """After a 5 s (platform) model call, ctx.remaining_time_ms() is about 5 s lower, at time_scale=0.01."""
+    with harness.deploy(f"{AGENTS / 'llm_budget.py'}:agent", time_scale=0.01, timeout_s=30, memory_mb=1769,
+                        llm_script=LLM_SCRIPTS / "slow_model.toml") as d:
+        r = d.invoke({})
+    assert r.ok, r.error
+    spent = r.output["before_ms"] - r.output["after_ms"]
+    assert 5_000 <= spent <= 6_500, r.output
+    assert r.llm_ms == pytest.approx(5_000, rel=0.05)
