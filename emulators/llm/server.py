@@ -14,7 +14,6 @@ prefer it, so their own retries wait the compressed time and land when the emula
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -36,12 +35,14 @@ from starlette.routing import Route
 from ..clock import Clock
 from ..errors import ConfigError
 from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
+from .backoff import Backoffs
 from .dialog import ApiError, Prompt, Reply
 from .generate import default_reply
 from .limits import Admission, RateLimiter, limit_headers
 from .openai_api import ChatCompletionsApi, openai_error, openai_model, openai_models
 from .pacing import PartialResponse, StreamResponse, Waiter, quiet_cut_logs
 from .proxy import Upstream, Usage
+from .requests import api_key, digest, is_anthropic, json_body
 from .responses_api import ResponsesApi
 from .script import Script, load_script
 from .sse import Api
@@ -109,8 +110,7 @@ class LLMEndpoint:
         self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
         self._used: Counter[int] = Counter()  # uses of each script rule (for ``times``)
         self._waiter = Waiter(clock)
-        # 429s whose retry-after wait is still running, per (caller, invocation): (wall start, platform s).
-        self._backoffs: dict[tuple[str | None, str | None], list[tuple[float, float]]] = {}
+        self._backoffs = Backoffs(clock)  # 429 retry-after waits still running, per caller and invocation
         self._server: uvicorn.Server | None = None
         self._sock: socket.socket | None = None
         self.app = Starlette(routes=self._routes())
@@ -184,13 +184,13 @@ class LLMEndpoint:
         return list(dict.fromkeys([*self.script.model_names(), *BUILTIN_MODELS]))
 
     async def _models(self, request: Request) -> Response:
-        if _is_anthropic(request):
+        if is_anthropic(request):
             return JSONResponse(anthropic_models(self._model_names()))
         return JSONResponse(openai_models(self._model_names()))
 
     async def _model(self, request: Request) -> Response:
         name = request.path_params["model"]
-        if _is_anthropic(request):
+        if is_anthropic(request):
             return JSONResponse({"type": "model", "id": name, "display_name": name,
                                  "created_at": "2025-01-01T00:00:00Z"})
         return JSONResponse(openai_model(name))
@@ -198,7 +198,7 @@ class LLMEndpoint:
     async def _count_tokens(self, request: Request) -> Response:
         """Anthropic's token counting: the prompt's input tokens, by the same approximation (not a call)."""
         try:
-            body = await _json_body(request)
+            body = await json_body(request)
             prompt = self._messages.parse({"max_tokens": 1, **body, "stream": False})
         except ApiError as err:
             return JSONResponse(anthropic_error(err), status_code=err.status)
@@ -207,7 +207,7 @@ class LLMEndpoint:
     async def _unknown(self, request: Request) -> Response:
         err = ApiError(400, f"Invalid URL ({request.method} {request.url.path}); this endpoint serves "
                             f"POST /v1/chat/completions, POST /v1/responses, POST /v1/messages and GET /v1/models")
-        body = anthropic_error(err) if _is_anthropic(request) else openai_error(err)
+        body = anthropic_error(err) if is_anthropic(request) else openai_error(err)
         return JSONResponse(body, status_code=400)
 
     # ---- one LLM request -------------------------------------------------------------------------------
@@ -215,7 +215,9 @@ class LLMEndpoint:
     async def _serve(self, request: Request, api: Api) -> Response:
         meta = _Meta(request.path_params.get("caller"), request.headers.get("x-harness-invocation"), api,
                      time.monotonic())
-        self._end_backoff(meta, request.headers.get("x-stainless-retry-count"))
+        ended = self._backoffs.end((meta.caller, meta.invocation_id), request.headers.get("x-stainless-retry-count"))
+        if ended is not None:
+            self._notify(meta, "end", ended)
         try:
             return await self._answer(request, meta)
         except ApiError as err:
@@ -227,16 +229,16 @@ class LLMEndpoint:
 
     async def _answer(self, request: Request, meta: _Meta) -> Response:
         api = meta.api
-        body = await _json_body(request)
+        body = await json_body(request)
         model = body.get("model")
         meta.model = model if isinstance(model, str) else ""
         meta.stream = bool(body.get("stream"))
         prompt = api.parse(body)
-        digest = _digest(api.api, body)
-        occurrence = self._seen[digest]
-        self._seen[digest] += 1
-        content_rng = random.Random(f"{self.seed}:{digest}")  # same prompt, same answer (retries included)
-        rng = random.Random(f"{self.seed}:{digest}:{occurrence}")  # faults and latency differ per attempt
+        key = digest(api.api, body)
+        occurrence = self._seen[key]
+        self._seen[key] += 1
+        content_rng = random.Random(f"{self.seed}:{key}")  # same prompt, same answer (retries included)
+        rng = random.Random(f"{self.seed}:{key}:{occurrence}")  # faults and latency differ per attempt
         index = self.script.match(prompt, rng, self._used)
         rule = self.script.rules[index] if index is not None else None
         if rule is not None and rule.error is None and rule.fault != "hang":
@@ -244,7 +246,7 @@ class LLMEndpoint:
         else:
             reply = default_reply(prompt, content_rng).capped(prompt.max_tokens)
         cost = prompt.input_tokens + (0 if rule is not None and rule.error is not None else reply.output_tokens)
-        admission = self.limiter.admit(_api_key(request), cost, self.clock.now())
+        admission = self.limiter.admit(api_key(request), cost, self.clock.now())
         headers = limit_headers(api.provider, admission)
         if not admission.admitted:
             return self._rate_limited(meta, admission, headers)
@@ -324,7 +326,7 @@ class LLMEndpoint:
                          time.monotonic() - meta.started, fault=fault, upstream=True)
 
         try:
-            response = await self.upstream.forward(meta.api, path, body, dict(request.headers), _api_key(request),
+            response = await self.upstream.forward(meta.api, path, body, dict(request.headers), api_key(request),
                                                    cut=cut, done=done)
         except ApiError as err:
             return self._refuse(meta, err, "upstream", headers)
@@ -371,7 +373,10 @@ class LLMEndpoint:
         wall_ms = max(0.001, math.ceil(self.clock.to_wall(wait) * 1e6) / 1e3)
         err.headers = {**headers, "retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wall_ms:.3f}"}
         self._record(meta, 429, fault="rate_limited", retry_after_s=wait)
-        self._begin_backoff(meta, wait)
+        if meta.caller is not None or meta.invocation_id is not None:
+            # The client's sleep on retry-after-ms is an emulated wait (backoff.py says why).
+            self._backoffs.begin((meta.caller, meta.invocation_id), wait)
+            self._notify(meta, "begin", wait)
         out = {**err.headers, **self._answer_headers(meta.api, 0.0)}
         return JSONResponse(meta.api.error_body(err), status_code=429, headers=out)
 
@@ -384,32 +389,6 @@ class LLMEndpoint:
                 "openai-version": "2020-10-01"}
 
     # ---- notifications ---------------------------------------------------------------------------------
-
-    def _begin_backoff(self, meta: _Meta, platform_s: float) -> None:
-        """A client told to retry after ``platform_s`` sleeps the scaled ``retry-after-ms``: an emulated wait.
-
-        Without this the instance would count that sleep as real time, so a backoff of 1 s at
-        ``time_scale=0.01`` would cost 10 ms of platform time instead of 1 s.
-        """
-        if meta.caller is None and meta.invocation_id is None:
-            return
-        self._backoffs.setdefault((meta.caller, meta.invocation_id), []).append((time.monotonic(), platform_s))
-        self._notify(meta, "begin", platform_s)
-
-    def _end_backoff(self, meta: _Meta, retry_count: str | None) -> None:
-        """A retry from the same invocation: the backoff due soonest is over (at most its announced length).
-
-        The openai and anthropic SDKs number their attempts (``x-stainless-retry-count``), so a first attempt
-        made in parallel does not end a backoff; a request without that header is taken for a retry.
-        """
-        pending = self._backoffs.get((meta.caller, meta.invocation_id))
-        if not pending or retry_count == "0":
-            return
-        due = [began + self.clock.to_wall(length) for began, length in pending]
-        began, platform_s = pending.pop(due.index(min(due)))
-        if not pending:
-            del self._backoffs[(meta.caller, meta.invocation_id)]
-        self._notify(meta, "end", min(platform_s, self.clock.to_platform(time.monotonic() - began)))
 
     def _notify(self, meta: _Meta, event: str, platform_s: float) -> None:
         if self.on_wait is not None:
@@ -430,33 +409,3 @@ class LLMEndpoint:
                 self.on_call(call)
             except Exception:
                 log.exception("on_call callback failed")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"We could not parse the JSON body of your request ({exc}). "
-                            f"The API expects a JSON object in the request body.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, f"The request body must be a JSON object, got {type(body).__name__}.")
-    return body
-
-
-def _digest(api: str, body: dict[str, Any]) -> str:
-    """What identifies 'the same request' (streaming or not) for seeding."""
-    same = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    text = json.dumps([api, same], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _api_key(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.headers.get("x-api-key") or "anonymous"
-
-
-def _is_anthropic(request: Request) -> bool:
-    return "anthropic-version" in request.headers or request.url.path.endswith("/messages")
