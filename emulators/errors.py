@@ -12,10 +12,12 @@ from collections.abc import Iterable
 
 __all__ = [
     "AgentLoadError",
+    "BackendUnavailableError",
     "ConfigError",
     "DeploymentClosedError",
     "HarnessError",
     "InstanceStartError",
+    "MessageTooLargeError",
     "close_matches_hint",
 ]
 
@@ -38,6 +40,14 @@ class InstanceStartError(HarnessError):
 
 class DeploymentClosedError(HarnessError):
     """The deployment was used after it was closed."""
+
+
+class BackendUnavailableError(HarnessError):
+    """A queue or state backend (Redis, SQS, RabbitMQ, PostgreSQL) cannot be reached, at open or mid-run."""
+
+
+class MessageTooLargeError(HarnessError, ValueError):
+    """A queue message is larger than the queue's size limit (the platform's, e.g. SQS's 1 MiB)."""
 
 
 def close_matches_hint(value: str, choices: Iterable[str]) -> str:

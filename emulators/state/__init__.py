@@ -3,19 +3,28 @@
 State is externalized: it lives in the control process's store, not in an instance, so it survives an
 instance being recycled, as a DynamoDB table or Redis would. An instance receives the session's state
 with each invocation and returns it when changed. The embedded default is a SQLite file in the run
-directory; ``memory`` keeps it in a dict. Redis and PostgreSQL stores come with the daemon pattern.
+directory; ``memory`` keeps it in a dict; ``redis://`` and ``postgresql://`` are shared servers.
+
+Task records (``put_task``/``get_task``/``list_tasks``: status, result, attempts, as the pattern writes them)
+live beside the state, so with a durable store a restarted harness still answers for earlier tasks. On a
+shared server every run gets its own namespace (a Redis key prefix, a PostgreSQL schema), derived from the
+run directory unless given: two runs never mix, and a second harness given the same namespace sees the
+first one's tasks.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
-__all__ = ["MemoryStateStore", "SQLiteStateStore", "StateStore", "open_state_store"]
+__all__ = ["MemoryStateStore", "SQLiteStateStore", "StateStore", "namespace_for", "open_state_store"]
 
 
 class StateStore(Protocol):
@@ -25,7 +34,21 @@ class StateStore(Protocol):
     def put_state(self, session_id: str, state: dict[str, Any]) -> None: ...
     def get_checkpoints(self, task_id: str) -> dict[str, Any]: ...
     def put_checkpoint(self, task_id: str, key: str, value: Any) -> None: ...
+    def put_task(self, task_id: str, record: dict[str, Any]) -> None: ...
+    def get_task(self, task_id: str) -> dict[str, Any] | None: ...
+    def list_tasks(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
+
+
+def task_row(task_id: str, raw: str) -> dict[str, Any]:
+    """A listed task: its record with its id under ``task_id``."""
+    return {**json.loads(raw), "task_id": task_id}
+
+
+def record_status(record: dict[str, Any]) -> str | None:
+    """The record's ``status`` as stored for filtering (None when it has none)."""
+    status = record.get("status")
+    return None if status is None else str(status)
 
 
 class MemoryStateStore:
@@ -34,6 +57,7 @@ class MemoryStateStore:
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
         self._checkpoints: dict[str, dict[str, str]] = {}
+        self._tasks: dict[str, str] = {}  # insertion-ordered: list_tasks answers in first-put order
 
     def get_state(self, session_id: str) -> dict[str, Any]:
         """The session's state (empty for a new session)."""
@@ -52,6 +76,21 @@ class MemoryStateStore:
         """Save one checkpoint."""
         self._checkpoints.setdefault(task_id, {})[key] = json.dumps(value)
 
+    def put_task(self, task_id: str, record: dict[str, Any]) -> None:
+        """Create or replace the task's record."""
+        self._tasks[task_id] = json.dumps(record)
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """The task's record, or None for a task never put."""
+        raw = self._tasks.get(task_id)
+        return None if raw is None else dict(json.loads(raw))
+
+    def list_tasks(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Task records (with ``task_id``) in first-put order, optionally of one status, at most ``limit``."""
+        rows = [task_row(t, raw) for t, raw in self._tasks.items()]
+        rows = [r for r in rows if status is None or record_status(r) == status]
+        return rows if limit is None else rows[:limit]
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -62,10 +101,17 @@ class SQLiteStateStore:
     def __init__(self, path: str | Path) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives the harness process crashing (what a restart needs) without an
+        # fsync per write; only a power loss can drop the last commits.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (session TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS checkpoints (task TEXT, key TEXT, value TEXT NOT NULL, "
             "PRIMARY KEY (task, key))"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, task TEXT UNIQUE NOT NULL, "
+            "status TEXT, value TEXT NOT NULL)"
         )
 
     def get_state(self, session_id: str) -> dict[str, Any]:
@@ -86,20 +132,91 @@ class SQLiteStateStore:
         """Save one checkpoint."""
         self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (task_id, key, json.dumps(value)))
 
+    def put_task(self, task_id: str, record: dict[str, Any]) -> None:
+        """Create or replace the task's record (an update keeps its place in the listing)."""
+        self._db.execute(
+            "INSERT INTO tasks (task, status, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (task) DO UPDATE SET status = excluded.status, value = excluded.value",
+            (task_id, record_status(record), json.dumps(record)),
+        )
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """The task's record, or None for a task never put."""
+        row = self._db.execute("SELECT value FROM tasks WHERE task = ?", (task_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_tasks(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Task records (with ``task_id``) in first-put order, optionally of one status, at most ``limit``."""
+        rows = self._db.execute(
+            "SELECT task, value FROM tasks WHERE (? IS NULL OR status = ?) ORDER BY seq LIMIT ?",
+            (status, status, -1 if limit is None else limit),
+        ).fetchall()
+        return [task_row(t, v) for t, v in rows]
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()
 
 
-def open_state_store(url: str | None, run_dir: Path) -> StateStore:
-    """A store from a URL: None or ``sqlite://`` (a file in the run dir), ``sqlite:///path``, ``memory://``."""
+_NS_UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+
+def safe_namespace(name: str) -> str:
+    """``name`` in the characters a key prefix and a PostgreSQL schema both take: ``[a-z0-9_]``, 56 at most."""
+    return (_NS_UNSAFE.sub("_", name.lower()).strip("_") or "default")[:56]
+
+
+def check_namespace(name: str) -> str:
+    """``name`` if it is already safe (see ``safe_namespace``), else a ConfigError saying what would be."""
+    if name != safe_namespace(name):
+        raise ConfigError(f"namespace {name!r} must be 1-56 of [a-z0-9_]; e.g. {safe_namespace(name)!r}")
+    return name
+
+
+def namespace_for(run_dir: Path) -> str:
+    """The default namespace of a run on a shared server: its run directory's name, made safe."""
+    return safe_namespace(run_dir.name)
+
+
+def _backend(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(f"{__name__}.{module}")
+    except ImportError as exc:
+        raise ConfigError(
+            f"this state store needs its client library ({exc.name}); "
+            f"install it with: pip install 'agent-deploy-harness[{extra}]'"
+        ) from exc
+
+
+def open_state_store(url: str | None, run_dir: Path, *, namespace: str | None = None, client: Any = None,
+                     connect_timeout_s: float = 3.0) -> StateStore:
+    """A store from a URL: None or ``sqlite://`` (a file in the run dir), ``sqlite:///path``, ``memory://``,
+    ``redis://host:port/db`` or ``postgresql://user@host:port/db``.
+
+    On the servers, ``namespace`` (or a ``?namespace=`` URL parameter) names the run's key prefix or schema;
+    by default it is derived from ``run_dir``. ``client`` injects a ready redis-py (or fakeredis) client. A
+    server that cannot be reached raises ``BackendUnavailableError`` within about ``connect_timeout_s``.
+    """
     if url is None or url in ("sqlite://", "sqlite:"):
         return SQLiteStateStore(run_dir / "state.sqlite3")
     if url.startswith("sqlite:///"):
         return SQLiteStateStore(url[len("sqlite://"):])
     if url in ("memory://", "memory"):
         return MemoryStateStore()
+    parts = urlsplit(url)
+    if parts.scheme in ("redis", "rediss", "postgresql", "postgres") and url.startswith(f"{parts.scheme}://"):
+        query = parse_qsl(parts.query)
+        given = [v for k, v in query if k == "namespace"]
+        ns = safe_namespace(namespace or (given[-1] if given else None) or namespace_for(run_dir))
+        # Both clients turn unknown query parameters into connection options, so ours must go.
+        bare = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "namespace"])))
+        if parts.scheme.startswith("redis"):
+            mod = _backend("redis_store", "redis")
+            return mod.RedisStateStore(bare, ns, client=client,  # type: ignore[no-any-return]
+                                       connect_timeout_s=connect_timeout_s)
+        mod = _backend("postgres_store", "postgres")
+        return mod.PostgresStateStore(bare, ns, connect_timeout_s=connect_timeout_s)  # type: ignore[no-any-return]
     raise ConfigError(
-        f"unsupported state store URL {url!r}; expected memory://, sqlite:// or sqlite:///path/to/file "
-        f"(redis:// and postgresql:// come with the daemon pattern)"
+        f"unsupported state store URL {url!r}; expected memory://, sqlite://, sqlite:///path/to/file, "
+        f"redis://host:port/db or postgresql://user@host:port/db"
     )
