@@ -2,8 +2,11 @@
 
 One formula covers the shipped serverless profiles, each setting only the prices its platform charges:
 requests x per-request price + billed duration (rounded up to the profile's granularity) x
-(memory GB x GB-second price + vCPUs x vCPU-second price) + memory GB-hours + active CPU hours.
+(memory GB x GB-second price + vCPUs x vCPU-second price) + memory GB-hours + active CPU hours + CPU ms
+(edge isolates bill CPU time, not duration).
 Provisioned capacity is a fixed cost of the deployment, not of an invocation (``provisioned_cost``).
+Container replicas are billed for the whole time they are up, busy or idle (``replica_rate_usd``): a
+``ReplicaMeter`` splits one replica's time into idle time and the shares of the calls it served.
 LLM tokens are priced from the dated table ``profiles/prices/llm.toml`` (``llm_cost``).
 """
 
@@ -17,7 +20,8 @@ from pathlib import Path
 from .profiles import Profile
 from .records import Cost
 
-__all__ = ["billed_ms", "invocation_cost", "llm_cost", "llm_price", "provisioned_cost"]
+__all__ = ["ReplicaMeter", "billed_ms", "invocation_cost", "llm_cost", "llm_price", "provisioned_cost",
+           "replica_cost", "replica_rate_usd"]
 
 _PRICES = Path(__file__).parent / "profiles" / "prices" / "llm.toml"
 
@@ -37,6 +41,7 @@ def invocation_cost(billed: float, cpu_ms: float, profile: Profile) -> Cost:
     compute += seconds * (profile.vcpus or 0.0) * profile.price_vcpu_s_usd
     compute += seconds / 3600.0 * gb * profile.price_gb_hour_usd
     compute += cpu_ms / 1000.0 / 3600.0 * profile.price_active_cpu_hour_usd
+    compute += cpu_ms / 1e6 * profile.price_per_million_cpu_ms_usd  # edge: CPU time, no duration charge
     return Cost(compute_usd=compute, requests_usd=profile.price_per_million_requests_usd / 1e6)
 
 
@@ -47,6 +52,74 @@ def provisioned_cost(instances: int, lifetime_s: float, profile: Profile) -> flo
     g = profile.provisioned_billing_granularity_s
     billed_s = math.ceil(lifetime_s / g) * g if g else lifetime_s
     return instances * billed_s * profile.memory_mb / 1024.0 * profile.provisioned_price_gb_s_usd
+
+
+def replica_rate_usd(profile: Profile) -> float:
+    """USD per platform second one replica costs while it is up: vCPUs, memory and its share of a node.
+
+    A replica's share of a node is the larger of its vCPU and memory fractions (what keeps other pods off).
+    """
+    gib = profile.memory_mb / 1024.0
+    vcpus = profile.vcpus or 0.0
+    rate = vcpus * profile.price_vcpu_s_usd + gib * profile.price_gb_s_usd + gib * profile.price_gb_hour_usd / 3600
+    if profile.price_node_hour_usd and profile.node_vcpus and profile.node_memory_mb:
+        share = max(vcpus / profile.node_vcpus, profile.memory_mb / profile.node_memory_mb)
+        rate += share * profile.price_node_hour_usd / 3600.0
+    return rate
+
+
+def replica_cost(replicas: int, seconds: float, profile: Profile) -> float:
+    """Cost of ``replicas`` replicas up for ``seconds`` platform seconds each."""
+    return replicas * seconds * replica_rate_usd(profile)
+
+
+class ReplicaMeter:
+    """One replica's up time on the platform clock, split into idle time and the calls' shares of busy time.
+
+    Calls running together on a replica share it equally while they overlap, so the shares of all calls
+    add up to the time the replica was busy.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.last = now
+        self.idle_s = 0.0
+        self.busy_s = 0.0  # clock seconds with at least one call running
+        self.stopped = False
+        self._running: dict[str, tuple[float, float]] = {}  # key -> (began, share-seconds so far)
+
+    def _advance(self, now: float) -> None:
+        dt = max(0.0, now - self.last)
+        self.last = max(self.last, now)
+        if self.stopped:
+            return
+        if not self._running:
+            self.idle_s += dt
+            return
+        self.busy_s += dt
+        each = dt / len(self._running)
+        self._running = {k: (began, acc + each) for k, (began, acc) in self._running.items()}
+
+    def begin(self, key: str, now: float) -> None:
+        """A call started running on the replica."""
+        self._advance(now)
+        self._running[key] = (now, 0.0)
+
+    def end(self, key: str, now: float) -> float:
+        """A call ended; returns its share of the replica while it ran (1.0 = it had the replica alone)."""
+        self._advance(now)
+        began, acc = self._running.pop(key, (now, 0.0))
+        span = now - began
+        return acc / span if span > 0 else 1.0 / (len(self._running) + 1)
+
+    def stop(self, now: float) -> None:
+        """The replica is gone: billing stops."""
+        self._advance(now)
+        self.stopped = True
+
+    def idle_until(self, now: float) -> float:
+        """Idle platform seconds up to ``now``."""
+        extra = 0.0 if self.stopped or self._running else max(0.0, now - self.last)
+        return self.idle_s + extra
 
 
 @functools.cache

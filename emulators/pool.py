@@ -136,7 +136,8 @@ class Pool:
             "time_scale": self.clock.time_scale,
             "cpu_factor": p.cpu_factor(),
             "init_cpu_factor": p.cpu_factor(init=True),
-            "instance_concurrency": p.instance_concurrency if self.pattern == "serverless" else 1,
+            "instance_concurrency": (p.instance_concurrency if self.pattern == "serverless"
+                                     else p.replica_concurrency if self.pattern == "container" else 1),
             "response_limit_bytes": p.response_limit_bytes,
             # the LLM waits of the running invocation, published for ctx.remaining_time_ms() (llmtime.py)
             "llm_time_path": str(self.run_dir / f"{instance_id}.llmtime") if self.llm_url else None,

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "Result", "Summary", "percentile", "summarize"]
+__all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "ReplicaPoint", "Result", "Summary", "headroom", "percentile",
+           "summarize"]
 
 Outcome = Literal[
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -73,12 +74,29 @@ class Record(Result):
     started_at: float = 0.0  # wall clock, UNIX seconds
     ended_at: float = 0.0
     duration_ms: float = 0.0  # platform ms the agent ran (the billed phase before rounding)
-    billed_ms: float = 0.0
+    billed_ms: float = 0.0  # container: the replica ms charged to this call (its duration x its share)
     wall_ms: float = 0.0  # real wall time end to end, for the harness's own overhead figures
     events: tuple[Any, ...] = ()
     llm_errors: int = 0  # LLM calls answered with an error (429, 5xx): retries show up here
     llm_ms: float = 0.0  # platform ms spent waiting on the LLM
     llm_backoff_ms: float = 0.0  # platform ms the LLM told the agent to back off (429 retry-after): time lost
+    # Headroom (edge): the limits this call ran under, beside what it used (cpu_ms, peak_memory_mb, subrequests).
+    cpu_limit_ms: float | None = None
+    memory_cap_mb: float | None = None
+    subrequests: int = 0  # LLM calls + ctx.http requests
+    subrequest_limit: int | None = None
+    # Geography (where modelled): latency_ms includes client_rtt_ms; network_ms is the platform time the
+    # subrequests spent on round trips to the LLM's region (part of duration_ms).
+    region: str | None = None
+    caller_region: str | None = None
+    client_rtt_ms: float = 0.0
+    network_ms: float = 0.0
+
+    def headroom(self) -> dict[str, float]:
+        """Share of each limit left unused (0.12 = 12% headroom; negative = over), for the limits that applied."""
+        pairs = {"cpu": (self.cpu_ms, self.cpu_limit_ms), "memory": (self.peak_memory_mb, self.memory_cap_mb),
+                 "subrequests": (float(self.subrequests), self.subrequest_limit)}
+        return {k: headroom(used, allowed) for k, (used, allowed) in pairs.items() if allowed}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible dict of every field, cost with its total."""
@@ -88,6 +106,11 @@ class Record(Result):
         return d
 
 
+def headroom(used: float, allowed: float) -> float:
+    """The share of ``allowed`` that ``used`` left over: (allowed - used) / allowed."""
+    return (allowed - used) / allowed
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) by the nearest-rank method; 0.0 for no values."""
     if not values:
@@ -95,6 +118,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class ReplicaPoint:
+    """One point of a container deployment's replica timeline, for reports and charts.
+
+    Written at every autoscaler sync and every change (a replica starting, ready, crashed, drained).
+    """
+
+    t_s: float  # platform seconds since the deployment started
+    event: str  # "start", "sync", "scale", "ready", "crash", "oom", "restart", "drain", "stop"
+    replicas: int  # replicas the deployment counts: starting, ready, or restarting after a crash
+    ready: int  # replicas taking requests
+    desired: int  # the replica count the autoscaler asks for
+    metric: float | None = None  # at a sync: the autoscaler's metric (per replica, or p95 ms)
+    raw_desired: int | None = None  # at a sync: the HPA formula's answer before policies and windows
+    outstanding: int = 0  # requests running or waiting, over all replicas
+    draining: int = 0  # replicas on their way out: finishing what they hold, still billed
 
 
 @dataclass(frozen=True)
@@ -121,6 +162,17 @@ class Summary:
     output_tokens: int
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
+    # Compute split by what it paid for: capacity that served calls vs capacity kept up doing nothing
+    # (container: idle and starting replicas; serverless: provisioned concurrency).
+    busy_cost_usd: float = 0.0
+    idle_cost_usd: float = 0.0
+    peak_replicas: int = 0  # container: most replicas up at once (draining ones included)
+    replica_seconds: float = 0.0  # container: platform seconds of replica uptime billed
+    replica_timeline: tuple[ReplicaPoint, ...] = ()
+    # Where geography is modelled: per caller region, calls, latency p50/p95 and the mean round trips in it.
+    latency_by_region: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Where limits are reported (edge): the least headroom any ok call left on each limit (0.12 = 12%).
+    min_headroom: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible dict."""
@@ -128,8 +180,13 @@ class Summary:
 
 
 def summarize(records: Iterable[Record], *, pattern: str = "", profile: str = "",
-              fixed_cost_usd: float = 0.0) -> Summary:
-    """Summarize records; warm-up pings are billed but not counted as calls or in latency."""
+              fixed_cost_usd: float = 0.0, busy_cost_usd: float | None = None,
+              idle_cost_usd: float | None = None, peak_replicas: int = 0, replica_seconds: float = 0.0,
+              replica_timeline: Sequence[ReplicaPoint] = ()) -> Summary:
+    """Summarize records; warm-up pings are billed but not counted as calls or in latency.
+
+    Unless given, busy cost is the records' compute cost and idle cost is the fixed cost.
+    """
     all_records = list(records)
     calls = [r for r in all_records if r.trigger == "invoke"]
     pings = [r for r in all_records if r.trigger == "warmup"]
@@ -159,4 +216,36 @@ def summarize(records: Iterable[Record], *, pattern: str = "", profile: str = ""
         output_tokens=sum(r.output_tokens for r in calls),
         llm_calls=sum(r.llm_calls for r in calls),
         llm_cost_usd=sum(r.cost.llm_usd for r in calls),
+        busy_cost_usd=(sum(r.cost.compute_usd for r in all_records) if busy_cost_usd is None
+                       else busy_cost_usd),
+        idle_cost_usd=fixed_cost_usd if idle_cost_usd is None else idle_cost_usd,
+        peak_replicas=peak_replicas,
+        replica_seconds=replica_seconds,
+        replica_timeline=tuple(replica_timeline),
+        latency_by_region=_by_region(calls),
+        min_headroom=_min_headroom(calls),
     )
+
+
+def _by_region(calls: Sequence[Record]) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[Record]] = {}
+    for r in calls:
+        if r.caller_region is not None and r.outcome not in ("throttled", "payload_too_large"):
+            groups.setdefault(r.caller_region, []).append(r)
+    out: dict[str, dict[str, float]] = {}
+    for region, rs in sorted(groups.items()):
+        lat = [r.latency_ms for r in rs]
+        out[region] = {"calls": float(len(rs)), "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
+                       "client_rtt_ms": sum(r.client_rtt_ms for r in rs) / len(rs),
+                       "network_ms": sum(r.network_ms for r in rs) / len(rs),
+                       "llm_calls": sum(r.llm_calls for r in rs) / len(rs)}
+    return out
+
+
+def _min_headroom(calls: Sequence[Record]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in calls:
+        if r.ok:
+            for k, v in r.headroom().items():
+                out[k] = min(v, out.get(k, v))
+    return out

@@ -17,7 +17,11 @@ from types import TracebackType
 from typing import Any, Literal
 
 from emulators.clock import Clock
+from emulators.container import Container
+from emulators.edge import Edge, EdgePool
+from emulators.edge_geo import RegionalServerless, geography_for
 from emulators.errors import ConfigError, DeploymentClosedError
+from emulators.gateway import GatewayOptions, TaskRegistry, WebhookSender, async_retry_delays
 from emulators.pattern import Emulator
 from emulators.pool import Pool
 from emulators.profiles import Profile
@@ -45,27 +49,48 @@ class TaskStatus:
 def _emulator(cfg: DeployConfig) -> Emulator:
     run_id = uuid.uuid4().hex[:10]
     clock = Clock(cfg.time_scale)
-    pool = Pool(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
+    geo = geography_for(cfg.pattern, cfg.profile)  # checks the region names before anything starts
+    pool_type = EdgePool if cfg.pattern == "edge" else Pool  # the edge runtime preloads its HTTP client
+    pool = pool_type(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
                 run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
                 llm=cfg.llm, llm_script=cfg.llm_script)
     try:
-        state = open_state_store(cfg.state, pool.run_dir)
+        state = open_state_store(cfg.state or cfg.profile.state, pool.run_dir)
     except BaseException:
         import shutil
 
         shutil.rmtree(pool.run_dir, ignore_errors=True)
         raise
+    if cfg.pattern == "edge" and geo is not None:
+        return Edge(pool, cfg.profile, clock, state, geo)
+    if geo is not None:  # serverless placed in one region, to compare with the edge
+        return RegionalServerless(pool, cfg.profile, clock, state, geography=geo)
+    if cfg.pattern == "container":
+        return Container(pool, cfg.profile, clock, state)
+    if cfg.pattern == "daemon":
+        from emulators.daemon import Daemon
+
+        return Daemon(pool, cfg.profile, clock, state)
     return Serverless(pool, cfg.profile, clock, state)
 
 
 class AsyncDeployment:
     """A running deployment, driven from asyncio."""
 
-    def __init__(self, cfg: DeployConfig) -> None:
+    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None) -> None:
         self.config = cfg
+        self.gateway_options = gateway if gateway is not None else GatewayOptions()
         self._emulator = _emulator(cfg)
-        self._tasks: dict[str, asyncio.Task[Record]] = {}
-        self._events: dict[str, list[Any]] = {}
+        opts = self.gateway_options
+        clock = Clock(cfg.time_scale)
+        # One machinery: the gateway's routes and submit/status/wait/stream below share this registry.
+        self._webhooks = WebhookSender(opts.webhook_secret, clock, allow=opts.webhook_allow,
+                                       attempts=opts.webhook_attempts, backoff_s=opts.webhook_backoff_s)
+        delays = opts.async_retry_delays_s
+        self._registry = TaskRegistry(
+            self._emulator, clock, deliverer=self._webhooks,
+            retry_delays_s=async_retry_delays(cfg.profile.name) if delays is None else delays)
+        self._gateway: Any = None  # emulators.gateway.Gateway once serving
         self._closed = False
         self._started = False
 
@@ -84,12 +109,31 @@ class AsyncDeployment:
         """Directory with the instances' logs (kept after close with ``keep_logs=True``)."""
         return self._emulator.pool.run_dir
 
+    @property
+    def url(self) -> str:
+        """Base URL of this deployment's HTTP gateway (``http://127.0.0.1:PORT``)."""
+        if self._gateway is None or self._gateway.url is None:
+            raise ConfigError("this deployment has no HTTP gateway: it was deployed with gateway=False, or is not "
+                              "started or already closed; deploy with gateway=True (the default) to get a URL")
+        return str(self._gateway.url)
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret webhook signatures are made with (verify them with ``emulators.gateway.verify``)."""
+        return self.gateway_options.webhook_secret
+
     async def start(self) -> AsyncDeployment:
-        """Start the deployment (its runtime, provisioned instances, background loops)."""
+        """Start the deployment (its runtime, provisioned instances, background loops, HTTP gateway)."""
         if not self._started:
             self._started = True
             try:
                 await self._emulator.start()
+                if self.gateway_options.serve:
+                    from emulators.gateway.server import Gateway  # uvicorn/starlette: only when serving HTTP
+
+                    self._gateway = Gateway(self._emulator, self._registry, Clock(self.config.time_scale),
+                                            self.gateway_options)
+                    await self._gateway.start()
             except BaseException:
                 await self.aclose()
                 raise
@@ -105,69 +149,64 @@ class AsyncDeployment:
         return await self._emulator.invoke(task, session_id)
 
     async def submit(self, task: Any, session_id: str | None = None, callback_url: str | None = None) -> str:
-        """Start ``task`` in the background and return its id at once."""
+        """Start ``task`` in the background (as ``POST /tasks``) and return its id at once.
+
+        ``callback_url`` gets the final task JSON as a signed webhook (loopback targets only unless
+        allow-listed in ``GatewayOptions.webhook_allow``; ConfigError otherwise).
+        """
         self._check_open()
         if callback_url is not None:
-            raise ConfigError("callback_url webhooks come with the HTTP gateway; poll with status()/wait()")
-        task_id = str(uuid.uuid4())
-        events = self._events[task_id] = []
-        self._tasks[task_id] = asyncio.create_task(
-            self._emulator.invoke(task, session_id, on_event=events.append), name=f"task-{task_id}")
-        return task_id
-
-    def _task(self, task_id: str) -> asyncio.Task[Record]:
-        try:
-            return self._tasks[task_id]
-        except KeyError:
-            raise ConfigError(f"unknown task id {task_id!r}; use an id returned by submit()") from None
+            self._webhooks.check(callback_url)
+        return self._registry.submit(task, session_id, callback_url).task_id
 
     async def status(self, task_id: str) -> TaskStatus:
         """State of a submitted task, with its result once finished."""
-        t = self._task(task_id)
-        if not t.done():
-            return TaskStatus(task_id, "running")
-        r = t.result()
-        return TaskStatus(task_id, "succeeded" if r.ok else "failed", r)
+        t = self._registry.get(task_id)
+        return TaskStatus(task_id, t.state, t.result)
 
     async def wait(self, task_id: str, timeout_s: float | None = None) -> Record:
-        """Wait (wall seconds) for a submitted task's result."""
-        t = self._task(task_id)
-        return await asyncio.wait_for(asyncio.shield(t), timeout_s)
+        """Wait (wall seconds) for a submitted task's result; TimeoutError past ``timeout_s``."""
+        return await self._registry.get(task_id).wait(timeout_s)
 
     async def stream(self, task: Any, session_id: str | None = None) -> AsyncIterator[Any]:
         """Yield the agent's progress events as they come, then the final Record."""
         self._check_open()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        call = asyncio.create_task(self._emulator.invoke(task, session_id, on_event=queue.put_nowait))
+        t = self._registry.submit(task, session_id, retries=False)
         try:
-            while not (call.done() and queue.empty()):
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait((getter, call), return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield getter.result()
-                else:
-                    getter.cancel()
-            yield call.result()
+            async for _, _, item in t.follow():
+                yield item
         finally:
-            if not call.done():
-                call.cancel()
+            if t.runner is not None and not t.runner.done():
+                t.runner.cancel()  # the caller left: a sync stream's call ends with its caller
 
     def records(self) -> list[Record]:
         """Every invocation so far, one Record each."""
         return list(self._emulator.records)
+
+    async def restart(self) -> None:
+        """Rolling restart (container): replace the replicas one at a time, failing no request."""
+        self._check_open()
+        restart = getattr(self._emulator, "restart", None)
+        if restart is None:
+            raise ConfigError(f"the {self.pattern} pattern has no rolling restart; it is a container feature")
+        await restart()
 
     def summary(self) -> Summary:
         """Counts per outcome, latency percentiles, cold starts and cost, from the records."""
         return self._emulator.summary()
 
     async def aclose(self) -> None:
-        """Stop every instance and the runtime; safe to call twice."""
+        """Stop the gateway, the tasks, every instance and the runtime; safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        for t in self._tasks.values():
-            t.cancel()
-        await self._emulator.close()
+        try:
+            if self._gateway is not None:
+                await self._gateway.stop()
+            await self._registry.close()
+            await self._webhooks.aclose()
+        finally:
+            await self._emulator.close()
 
     async def __aenter__(self) -> AsyncDeployment:
         return await self.start()
@@ -176,20 +215,29 @@ class AsyncDeployment:
         await asyncio.shield(self.aclose())
 
 
-def adeploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
-            profile: str | Path | Profile | None = None, time_scale: float = 1.0, **kwargs: Any) -> AsyncDeployment:
+def _gateway_options(gateway: bool | GatewayOptions) -> GatewayOptions:
+    if isinstance(gateway, GatewayOptions):
+        return gateway
+    if not isinstance(gateway, bool):
+        raise ConfigError(f"gateway must be True, False or a GatewayOptions, got {gateway!r}")
+    return GatewayOptions(serve=gateway)
+
+
+def adeploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
+            profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
+            gateway: bool | GatewayOptions = True, **kwargs: Any) -> AsyncDeployment:
     """An AsyncDeployment; use ``async with harness.adeploy(...) as d``. Arguments as ``deploy``."""
-    return AsyncDeployment(build_config(agent, pattern, profile, time_scale, **kwargs))
+    return AsyncDeployment(build_config(agent, pattern, profile, time_scale, **kwargs), _gateway_options(gateway))
 
 
 class Deployment:
     """The sync facade: every method runs the AsyncDeployment's coroutine on a background event loop."""
 
-    def __init__(self, cfg: DeployConfig) -> None:
+    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None) -> None:
         self._engine = LoopThread()
         self._closed = False
         try:
-            self._async = self._engine.call(self._make, cfg)
+            self._async = self._engine.call(self._make, cfg, gateway)
             self._engine.call(self._async.start)
         except BaseException:
             self._engine.stop()
@@ -198,8 +246,8 @@ class Deployment:
         self._finalizer = weakref.finalize(self, Deployment._finalize, self._engine, self._async)
 
     @staticmethod
-    async def _make(cfg: DeployConfig) -> AsyncDeployment:
-        return AsyncDeployment(cfg)
+    async def _make(cfg: DeployConfig, gateway: GatewayOptions | None) -> AsyncDeployment:
+        return AsyncDeployment(cfg, gateway)
 
     @staticmethod
     def _finalize(engine: LoopThread, dep: AsyncDeployment) -> None:
@@ -227,6 +275,16 @@ class Deployment:
     def run_dir(self) -> Path:
         """Directory with the instances' logs."""
         return self._async.run_dir
+
+    @property
+    def url(self) -> str:
+        """Base URL of this deployment's HTTP gateway."""
+        return self._async.url
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret webhook signatures are made with."""
+        return self._async.webhook_secret
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
@@ -268,6 +326,10 @@ class Deployment:
         """Every invocation so far, one Record each."""
         return self._async.records()
 
+    def restart(self) -> None:
+        """Rolling restart (container): replace the replicas one at a time, failing no request."""
+        self._call(self._async.restart)
+
     def summary(self) -> Summary:
         """Counts per outcome, latency percentiles, cold starts and cost."""
         return self._call(_sync_summary, self._async)  # type: ignore[no-any-return]
@@ -291,12 +353,14 @@ async def _sync_summary(dep: AsyncDeployment) -> Summary:
     return dep.summary()
 
 
-def deploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
+def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
            profile: str | Path | Profile | None = None, time_scale: float = 1.0, *, adapter: str = "auto",
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
-           **overrides: Any) -> Deployment:
+           gateway: bool | GatewayOptions = True, **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
+
+    ``pattern=None`` takes the named profile's pattern (``profile="k8s-hpa"`` is a container), else serverless.
 
     ``overrides`` are profile fields (``timeout_s=10``, ``memory_mb=256``, ``max_concurrency=2``...).
     ``llm="sim"`` (default) starts the LLM simulator the instances' SDKs are pointed at (``llm_script``:
@@ -307,4 +371,4 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
                        keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
                        **overrides)
-    return Deployment(cfg)
+    return Deployment(cfg, _gateway_options(gateway))

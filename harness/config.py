@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
-from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, check_pattern, load_profile
+from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, check_pattern, load_profile, profile_pattern
 from emulators.runtime.agent import ADAPTERS, AgentRef, resolve_agent
 
 __all__ = ["DeployConfig", "build_config", "project_defaults"]
@@ -38,12 +38,17 @@ class DeployConfig:
     llm_script: str | None = None
 
 
-def build_config(agent: str | Path | Callable[..., Any], pattern: str = "serverless",
+def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
                  profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
                  llm_script: str | Path | None = None, **overrides: Any) -> DeployConfig:
-    """Validate every input and return the frozen config; raises ConfigError naming what is wrong."""
+    """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
+
+    ``pattern=None``: the pattern the profile is written for (serverless when no profile is named).
+    """
+    if pattern is None:
+        pattern = "serverless" if profile is None else profile_pattern(profile)
     check_pattern(pattern)
     if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not time_scale > 0:
         raise ConfigError(

@@ -101,6 +101,10 @@ class LLMEndpoint:
         self.seed = seed
         self.on_call = on_call
         self.on_wait = on_wait
+        # Per-caller added latency: (caller, invocation id) -> platform seconds added to each answer's wait
+        # (edge: the round trip to the LLM's region). It may raise ApiError to refuse the request (edge: a
+        # call over the subrequest budget).
+        self.extra_latency: Callable[[str | None, str | None], float] | None = None
         lim = self.script.limits
         self.limiter = RateLimiter(rpm if rpm is not None else lim.rpm, tpm if tpm is not None else lim.tpm,
                                    lim.burst_s)
@@ -234,6 +238,7 @@ class LLMEndpoint:
         meta.model = model if isinstance(model, str) else ""
         meta.stream = bool(body.get("stream"))
         prompt = api.parse(body)
+        extra_s = self.extra_latency(meta.caller, meta.invocation_id) if self.extra_latency is not None else 0.0
         key = digest(api.api, body)
         occurrence = self._seen[key]
         self._seen[key] += 1
@@ -266,6 +271,7 @@ class LLMEndpoint:
         if self.upstream is not None:
             return await self._forward(request, meta, body, fault == "cut", headers)
         ttft, tps = self.script.latency_for(prompt.model).sample(rng)
+        ttft += extra_s
         if prompt.stream:
             return StreamResponse(
                 api.frames(prompt, reply, body, rng), waiter=self._waiter, ttft_s=ttft, tokens_per_s=tps,

@@ -26,10 +26,12 @@ __all__ = [
     "default_profile_name",
     "list_profiles",
     "load_profile",
+    "profile_pattern",
 ]
 
 PATTERNS = ("serverless", "container", "daemon", "edge")
-_DEFAULTS = {"serverless": "aws-lambda"}
+_DEFAULTS = {"serverless": "aws-lambda", "container": "k8s-hpa", "daemon": "daemon-local",
+             "edge": "cloudflare-workers-free"}
 IMPLEMENTED_PATTERNS = tuple(_DEFAULTS)  # a pattern is implemented once it has a default profile
 _HERE = Path(__file__).parent
 
@@ -83,6 +85,61 @@ class Profile:
     provisioned_billing_granularity_s: float = _f(0.0, "serverless")
     warmup_interval_s: float | None = _f(None, "serverless")
     warmup_concurrency: int = _f(1, "serverless")
+    # container: replicas, the load balancer and the autoscaler (Kubernetes HPA semantics)
+    min_replicas: int = _f(1, "container")
+    max_replicas: int = _f(10, "container")
+    replica_concurrency: int = _f(80, "container")  # requests one replica serves at once
+    replica_queue_limit: int = _f(100, "container")  # requests waiting at one replica; beyond: throttled
+    load_balancer: str = _f("round_robin", "container")  # round_robin | least_outstanding
+    sticky_sessions: bool = _f(False, "container")
+    autoscale_metric: str = _f("concurrency", "container")  # concurrency | queue | p95_latency
+    target_concurrency: float = _f(40.0, "container")  # outstanding requests per replica
+    target_queue_depth: float = _f(10.0, "container")  # waiting requests per replica
+    target_latency_p95_ms: float = _f(1000.0, "container")
+    autoscale_tolerance: float = _f(0.1, "container")
+    autoscale_sync_period_s: float = _f(15.0, "container")
+    scale_up_percent: float = _f(100.0, "container")
+    scale_up_pods: int = _f(4, "container")
+    scale_up_period_s: float = _f(15.0, "container")
+    scale_down_stabilization_s: float = _f(300.0, "container")
+    scale_to_zero_idle_s: float = _f(300.0, "container")  # with min_replicas = 0: idle this long -> 0
+    restart_backoff_s: float = _f(10.0, "container")  # CrashLoopBackOff: first delay, doubled per crash
+    restart_backoff_max_s: float = _f(300.0, "container")
+    price_node_hour_usd: float = _f(0.0, "container")  # a replica pays its share of a node
+    node_vcpus: float | None = _f(None, "container")
+    node_memory_mb: float | None = _f(None, "container")
+    # daemon: a queue, supervised workers (emulators/daemon.py, supervisor.py)
+    workers: int = _f(2, "daemon")
+    queue: str | None = _f(None, "daemon")  # broker URL; None: the in-memory broker
+    state: str | None = _f(None)  # state store URL (deploy(state=...) wins); None: SQLite in the run dir
+    max_receives: int = _f(5, "daemon")  # deliveries before the dead-letter queue
+    visibility_timeout_s: float = _f(30.0, "daemon")
+    task_deadline_s: float | None = _f(None, "daemon")  # None: no per-task limit, as daemons usually run
+    retry_backoff_s: float = _f(1.0, "daemon")  # first retry's back-off cap, doubled per attempt, full jitter
+    retry_backoff_max_s: float = _f(60.0, "daemon")
+    restart: str = _f("on-failure", "daemon")  # systemd Restart=: on-failure | always | no
+    restart_sec: float = _f(0.1, "daemon")  # systemd RestartSec= default 100 ms (systemd.service(5))
+    start_limit_burst: int = _f(5, "daemon")  # systemd StartLimitBurst= default 5 (systemd.unit(5))
+    start_limit_interval_s: float = _f(10.0, "daemon")  # StartLimitIntervalSec= default 10 s; 0 disables
+    shutdown_grace_s: float = _f(30.0, "daemon")  # finish running tasks this long on close, then release them
+    min_workers: int = _f(1, "daemon")
+    max_workers: int = _f(10, "daemon")
+    scale_target: float | None = _f(None, "daemon")  # KEDA-style: queued tasks per worker; None: fixed workers
+    scale_interval_s: float = _f(30.0, "daemon")  # how often the queue depth is polled for scaling
+    price_worker_hour_usd: float = _f(0.0, "daemon")  # one worker (VM or container) for an hour
+    price_per_million_queue_requests_usd: float = _f(0.0, "daemon")
+    # edge isolates (emulators/edge.py); None: the platform sets no such limit
+    cpu_limit_ms: float | None = _f(None, "edge")  # CPU time per request, measured on the process
+    subrequest_limit: int | None = _f(None, "edge")  # LLM calls + ctx.http requests per request
+    startup_cpu_ms: float | None = _f(None, "edge")  # CPU the global scope (the import) may use
+    code_size_limit_bytes: int | None = _f(None, "edge")  # the agent module + what it imports from the project
+    code_size_compressed: bool = _f(False, "edge")  # the limit applies to the gzip size (Vercel) or the raw size
+    price_per_million_cpu_ms_usd: float = _f(0.0)
+    # Geography (emulators/edge_geo.py), for every pattern so a central serverless function can be compared
+    # with the edge: names from profiles/regions/rtt.toml; None = not modelled (edge: the caller's region).
+    region: str | None = _f(None)  # where the instances run (edge default: nearest the caller)
+    caller_region: str | None = _f(None)  # where calls come from; "a,b,c" rotates calls among regions
+    llm_region: str | None = _f(None)  # where the LLM (and other origins of subrequests) run
 
     def replace(self, **overrides: Any) -> Profile:
         """A copy with some fields overridden, validated as a profile file is."""
@@ -111,9 +168,20 @@ _FIELDS = {f.name: f for f in fields(Profile)}
 _PATTERN_OF.update({name: f.metadata["pattern"] for name, f in _FIELDS.items()})
 _INTS = {n for n, f in _FIELDS.items() if f.type in ("int", "int | None")}
 _BOOLS = {n for n, f in _FIELDS.items() if f.type == "bool"}
-_STRS = {"name", "pattern", "description", "source"}
+_STRS = {"name", "pattern", "description", "source", "load_balancer", "autoscale_metric", "region",
+         "caller_region", "llm_region", "queue", "state", "restart"}
+_CHOICES = {
+    "restart": ("on-failure", "always", "no"),
+    "load_balancer": ("round_robin", "least_outstanding"),
+    "autoscale_metric": ("concurrency", "queue", "p95_latency"),
+}
 _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency", "billing_granularity_ms",
-             "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency"}
+             "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
+             "max_replicas", "replica_concurrency", "target_concurrency", "target_queue_depth",
+             "target_latency_p95_ms", "autoscale_sync_period_s", "scale_up_period_s", "node_vcpus",
+             "node_memory_mb", "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
+             "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
+             "max_workers", "scale_target", "scale_interval_s"}
 
 
 def _check_value(name: str, value: Any, where: str) -> Any:
@@ -124,6 +192,12 @@ def _check_value(name: str, value: Any, where: str) -> Any:
     if name in _STRS:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: field {name!r} must be a string, got {value!r}")
+        choices = _CHOICES.get(name)
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{where}: field {name!r} must be one of: {', '.join(choices)}; got {value!r}"
+                f"{close_matches_hint(value, choices)}"
+            )
         return value
     if name in _BOOLS:
         if not isinstance(value, bool):
@@ -178,6 +252,19 @@ def _check_ranges(p: Profile, where: str) -> None:
         raise ConfigError(f"{where}: memory_mb={p.memory_mb:g} is below {p.name}'s minimum of {p.min_memory_mb:g}")
     if p.max_memory_mb is not None and p.memory_mb > p.max_memory_mb:
         raise ConfigError(f"{where}: memory_mb={p.memory_mb:g} is above {p.name}'s maximum of {p.max_memory_mb:g}")
+    if p.min_replicas > p.max_replicas:
+        raise ConfigError(
+            f"{where}: min_replicas={p.min_replicas} is above max_replicas={p.max_replicas}; raise max_replicas"
+        )
+    if p.min_workers > p.max_workers:
+        raise ConfigError(
+            f"{where}: min_workers={p.min_workers} is above max_workers={p.max_workers}; raise max_workers"
+        )
+    if p.price_node_hour_usd and (p.node_vcpus is None or p.node_memory_mb is None):
+        raise ConfigError(
+            f"{where}: price_node_hour_usd needs the node's size to share it between replicas; "
+            f"set node_vcpus and node_memory_mb too"
+        )
 
 
 def list_profiles() -> list[str]:
@@ -205,12 +292,19 @@ def default_profile_name(pattern: str) -> str:
     return _DEFAULTS[pattern]
 
 
-def load_profile(spec: str | Path | Profile | None, pattern: str = "serverless") -> Profile:
-    """Load a shipped profile by name, a ``.toml`` file by path, or pass a Profile through."""
+def profile_pattern(spec: str | Path | Profile) -> str:
+    """The pattern a profile (shipped name, ``.toml`` path or Profile) is written for; serverless if unsaid."""
     if isinstance(spec, Profile):
-        return spec
-    if spec is None:
-        spec = default_profile_name(pattern)
+        return spec.pattern
+    path = _profile_path(spec)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile file {str(path)!r} is not valid TOML: {exc}") from exc
+    return str(data.get("pattern", "serverless"))
+
+
+def _profile_path(spec: str | Path) -> Path:
     path = Path(spec)
     if path.suffix != ".toml":
         shipped = _HERE / f"{spec}.toml"
@@ -223,6 +317,21 @@ def load_profile(spec: str | Path | Profile | None, pattern: str = "serverless")
         path = shipped
     if not path.is_file():
         raise ConfigError(f"profile file {str(path)!r} does not exist; check the path")
+    return path
+
+
+def load_profile(spec: str | Path | Profile | None, pattern: str | None = None) -> Profile:
+    """Load a shipped profile by name, a ``.toml`` file by path, or pass a Profile through.
+
+    ``pattern`` is the pattern the profile must be for; None takes the file's own (serverless if unsaid).
+    """
+    if isinstance(spec, Profile):
+        return spec
+    if spec is None:
+        spec = default_profile_name(pattern or "serverless")
+    if pattern is None:
+        pattern = profile_pattern(spec)
+    path = _profile_path(spec)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -8,11 +8,13 @@ The instance process then imports it for real: that import is the agent's cold s
 from __future__ import annotations
 
 import ast
+import gzip
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 from ..errors import AgentLoadError, ConfigError
 
-__all__ = ["ADAPTERS", "AgentRef", "detect_adapter", "load_callable", "resolve_agent"]
+__all__ = ["ADAPTERS", "AgentRef", "CodeSize", "code_size", "detect_adapter", "load_callable", "resolve_agent"]
 
 ADAPTERS = ("auto", "agent", "lambda")
 _LITERALS = (ast.Constant, ast.List, ast.Dict, ast.Set, ast.Tuple, ast.JoinedStr, ast.ListComp, ast.DictComp)
@@ -134,6 +136,89 @@ def _may_bind(block: ast.AST, name: str) -> bool:
                 if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name:
                     return True
     return False
+
+
+@dataclass(frozen=True)
+class CodeSize:
+    """What an edge platform would upload: the agent's file and the project modules it imports."""
+
+    files: tuple[str, ...]
+    raw_bytes: int
+    gzip_bytes: int  # the files gzipped as one bundle (Vercel's edge limit is on the gzip size)
+
+
+def code_size(ref: AgentRef) -> CodeSize:
+    """Measure, without running anything, the agent module plus every project module it imports (transitively).
+
+    Project modules are those found under the agent's own directory (or, for ``module:callable``, the
+    directory its top package sits in) or the working directory, outside the standard library and installed
+    packages; imports inside functions count too, as a bundler includes them. Installed packages are not
+    counted (a JavaScript bundler would include them; Python edge runtimes ship their own).
+    """
+    if ref.path is None or not ref.path.endswith(".py"):
+        return CodeSize((), 0, 0)
+    start = Path(ref.path).resolve()
+    top = start.parent
+    if ref.module is not None:
+        for _ in range(ref.module.count(".")):
+            top = top.parent
+    roots = list(dict.fromkeys([top, Path.cwd().resolve()]))
+    paths = sysconfig.get_paths()
+    installed = {Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
+    seen: dict[Path, bytes] = {}
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = data = path.read_bytes()
+        try:
+            tree = ast.parse(data, filename=str(path))
+        except SyntaxError:
+            continue
+        for name, base in _imports(tree, path):
+            found = _project_module(name, [base] if base is not None else roots, installed)
+            todo.extend(f for f in found if f not in seen)
+    raw = b"".join(seen[f] for f in sorted(seen))
+    return CodeSize(tuple(str(f) for f in sorted(seen)), len(raw), len(gzip.compress(raw, compresslevel=9, mtime=0)))
+
+
+def _imports(tree: ast.AST, path: Path) -> list[tuple[str, Path | None]]:
+    """(dotted name, directory it is relative to or None for absolute) of each module an import may load."""
+    out: list[tuple[str, Path | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = None
+            if node.level:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+            mod = node.module or ""
+            if mod:
+                out.append((mod, base))
+            # ``from pkg import name`` may import the submodule pkg.name
+            out += [(f"{mod}.{a.name}" if mod else a.name, base) for a in node.names if a.name != "*"]
+    return out
+
+
+def _project_module(name: str, roots: list[Path], installed: set[Path]) -> list[Path]:
+    """The project files importing ``name`` runs: each package's ``__init__`` on the way, then the module."""
+    parts = name.split(".")
+    for root in roots:
+        found: list[Path] = []
+        for i in range(1, len(parts) + 1):
+            stem = root.joinpath(*parts[:i])
+            for cand in (stem / "__init__.py", stem.with_suffix(".py")):
+                if cand.is_file():
+                    found.append(cand.resolve())
+                    break
+            else:
+                break
+        if found and not any(f.is_relative_to(p) for f in found for p in installed):
+            return found
+    return []
 
 
 def _ref_from_callable(fn: Callable[..., Any]) -> AgentRef:

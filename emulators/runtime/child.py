@@ -9,6 +9,7 @@ GIL is still stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 from . import limits
 from .agent import detect_adapter, load_callable
-from .context import AgentContext, LambdaContext
+from .context import AgentContext, LambdaContext, warm_http
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import encode, recv_frame
@@ -130,6 +131,7 @@ class _Instance:
             session_id=msg.get("session_id"), timeout_s=msg["timeout_s"], timer=timer, send=self.chan.send,
             state=state_in, checkpoints=msg.get("checkpoints") or {}, function_name=cfg["function_name"],
             memory_mb=cfg["memory_mb"], llm_time=self.llm_time,
+            subrequest_limit=msg.get("subrequest_limit"), subrequest_rtt_s=msg.get("subrequest_rtt_s", 0.0),
         )
         out: dict[str, Any] = {"op": "result", "id": inv_id, "outcome": "ok", "error": None}
         raw: tuple[str, bytes] | None = None
@@ -199,6 +201,11 @@ def serve(sock: socket.socket, cfg: dict[str, Any]) -> None:
     if cfg.get("cwd"):
         os.chdir(cfg["cwd"])
     chan = _Channel(sock)
+    if cfg.get("preload_http"):
+        # The platform's own HTTP client (an isolate's fetch) exists before the cold start: its import
+        # counts against neither the startup nor the request CPU budget.
+        with contextlib.suppress(ImportError):
+            warm_http()
     # A pre-forked spare: the process exists and sits in its cgroup; the cold start begins at "start".
     chan.send({"op": "prepared", "pid": os.getpid()})
     start = recv_frame(sock)

@@ -30,6 +30,8 @@ from .wire import HEADER, MAX_FRAME, decode, encode
 __all__ = ["Instance", "InstanceFailure", "StartInfo"]
 
 _POLL_S = 0.01  # RSS poll period where no cgroup enforces the memory cap
+_CPU_POLL_MIN_S = 0.001  # shortest re-check of a CPU-time limit (bounds the overshoot to ~1 ms per core)
+_CORES = max(1, os.cpu_count() or 1)  # CPU time accrues at most this fast per wall second
 
 
 @dataclass
@@ -39,6 +41,7 @@ class StartInfo:
     init_ms: float
     wall_ms: float
     adapter: str
+    cpu_ms: float = 0.0  # CPU the process used during init (the agent's import), measured from outside
 
 
 @dataclass
@@ -71,7 +74,12 @@ class _Phase:
     waiter: asyncio.Future[None] | None = None  # wakes the watcher: a frame came or a check is due
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
+    on_limit: Callable[[], None] | None = None  # set: the limit notifies once instead of killing
     sent_at: float = field(default_factory=time.monotonic)
+    cpu_limit_s: float | None = None  # CPU seconds of the process this phase may use (edge), None: no limit
+    cpu_start: float = 0.0  # the process's CPU seconds when the phase began
+    cpu_used_s: float = 0.0  # CPU seconds used, as last measured
+    subrequests: int = 0  # LLM calls + ctx.http requests made in this phase (edge budgets)
 
 
 class Instance:
@@ -123,13 +131,16 @@ class Instance:
     async def start(self, init_timeout_s: float | None, overhead_ms: float) -> StartInfo | InstanceFailure:
         """Cold-start a prepared instance: the platform overhead, then the agent's real import."""
         phase = self._new_phase("init", init_timeout_s, factor=self.cfg["init_cpu_factor"])
+        phase.cpu_start = limits.cpu_seconds(self.pid) if self.pid else 0.0  # StartInfo.cpu_ms counts from here
+        phase.cpu_limit_s = self.cfg.get("init_cpu_limit_s")  # a backstop for a runaway global scope (edge)
         assert self._writer is not None
         self._writer.write(encode({"op": "start", "cfg": {"overhead_ms": overhead_ms}}))
         msg = await self._watch("init", phase)
         if msg.get("op") == "ready":
             self.ready = self.alive
             self.last_used = time.monotonic()  # idle time counts from the end of init
-            return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"])
+            return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
+                             cpu_ms=(limits.cpu_seconds(self.pid) - phase.cpu_start) * 1000.0)
         if msg.get("op") == "init_error":
             await self.kill()
             tail = self.log_tail()
@@ -145,6 +156,10 @@ class Instance:
             failure = InstanceFailure(
                 "init_error", f"init exceeded the {init_timeout_s:g} s init limit", failure.platform_ms,
                 failure.wall_ms)
+        elif failure.outcome == "cpu_limit":
+            failure = InstanceFailure(
+                "init_error", f"the global scope used over {phase.cpu_used_s * 1000:.0f} ms of CPU at startup and "
+                f"was stopped; move work out of module level", failure.platform_ms, failure.wall_ms)
         return failure
 
     async def stop(self) -> None:
@@ -165,6 +180,20 @@ class Instance:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
 
+    async def wait_closed(self) -> None:
+        """Return once the process has ended and its ending was processed (a supervisor's watch)."""
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._pump)
+
+    @property
+    def exit_reason(self) -> str | None:
+        """How the process ended (``crash``, ``oom``, ``timeout``), None while it runs.
+
+        A deliberate ``stop()`` also reads ``crash``: only the caller knows it asked for the ending.
+        """
+        return self._death.outcome if self._death is not None else None
+
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the instance wrote to stdout/stderr."""
         try:
@@ -175,10 +204,29 @@ class Instance:
     # ---- invocations -----------------------------------------------------------------------------------
 
     async def call(self, inv_id: str, msg: dict[str, Any], task_json: bytes, timeout_s: float,
-                   on_event: Callable[[Any], None] | None = None) -> tuple[dict[str, Any], list[Any]]:
-        """Run one invocation; returns the instance's result frame (or a synthesized failure) and its events."""
+                   on_event: Callable[[Any], None] | None = None, *,
+                   on_limit: Callable[[], None] | None = None,
+                   cpu_limit_s: float | None = None) -> tuple[dict[str, Any], list[Any]]:
+        """Run one invocation; returns the instance's result frame (or a synthesized failure) and its events.
+
+        Past ``timeout_s`` platform seconds the instance is killed (``timeout``), unless ``on_limit`` is
+        given: then it is called once and the call runs on (a container's ingress gives up on a slow
+        request; the server is not killed for it). Past ``cpu_limit_s`` CPU seconds of the process (an edge
+        isolate's budget: CPU, not wall time) it is killed (``cpu_limit``); the result's ``cpu_ms`` is then
+        the process's CPU during the call, measured from outside. ``subrequests`` counts the LLM calls
+        (``count_subrequest``) and ``ctx.http`` requests the call made.
+        """
+        if not self.alive:
+            # It died after the caller chose it (a pattern may await between choosing and calling): no
+            # ending frame will ever come for a new phase, so answer with how it ended.
+            death = self._death or InstanceFailure("crash", "the instance is not running")
+            return {"op": "result", "outcome": death.outcome, "error": death.error, "duration_ms": 0.0,
+                    "wall_ms": 0.0, "cpu_ms": 0.0, "peak_memory_mb": self.final_peak_mb, "llm": [],
+                    "llm_platform_s": 0.0}, []
         phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor)
         phase.on_event = on_event
+        phase.on_limit = on_limit
+        self._limit_cpu(phase, cpu_limit_s)
         if self._llm_time is not None:
             self._llm_time.reset()
         self.inflight += 1
@@ -193,7 +241,7 @@ class Instance:
         if result.get("op") != "result":
             f = self._failure_from(result, phase)
             result = {"op": "result", "outcome": f.outcome, "error": f.error, "duration_ms": f.platform_ms,
-                      "wall_ms": f.wall_ms, "cpu_ms": 0.0, "peak_memory_mb": self.final_peak_mb}
+                      "wall_ms": f.wall_ms, "cpu_ms": phase.cpu_used_s * 1000.0, "peak_memory_mb": self.final_peak_mb}
         else:
             # The instance counted its LLM waits as real time (it only saw a slow HTTP response); the
             # endpoint told us their platform length.
@@ -202,8 +250,15 @@ class Instance:
                 # No cgroup: the poller may have missed a short spike; the instance's own peak did not.
                 result.update(outcome="oom", error=self._oom_message(result["peak_memory_mb"]), output=None)
                 await self.kill("oom")
+            elif phase.cpu_limit_s is not None:
+                result["cpu_ms"] = self._cpu_used(phase) * 1000.0
+                if phase.cpu_used_s > phase.cpu_limit_s and result.get("outcome") == "ok":
+                    # It finished between two checks, but past the budget: the platform would have stopped it.
+                    result.update(outcome="cpu_limit", error=self._cpu_message(phase), output=None)
+                    await self.kill("cpu_limit")
         result["llm"] = phase.llm_calls
         result["llm_platform_s"] = phase.llm_platform_s + phase.llm_real_s
+        result["subrequests"] = phase.subrequests
         return result, phase.events
 
     # ---- LLM endpoint notifications ----------------------------------------------------------------------
@@ -248,6 +303,14 @@ class Instance:
             self._llm_time.publish(phase.llm_wall_s, phase.llm_platform_s, phase.llm_began, phase.llm_group_len)
         _wake(phase.waiter)
 
+    def count_subrequest(self, invocation_id: str | None) -> int:
+        """Count one subrequest (an LLM request as it arrives) for its invocation; returns the phase's total."""
+        phase = self._llm_phase(invocation_id)
+        if phase is None:
+            return 0
+        phase.subrequests += 1
+        return phase.subrequests
+
     def llm_call(self, call: Any) -> None:
         """Attribute one answered LLM request to the phase that made it."""
         phase = self._llm_phase(getattr(call, "invocation_id", None))
@@ -255,6 +318,20 @@ class Instance:
             phase.llm_calls.append(call)
             if getattr(call, "upstream", False):
                 phase.llm_real_s += call.wall_s
+
+    def _limit_cpu(self, phase: _Phase, limit_s: float | None) -> None:
+        if limit_s is not None and self.pid:
+            phase.cpu_limit_s = limit_s
+            phase.cpu_start = limits.cpu_seconds(self.pid)
+
+    def _cpu_used(self, phase: _Phase) -> float:
+        phase.cpu_used_s = max(0.0, limits.cpu_seconds(self.pid) - phase.cpu_start) if self.alive else phase.cpu_used_s
+        return phase.cpu_used_s
+
+    def _cpu_message(self, phase: _Phase) -> str:
+        assert phase.cpu_limit_s is not None
+        return (f"CPU time limit exceeded: the request used {phase.cpu_used_s * 1000:.1f} ms of CPU, over its "
+                f"{phase.cpu_limit_s * 1000:g} ms budget; the isolate was stopped")
 
     def _oom_message(self, peak: float) -> str:
         return f"memory use reached {peak:.0f} MB, over the {self.cap.limit_mb:g} MB cap; the instance was discarded"
@@ -282,7 +359,15 @@ class Instance:
                 if wait is not None and wait <= 0:
                     # A process pinned at its memory cap burns (stretched) CPU in kernel reclaim before the
                     # OOM killer fires; what ended it is memory, not time.
-                    await self.kill("oom" if self._over_memory() or self.cap.at_limit() else "timeout")
+                    oom = self._over_memory() or self.cap.at_limit()
+                    if not oom and phase.cpu_limit_s is not None and self._cpu_used(phase) >= phase.cpu_limit_s:
+                        await self.kill("cpu_limit")
+                        break
+                    if not oom and phase.on_limit is not None:
+                        notify, phase.on_limit, phase.limit_s = phase.on_limit, None, None
+                        notify()
+                        continue
+                    await self.kill("oom" if oom else "timeout")
                     break
                 # One future and one timer per wait: this loop runs on every call's warm path.
                 loop = asyncio.get_running_loop()
@@ -306,7 +391,17 @@ class Instance:
         return rss > self.cap.limit_mb
 
     def _next_check(self, phase: _Phase) -> float | None:
-        """Wall seconds until the limit could next be reached (<= 0: now); None for no limit."""
+        """Wall seconds until a limit (time, memory, CPU) could next be reached (<= 0: now); None for no limit."""
+        wait = self._next_time_check(phase)
+        if phase.cpu_limit_s is None:
+            return wait
+        left = phase.cpu_limit_s - self._cpu_used(phase)
+        # CPU time accrues at most one second per core per wall second: re-check when it could reach the limit.
+        cpu_wait = 0.0 if left <= 0 else max(_CPU_POLL_MIN_S, left / _CORES)
+        return cpu_wait if wait is None else min(wait, cpu_wait)
+
+    def _next_time_check(self, phase: _Phase) -> float | None:
+        """Wall seconds until the time limit could next be reached (<= 0: now); None for no limit."""
         if self._over_memory():
             return 0.0
         poll = None if self.cap.kernel_enforced else _POLL_S
@@ -357,6 +452,8 @@ class Instance:
             phase.events.append(msg["event"])
             if phase.on_event is not None:
                 phase.on_event(msg["event"])
+        elif op == "subreq":  # a ctx.http request of the running call (edge subrequest budget)
+            phase.subrequests += 1
         elif op == "checkpoint":
             if self._on_checkpoint is not None:
                 self._on_checkpoint(key, msg["key"], msg["value"])
@@ -402,6 +499,8 @@ class Instance:
             # The platform kills at the limit exactly; our kill lands a timer tick later in wall time.
             platform_ms = phase.limit_s * 1000.0
             error = f"Task timed out after {phase.limit_s:.2f} seconds"
+        elif death.outcome == "cpu_limit" and phase.cpu_limit_s is not None:
+            error = self._cpu_message(phase)
         elif death.outcome == "oom":
             peak = max(self.final_peak_mb, self.cap.limit_mb)
             error = f"memory limit of {self.cap.limit_mb:g} MB exceeded (used {peak:.0f} MB); instance {death.error}"

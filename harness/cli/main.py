@@ -162,8 +162,18 @@ def profiles() -> None:
 
 
 from .llm import llm_command  # noqa: E402 - registered after the group exists
+from .serve import serve_command  # noqa: E402
 
 cli.add_command(llm_command)
+cli.add_command(serve_command)
+
+from .compare import compare_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(compare_command)
+
+from .worker import worker_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(worker_command)
 
 
 def _pattern_of(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,10 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from emulators.records import Record, Summary
+from emulators.records import Summary
 
 from ..api import AsyncDeployment, adeploy
-from ..reports import build_report
+from ..reports import DeploymentRun, build_report, write_report
 from ..reports.terminal import failures_table, summary_table
 
 __all__ = ["RunOptions", "run_patterns"]
@@ -79,7 +78,7 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
                 state=opts.state, llm=opts.llm, llm_script=opts.llm_script, **opts.overrides)
         for pattern in opts.patterns
     ]
-    runs: list[tuple[Summary, list[Record], dict[str, Any]]] = []
+    runs: list[DeploymentRun] = []
     progress = None if opts.quiet else Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(), console=console, transient=False)
@@ -92,18 +91,20 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
                 if progress is not None:
                     bar = progress.add_task(f"{d.pattern} ({d.profile.name})", total=opts.requests, status="")
                 await _drive(d, opts, progress, bar)
-                runs.append((d.summary(), d.records(), d.profile.to_json()))
+                runs.append(DeploymentRun(d.summary(), d.records(), d.profile.to_json(), opts.time_scale,
+                                          opts.overrides))
     finally:
         if progress is not None:
             progress.stop()
         for d in deployments:
             await asyncio.shield(d.aclose())
-    summaries = [s for s, _, _ in runs]
+    summaries = [r.summary for r in runs]
     console.print(summary_table(summaries))
-    failures = failures_table([r for _, records, _ in runs for r in records])
+    failures = failures_table([rec for r in runs for rec in r.records])
     if failures is not None:
         console.print(failures)
     if opts.json_path is not None:
-        opts.json_path.write_text(json.dumps(build_report(runs), indent=1))
+        # The versioned, redacted report model (see harness/reports); its renderer is JSON whatever the suffix.
+        write_report(build_report(runs, agent=opts.agent), opts.json_path, "json")
         console.print(f"records written to {opts.json_path}")
     return summaries

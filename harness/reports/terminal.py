@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from emulators.records import Record, Summary
 
-__all__ = ["failures_table", "summary_table"]
+__all__ = ["failures_table", "patterns_table", "summary_table"]
 
 
 def _ms(v: float) -> str:
@@ -43,6 +45,13 @@ def summary_table(summaries: Sequence[Summary], title: str = "Summary (platform 
         ("cost / 1k calls", [_usd(s.cost_per_1k_usd) for s in summaries]),
         ("total cost", [_usd(s.cost_usd + s.fixed_cost_usd) for s in summaries]),
     ]
+    if any(s.peak_replicas or s.idle_cost_usd for s in summaries):
+        # Warm capacity is paid for idle too: the split shows what the traffic used vs what sat waiting.
+        rows.append(("busy / idle cost", [f"{_usd(s.busy_cost_usd)} / {_usd(s.idle_cost_usd)}" for s in summaries]))
+    if any(s.peak_replicas for s in summaries):
+        rows.append(("replicas (peak)", [
+            f"{s.peak_replicas} ({s.replica_seconds:,.0f} replica-s)" if s.peak_replicas else "-"
+            for s in summaries]))
     if any(s.warmup_pings for s in summaries):
         rows.append(("warm-up pings", [str(s.warmup_pings) for s in summaries]))
     for label, values in rows:
@@ -68,4 +77,28 @@ def failures_table(records: Sequence[Record], limit: int = 8) -> Table | None:
     t.add_column("first error")
     for (pattern, outcome), (count, msg) in list(first.items())[:limit]:
         t.add_row(pattern, outcome, str(count), msg[:160])
+    return t
+
+
+def _short_ms(v: float) -> str:
+    return f"{v:,.1f}" if v < 100 else (f"{v:,.0f}" if v < 100_000 else f"{v / 1000:,.0f}s")
+
+
+def patterns_table(summaries: Mapping[str, Mapping[str, Any]],
+                   title: str = "Harness summary (latency: platform ms)") -> Table:
+    """One row per pattern, from the report's JSON summaries (the pytest plugin's end-of-session table).
+
+    Compact on purpose (short headers and values, light box): it must fit the 80 columns pytest often has.
+    """
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("pattern", "ok/calls", "failures", "p50", "p95", "p99", "cold", "$/1k calls", "tokens"):
+        t.add_column(col, justify="left" if col in ("pattern", "failures") else "right",
+                     no_wrap=col != "failures")
+    for pattern, s in summaries.items():
+        kinds = ", ".join(f"{k} {n}" for k, n in s.get("outcomes", {}).items() if k != "ok") or "-"
+        cost = s["cost_per_1k_usd"]
+        t.add_row(pattern, f"{s['ok']}/{s['calls']}", kinds, _short_ms(s["latency_p50_ms"]),
+                  _short_ms(s["latency_p95_ms"]), _short_ms(s["latency_p99_ms"]), str(s["cold_starts"]),
+                  f"${cost:.4g}" if cost < 1 else f"${cost:,.2f}",
+                  f"{s.get('input_tokens', 0) + s.get('output_tokens', 0):,}")
     return t

@@ -10,7 +10,7 @@ import pytest
 
 from emulators.distributions import Distribution
 from emulators.errors import ConfigError
-from emulators.profiles import Profile, default_profile_name, list_profiles, load_profile
+from emulators.profiles import PATTERNS, Profile, default_profile_name, list_profiles, load_profile
 
 PROFILE_DIR = Path(load_profile.__code__.co_filename).parent
 
@@ -33,11 +33,11 @@ def test_list_profiles_names_the_shipped_files() -> None:
 
 @pytest.mark.parametrize("name", list_profiles())
 def test_every_shipped_profile_loads(name: str) -> None:
-    """Every shipped profile loads as a serverless Profile named after its file, with its source recorded."""
+    """Every shipped profile loads as a Profile of a known pattern, named after its file, with its source."""
     profile = load_profile(name)
     assert isinstance(profile, Profile)
     assert profile.name == name
-    assert profile.pattern == "serverless"
+    assert profile.pattern in PATTERNS
     assert profile.source.endswith(f"{name}.toml")
     assert profile.timeout_s > 0 and profile.memory_mb > 0
 

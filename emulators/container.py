@@ -1,0 +1,307 @@
+"""The container pattern: a warm pool of long-lived replicas behind a load balancer, scaled by an autoscaler.
+
+Policy over the shared pool (``pool.py``), in the Kubernetes / Cloud Run / Fargate way:
+- ``min_replicas`` replicas start with the deployment and stay warm: their start (the profile's overhead +
+  the agent's real import) is paid once per replica, never by a request;
+- the load balancer (``replica.py``) gives each request to a ready replica at arrival; a replica runs
+  ``replica_concurrency`` requests at once and queues ``replica_queue_limit`` more; with every ready
+  replica full a request is ``throttled`` (HTTP 429);
+- the ingress gives up on a request after ``timeout_s`` platform seconds (or ``gateway_timeout_s`` if
+  shorter), queueing included: ``gateway_timeout`` (HTTP 504). The replica is not killed for it: the
+  work runs on and keeps its slot, as a real server would;
+- the autoscaler (``autoscale.py``, HPA semantics) runs every ``autoscale_sync_period_s`` on the clock;
+  with ``min_replicas = 0`` the pool scales to zero and the first request waits for a cold start;
+- a replica whose process dies (crash, memory cap) is restarted after an exponential back-off
+  (CrashLoopBackOff); requests running on it end ``crash`` / ``oom``, requests waiting in its queue go back
+  to the balancer; ``restart()`` replaces replicas one at a time without failing a request;
+- replicas are billed for their whole up time, busy or idle (``replica_rate_usd``); each record carries
+  its share of the replica while it ran, and the summary splits busy from idle cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import time
+from collections import deque
+from typing import Any
+
+from .autoscale import Autoscaler, ScalePolicy
+from .billing import replica_rate_usd
+from .clock import Clock
+from .errors import InstanceStartError
+from .fleet import ReplicaFleet
+from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pool import Pool
+from .profiles import Profile
+from .records import Cost, Record, Summary, percentile, summarize
+from .replica import BOUNCED, LoadBalancer, Replica
+from .state import StateStore
+
+__all__ = ["Container"]
+
+
+class Container(ReplicaFleet):
+    """A containerized warm-pool deployment of one agent."""
+
+    pattern = "container"
+
+    def __init__(self, pool: Pool, profile: Profile, clock: Clock, state: StateStore) -> None:
+        super().__init__(pool, profile, clock)
+        self.state = state
+        pool.on_checkpoint = state.put_checkpoint
+        self.records: list[Record] = []
+        self.lb = LoadBalancer(profile.load_balancer, profile.sticky_sessions)
+        self.autoscaler = Autoscaler(ScalePolicy.from_profile(profile))
+        self._rate = replica_rate_usd(profile)
+        self._orphan_usd = 0.0  # busy time of calls the ingress gave up on (billed, but on no record)
+        self._latencies: deque[tuple[float, float]] = deque()  # (t, latency ms) for the p95 metric
+        self._arrivals = 0  # requests since the last sync (scale to zero)
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start ``min_replicas`` warm replicas and the autoscaler."""
+        await self.pool.open()
+        self.t0 = self.clock.now()
+        self.autoscaler.started_at = 0.0
+        self.desired = self.profile.min_replicas
+        first = [self.add_replica() for _ in range(self.profile.min_replicas)]
+        errors = [e for e in await asyncio.gather(*(r.booted for r in first if r.booted)) if e]
+        if errors:
+            raise InstanceStartError(f"a replica failed to start: {errors[0]}")
+        self.point("start")
+        self._loop_task = asyncio.create_task(self._autoscale_loop(), name="container-autoscaler")
+
+    async def close(self) -> None:
+        """Stop the autoscaler and every replica."""
+        self.closing = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        try:
+            await self.shutdown()
+        finally:
+            self.state.close()
+
+    # ---- cost and summary ------------------------------------------------------------------------------
+
+    def summary(self) -> Summary:
+        """Counts, latency, cold starts, and cost split into busy and idle replica time."""
+        now = self.closed_at if self.closed_at is not None else self.clock.now()
+        idle_s = sum(m.idle_until(now) for m in self.meters) + self.startup_s
+        idle_usd = idle_s * self._rate
+        busy_usd = sum(r.cost.compute_usd for r in self.records) + self._orphan_usd
+        peak = max((p.replicas + p.draining for p in self.timeline), default=0)
+        return summarize(self.records, pattern=self.pattern, profile=self.profile.name,
+                         fixed_cost_usd=idle_usd + self._orphan_usd, busy_cost_usd=busy_usd,
+                         idle_cost_usd=idle_usd, peak_replicas=peak,
+                         replica_seconds=idle_s + self.busy_s, replica_timeline=self.timeline)
+
+    # ---- the autoscaler on the clock -------------------------------------------------------------------
+
+    async def _autoscale_loop(self) -> None:
+        period = self.autoscaler.policy.sync_period_s
+        for k in itertools.count(1):
+            # Syncs fall on whole periods of platform time since the start, so waits do not drift.
+            await self.clock.sleep(k * period - self.elapsed())
+            self._sync(k * period)
+
+    def _sync(self, t: float) -> None:
+        live = self.live()
+        metric = self.profile.autoscale_metric
+        active = self._arrivals > 0 or any(r.outstanding for r in live) or bool(self.pending)
+        self._arrivals = 0
+        if metric == "p95_latency":
+            while self._latencies and self._latencies[0][0] <= t - self.autoscaler.policy.sync_period_s:
+                self._latencies.popleft()
+            lat = [ms for _, ms in self._latencies]
+            ready = sum(1 for r in live if r.state == "ready")
+            d = self.autoscaler.decide(t, len(live), value=percentile(lat, 95) if lat else None, ready=ready,
+                                       active=active)
+        else:
+            def value(r: Replica) -> float | None:
+                if r.state != "ready":
+                    return None  # starting or restarting: no metric yet (HPA's "missing pods")
+                return float(r.outstanding if metric == "concurrency" else len(r.queue))
+            d = self.autoscaler.decide(t, len(live), [value(r) for r in live], extra=float(len(self.pending)),
+                                       active=active)
+        # The point shows what the autoscaler saw (replicas = its "current") and what it decided.
+        if not self.restarting:
+            self.desired = d.desired
+        self.point("sync", metric=d.metric, raw=d.raw)
+        if not self.restarting:
+            self.scale_to(d.desired)
+
+    # ---- calls -----------------------------------------------------------------------------------------
+
+    def activate(self) -> None:
+        """A request at zero replicas: start one now (KEDA activation / Knative activator)."""
+        self.desired = 1
+        self.add_replica()
+        self.autoscaler.note_change(self.elapsed(), 1)
+        self.point("activate")
+
+    async def restart(self) -> None:
+        """Rolling restart: replace every replica, one at a time, with no failed request."""
+        await super().restart()
+
+    def _ingress_timeout(self) -> float:
+        p = self.profile
+        return min(p.timeout_s, p.gateway_timeout_s) if p.gateway_timeout_s else p.timeout_s
+
+    async def invoke(self, task: Any, session_id: str | None = None, *,
+                     on_event: OnEvent | None = None) -> Record:
+        """Route one request to a replica and run it; never raises for platform failures."""
+        t0 = time.monotonic()
+        started_at = time.time()
+        p = self.profile
+
+        def rejected(outcome: str, error: str) -> Record:
+            return self._add(rejected_record(pattern=self.pattern, profile=p, outcome=outcome, error=error,
+                                             started_at=started_at, session_id=session_id,
+                                             wall_s=time.monotonic() - t0))
+        try:
+            body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            return rejected("agent_error", f"the task is not JSON-serializable ({exc}); pass a dict of JSON values")
+        if p.request_limit_bytes is not None and len(body) > p.request_limit_bytes:
+            return rejected("payload_too_large",
+                            f"request of {len(body)} bytes exceeds the {p.request_limit_bytes}-byte limit of {p.name}")
+        self._arrivals += 1
+        limit_s = self._ingress_timeout()
+        admitted = await self._admit(session_id, t0, limit_s)
+        if isinstance(admitted, str):
+            if admitted == "throttled":
+                return rejected("throttled", f"every ready replica is full ({p.replica_concurrency} running and "
+                                             f"{p.replica_queue_limit} queued each; HTTP 429)")
+            if admitted == "closed":
+                return rejected("crash", "the deployment closed before the request reached a replica")
+            return self._timeout_record(session_id, started_at, limit_s, "while waiting for a replica")
+        replica, gen, waited = admitted
+        waited_wall = time.monotonic() - t0
+        cold = replica.ready_wall > t0 and replica.info is not None
+        if cold and replica.info is not None:
+            # It waited for this replica's cold start. Before the start began it waited on emulated time (a
+            # crash back-off); the start is the platform init time plus the harness's own (real) share, as
+            # serverless counts it; after it only real routing time.
+            before = max(0.0, replica.boot_wall - t0)
+            real = max(0.0, waited_wall - before - replica.info.wall_ms / 1000.0)
+            wait_ms = self.clock.to_platform(before) * 1000.0 + replica.info.init_ms + real * 1000.0
+        elif waited:  # queued behind other requests: emulated time passed
+            wait_ms = self.clock.to_platform(waited_wall) * 1000.0
+        else:  # routed at once: only the harness's own (real) time
+            wait_ms = waited_wall * 1000.0
+        remaining = limit_s - wait_ms / 1000.0
+        if remaining <= 0:
+            replica.release(gen)
+            return self._timeout_record(session_id, started_at, limit_s, "while queued")
+        return await self._call(replica, gen, body, session_id, on_event, remaining, t0, waited_wall,
+                                started_at, wait_ms, cold, limit_s)
+
+    async def _admit(self, session_id: str | None, t0: float, limit_s: float) -> tuple[Replica, int, bool] | str:
+        """A replica, a slot on it and whether the request had to wait; or why not: throttled, timeout, closed."""
+        p = self.profile
+        deadline = t0 + self.clock.to_wall(limit_s)
+        waited = False
+        while True:
+            if self.closing:
+                return "closed"
+            replica = self.lb.pick(self.replicas, session_id, p.replica_concurrency, p.replica_queue_limit)
+            if replica is None:
+                if any(r.state == "ready" for r in self.replicas):
+                    return "throttled"
+                if len(self.pending) >= p.replica_queue_limit * max(1, len(self.live())):
+                    return "throttled"
+                if not self.live():
+                    self.activate()
+                waited = True
+                if not await self.wait_for_ready(deadline):
+                    return "timeout"
+                continue
+            waited = waited or not replica.has_free_slot(p.replica_concurrency)
+            got = await replica.acquire(p.replica_concurrency, max(0.0, deadline - time.monotonic()))
+            if got is None:
+                return "timeout"
+            if got == BOUNCED or replica.inst is None or not replica.inst.alive:
+                if got != BOUNCED:
+                    replica.release(got)
+                continue  # it died while the request waited in its queue: back to the balancer
+            return replica, got, waited
+
+    async def _call(self, replica: Replica, gen: int, body: bytes, session_id: str | None,
+                    on_event: OnEvent | None, remaining: float, t0: float, waited_wall: float,
+                    started_at: float, wait_ms: float, cold: bool, limit_s: float) -> Record:
+        inst, meter = replica.inst, replica.meter
+        assert inst is not None and meter is not None
+        inv_id, trace_id = new_ids()
+        gave_up: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_limit() -> None:
+            if not gave_up.done():
+                gave_up.set_result(None)
+
+        async def run() -> tuple[dict[str, Any], list[Any], float]:
+            msg: dict[str, Any] = {"session_id": session_id}
+            if session_id is not None:
+                msg["state"] = self.state.get_state(session_id)
+            meter.begin(inv_id, self.clock.now())
+            try:
+                result, events = await inst.call(inv_id, msg, body, remaining, on_event, on_limit=on_limit)
+            finally:
+                share = meter.end(inv_id, self.clock.now())
+                replica.release(gen)
+            if session_id is not None and "state" in result and result.get("outcome") == "ok":
+                self.state.put_state(session_id, result["state"])
+            return result, events, share
+
+        work = asyncio.create_task(run(), name=f"call-{inv_id}")
+        await asyncio.wait((work, gave_up), return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.add_done_callback(self._bill_orphan)
+            return self._timeout_record(session_id, started_at, limit_s, "while the replica was working")
+        gave_up.cancel()
+        result, events, share = work.result()
+        record = finish_record(
+            pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
+            trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
+            wall_s=time.monotonic() - t0 - waited_wall, cold=False, init_ms=0.0, init_wall_ms=0.0, billable=False)
+        busy_s = record.duration_ms / 1000.0 * share
+        self.busy_s += busy_s
+        info = replica.info
+        record = dataclasses.replace(
+            record, latency_ms=record.latency_ms + wait_ms, cold_start=cold,
+            init_ms=info.init_ms if cold and info is not None else 0.0,
+            wall_ms=(time.monotonic() - t0) * 1000.0, billed_ms=busy_s * 1000.0,
+            cost=Cost(compute_usd=busy_s * self._rate,
+                      requests_usd=self.profile.price_per_million_requests_usd / 1e6, llm_usd=record.cost.llm_usd))
+        self._latencies.append((self.elapsed(), record.latency_ms))
+        return self._add(record)
+
+    def _bill_orphan(self, work: asyncio.Task[tuple[dict[str, Any], list[Any], float]]) -> None:
+        """A call the ingress gave up on finished: its replica time is busy cost on no record."""
+        if work.cancelled() or work.exception() is not None:
+            return
+        result, _, share = work.result()
+        busy_s = float(result.get("duration_ms", 0.0)) / 1000.0 * share
+        self.busy_s += busy_s
+        self._orphan_usd += busy_s * self._rate
+
+    def _timeout_record(self, session_id: str | None, started_at: float, limit_s: float, where: str) -> Record:
+        inv, trace = new_ids()
+        self._latencies.append((self.elapsed(), limit_s * 1000.0))
+        return self._add(Record(
+            ok=False, outcome="gateway_timeout", latency_ms=limit_s * 1000.0, invocation_id=inv, trace_id=trace,
+            error=f"upstream request timeout: no response within {limit_s:g} s {where} (HTTP 504)",
+            pattern=self.pattern, profile=self.profile.name, session_id=session_id, started_at=started_at,
+            ended_at=time.time(), wall_ms=(time.time() - started_at) * 1000.0))
+
+    def _add(self, record: Record) -> Record:
+        self.records.append(record)
+        return record
+

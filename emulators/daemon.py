@@ -1,0 +1,552 @@
+"""The daemon pattern: a queue, long-lived supervised workers, retries, a dead-letter queue and checkpoints.
+
+Work goes on a queue (``emulators.queues``: memory, Redis, SQS, RabbitMQ); ``workers`` long-lived instances
+(the shared runtime) take one task at a time. Its point is reliability, so the rules are:
+
+- at-least-once: a task's message is acked only once its outcome is written to the state store; while the
+  agent works, a heartbeat extends the message's visibility, so a slow task is not handed out twice;
+- a failed attempt (``agent_error``, ``crash``, ``oom``, a deadline ``timeout``) is retried after an
+  exponential back-off with jitter; after ``max_receives`` deliveries the message goes to the dead-letter
+  queue and the task ends ``dead_lettered`` with every attempt's error;
+- a worker that died is restarted by its supervisor (``supervisor.RestartPolicy``: systemd semantics);
+- checkpoints are keyed by task, so a redelivered task resumes from its last ``ctx.checkpoint``;
+- idempotency: a delivery of a task whose record is already final does not run the agent again; its
+  record says ``trigger="duplicate"``;
+- optional KEDA-style scaling: ``ceil(queue depth / scale_target)`` workers within
+  [``min_workers``, ``max_workers``], polled every ``scale_interval_s``.
+
+Records: one per task (``trigger="invoke"``), written when it ends: ``latency_ms`` is platform time from
+submit to the end (queue wait and back-off included, measured on the clock), ``duration_ms`` and the LLM
+figures sum every attempt, ``attempts`` counts deliveries. Each attempt is also kept in ``attempts_log``.
+Cost is worker-hours (every worker, busy or idle, while it exists) plus queue requests, in ``fixed_cost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from .clock import Clock
+from .daemon_records import duplicate_record, remote_record, task_record
+from .errors import InstanceStartError, MessageTooLargeError
+from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pool import Pool
+from .profiles import Profile
+from .queues import DEFAULT_MAX_BYTES, Message, Queue, open_queue
+from .records import Record, Summary, summarize
+from .runtime.instance import Instance, InstanceFailure
+from .state import StateStore
+from .supervisor import RestartPolicy, retry_delay
+
+__all__ = ["Daemon", "shared_queue"]
+
+T = TypeVar("T")
+_NO_DEADLINE_S = 10 * 365 * 86400.0  # daemons usually run without a per-task limit
+_FINAL = ("succeeded", "dead_lettered")
+
+
+@dataclass
+class _Pending:
+    """A task submitted by this process: who waits for it and what its attempts produced."""
+
+    submitted: float  # platform time (clock.now())
+    session_id: str | None
+    future: asyncio.Future[Record]
+    on_event: OnEvent | None = None
+    attempts: list[Record] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Worker:
+    """One worker slot: its supervisor state and the instance running in it."""
+
+    index: int
+    policy: RestartPolicy
+    inbox: asyncio.Queue[Message | None] = field(default_factory=asyncio.Queue)
+    instance: Instance | None = None
+    busy: bool = False
+    retiring: bool = False
+    up_since: float | None = None  # platform time its current instance started
+    task: asyncio.Task[None] | None = None
+    first_start: asyncio.Event = field(default_factory=asyncio.Event)  # its first start succeeded or failed
+
+
+class Daemon:
+    """A queue-driven daemon deployment of one agent."""
+
+    pattern = "daemon"
+
+    def __init__(self, pool: Pool, profile: Profile, clock: Clock, state: StateStore, *,
+                 queue: Queue | None = None) -> None:
+        self.pool = pool
+        self.profile = profile
+        self.clock = clock
+        self.state = state
+        self.records: list[Record] = []
+        self.attempts_log: list[Record] = []
+        self.queue: Queue | None = queue
+        self.queue_requests = 0
+        self.worker_seconds = 0.0  # platform seconds of worker uptime, closed intervals
+        self.timeline: list[tuple[float, int]] = []  # (platform time, workers up)
+        self._workers: list[_Worker] = []
+        self._pending: dict[str, _Pending] = {}
+        self._task_of: dict[str, str] = {}  # invocation id -> task id (checkpoints are per task)
+        self._local: set[str] = set()  # tasks a worker of this process is handling right now
+        # Queue and store clients are blocking; every backend here is thread-safe (pika behind a lock).
+        self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"daemon-io-{pool.run_id}")
+        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._rng = random.Random(profile.seed)
+        self._started = 0.0
+        pool.on_checkpoint = self._checkpoint
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the queue, start the workers, the dispatcher and (if set) the scaler."""
+        p = self.profile
+        if self.queue is None:
+            url = p.queue or None
+            self.queue = await self._call(
+                open_queue, url, run_id=_shared_run_id(url, self.pool.run_id),
+                visibility_s=self.clock.to_wall(p.visibility_timeout_s), max_receives=p.max_receives,
+                max_bytes=p.request_limit_bytes or DEFAULT_MAX_BYTES)
+        await self.pool.open()
+        self._started = self.clock.now()
+        initial = p.workers if not p.scale_target else max(p.min_workers, min(p.workers, p.max_workers))
+        workers = [self._add_worker() for _ in range(initial)]
+        # The deployment is up once its workers are: a task submitted right away must not wait (and be
+        # billed in platform time) for process starts that are the harness's real time.
+        await asyncio.gather(*(w.first_start.wait() for w in workers))
+        if workers and all(w.instance is None for w in workers):
+            info = getattr(self, "_last_start_error", None)
+            raise InstanceStartError(f"no daemon worker could start: {info.error if info else 'unknown error'}")
+        self._loops.append(asyncio.create_task(self._dispatch(), name="daemon-dispatch"))
+        self._loops.append(asyncio.create_task(self._watch_remote(), name="daemon-remote-results"))
+        if p.scale_target:
+            self._loops.append(asyncio.create_task(self._scale(), name="daemon-scale"))
+
+    async def close(self) -> None:
+        """Stop taking work, let running tasks finish within ``shutdown_grace_s``, then stop everything.
+
+        A task still running after the grace period is released (its message made visible again at
+        once), so a durable queue hands it to the next worker that comes: finished or released, never lost.
+        """
+        self._closing = True
+        self._wake.set()
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        for w in self._workers:
+            w.inbox.put_nowait(None)
+        running = [w.task for w in self._workers if w.task is not None]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.clock.to_wall(self.profile.shutdown_grace_s))
+            for t in late:
+                t.cancel()
+            for t in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        for w in self._workers:
+            self._down(w)
+        try:
+            await self.pool.close()
+        finally:
+            for pending in self._pending.values():
+                if not pending.future.done():
+                    pending.future.cancel()
+            if self.queue is not None:
+                with contextlib.suppress(Exception):
+                    await self._call(self.queue.close)
+            self._io.shutdown(wait=True, cancel_futures=False)
+            self.state.close()
+
+    # ---- submitting ------------------------------------------------------------------------------------
+
+    async def submit(self, task: Any, session_id: str | None = None, *, task_id: str | None = None,
+                     on_event: OnEvent | None = None) -> str:
+        """Put ``task`` on the queue and return its id (``task_id`` makes a resubmission idempotent)."""
+        assert self.queue is not None, "start() the daemon first"
+        task_id = task_id or str(uuid.uuid4())
+        body = {"task": task, "session_id": session_id, "submitted": self.clock.now()}
+        json.dumps(body, allow_nan=False)  # a ValueError/TypeError here names the bad value
+        fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(task_id, _Pending(body["submitted"], session_id, fut, on_event))
+        def enqueue() -> None:  # one trip to the I/O threads: each hop costs a context switch
+            if self.state.get_task(task_id) is None:
+                self.state.put_task(task_id, {"status": "queued", "attempts": 0})
+            assert self.queue is not None
+            self.queue.send(task_id, body)
+
+        self.queue_requests += 1
+        await self._call(enqueue)
+        self._wake.set()
+        return task_id
+
+    async def invoke(self, task: Any, session_id: str | None = None, *, on_event: OnEvent | None = None) -> Record:
+        """Submit and wait for the task's final record (ok, or dead_lettered after its retries)."""
+        t0, started_at = time.monotonic(), time.time()
+        try:
+            task_id = await self.submit(task, session_id, on_event=on_event)
+        except (TypeError, ValueError) as exc:
+            return self._add(rejected_record(
+                pattern=self.pattern, profile=self.profile, outcome="agent_error", started_at=started_at,
+                session_id=session_id, wall_s=time.monotonic() - t0,
+                error=f"the task is not JSON-serializable ({exc}); pass a dict of JSON values"))
+        except MessageTooLargeError as exc:
+            return self._add(rejected_record(
+                pattern=self.pattern, profile=self.profile, outcome="payload_too_large", started_at=started_at,
+                session_id=session_id, wall_s=time.monotonic() - t0, error=str(exc)))
+        return await asyncio.shield(self._pending[task_id].future)
+
+    def summary(self) -> Summary:
+        """Task counts per final outcome, latency, and worker-hour plus queue cost."""
+        return summarize(self.records, pattern=self.pattern, profile=self.profile.name,
+                         fixed_cost_usd=self.fixed_cost())
+
+    def fixed_cost(self) -> float:
+        """Worker-hours (busy or idle) at the profile's price, plus queue requests."""
+        now = self.clock.now()
+        up = self.worker_seconds + sum(now - w.up_since for w in self._workers if w.up_since is not None)
+        p = self.profile
+        queue_usd = self.queue_requests / 1e6 * p.price_per_million_queue_requests_usd
+        return up / 3600.0 * p.price_worker_hour_usd + queue_usd
+
+    # ---- workers ---------------------------------------------------------------------------------------
+
+    def _add_worker(self) -> _Worker:
+        p = self.profile
+        w = _Worker(len(self._workers), RestartPolicy(p.restart, p.restart_sec, p.start_limit_burst,
+                                                       p.start_limit_interval_s))
+        self._workers.append(w)
+        w.task = asyncio.create_task(self._supervise(w), name=f"daemon-worker-{w.index}")
+        return w
+
+    def _up(self, w: _Worker) -> None:
+        w.up_since = self.clock.now()
+        self.timeline.append((w.up_since, sum(1 for x in self._workers if x.up_since is not None)))
+
+    def _down(self, w: _Worker) -> None:
+        if w.up_since is not None:
+            now = self.clock.now()
+            self.worker_seconds += now - w.up_since
+            w.up_since = None
+            self.timeline.append((now, sum(1 for x in self._workers if x.up_since is not None)))
+
+    async def _supervise(self, w: _Worker) -> None:
+        """Keep one worker running: start it, serve its inbox, restart it as the policy says."""
+        while not self._closing and not w.retiring:
+            if not w.policy.may_start(self.clock.now()):
+                w.first_start.set()
+                self._fail_waiters_if_no_worker()
+                return
+            inst, info = await self.pool.start_instance()
+            if isinstance(info, InstanceFailure):
+                self._last_start_error = info
+                w.first_start.set()
+                delay = w.policy.restart_after(failed=True)
+                if delay is None:
+                    self._fail_waiters_if_no_worker()
+                    return
+                await self.clock.sleep(delay)
+                continue
+            w.instance = inst
+            self._up(w)
+            w.first_start.set()
+            self._wake.set()
+            try:
+                failed = await self._serve(w, inst)
+            finally:
+                self._down(w)
+                w.instance = None
+                if inst.alive:
+                    await self.pool.retire(inst)
+                else:
+                    await self.pool.discard_dead(inst)
+            delay = w.policy.restart_after(failed=failed)
+            if delay is None or self._closing or w.retiring:
+                return
+            await self.clock.sleep(delay)
+
+    async def _serve(self, w: _Worker, inst: Instance) -> bool:
+        """Run the messages the dispatcher hands this worker; True if the instance died (a failure)."""
+        died = asyncio.ensure_future(inst.wait_closed())
+        try:
+            while True:
+                self._wake.set()  # idle: the dispatcher may have work for us
+                # An idle worker can die too (killed from outside): wait for work or for its death.
+                get = asyncio.ensure_future(w.inbox.get())
+                await asyncio.wait({get, died}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    return True
+                msg = get.result()
+                if msg is None:
+                    return False
+                w.busy = True
+                try:
+                    await self._handle(inst, msg)
+                finally:
+                    w.busy = False
+                if not inst.alive:
+                    return True
+                if self._closing or w.retiring:
+                    return False
+        finally:
+            died.cancel()
+
+    def _idle(self) -> list[_Worker]:
+        return [w for w in self._workers if w.instance is not None and w.instance.ready and not w.busy
+                and w.inbox.empty() and not w.retiring]
+
+    async def _dispatch(self) -> None:
+        """Receive as many messages as there are idle workers and hand them out."""
+        assert self.queue is not None
+        poll_wall = max(0.002, min(0.05, self.clock.to_wall(1.0)))
+        vis_wall = self.clock.to_wall(self.profile.visibility_timeout_s)
+        while not self._closing:
+            idle = self._idle()
+            if not idle:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self.queue_requests += 1
+            try:
+                got = await self._call(self.queue.receive, min(len(idle), 10), visibility_s=vis_wall)
+            except Exception:
+                # The broker went away: back off and try to reconnect; nothing is acked meanwhile, so
+                # nothing is lost (the messages come back after their visibility timeout).
+                await asyncio.sleep(poll_wall * 10)
+                with contextlib.suppress(Exception):
+                    await self._call(self.queue.reconnect, 5.0)
+                continue
+            if not got:
+                # A local submit wakes us at once; other producers (harness worker) are seen on the poll.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll_wall)
+                continue
+            for worker, message in zip(idle, got, strict=False):
+                worker.busy = True
+                worker.inbox.put_nowait(message)
+
+    # ---- one delivery ----------------------------------------------------------------------------------
+
+    async def _handle(self, inst: Instance, msg: Message) -> None:
+        assert self.queue is not None
+        task_id, body = msg.id, msg.body
+        pending = self._pending.get(task_id)
+        session_id = body.get("session_id")
+        call: dict[str, Any] = {"session_id": session_id}
+
+        def begin() -> dict[str, Any]:  # read the task's record, mark it running, load what it resumes from
+            known = self.state.get_task(task_id) or {}
+            if known.get("status") in _FINAL:
+                return known
+            self.state.put_task(task_id, {**known, "status": "running", "attempts": msg.receive_count,
+                                          "worker": inst.id})
+            call["checkpoints"] = self.state.get_checkpoints(task_id)
+            if session_id is not None:
+                call["state"] = self.state.get_state(session_id)
+            return known
+
+        self._local.add(task_id)
+        try:
+            await self._run_delivery(inst, msg, begin, call, pending)
+        finally:
+            self._local.discard(task_id)
+
+    async def _run_delivery(self, inst: Instance, msg: Message, begin: Any, call: dict[str, Any],
+                            pending: _Pending | None) -> None:
+        task_id, body = msg.id, msg.body
+        session_id = call["session_id"]
+        known: dict[str, Any] = await self._call(begin)
+        if known.get("status") in _FINAL:
+            await self._ack(msg)
+            self.attempts_log.append(duplicate_record(task_id, known, msg.receive_count, pattern=self.pattern,
+                                                      profile=self.profile.name))
+            return
+        inv_id, trace_id = new_ids()
+        self._task_of[inv_id] = task_id
+        raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
+        beat = asyncio.create_task(self._heartbeat(msg))
+        t0, started_at = time.monotonic(), time.time()
+        try:
+            deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
+            result, events = await inst.call(inv_id, call, raw, deadline,
+                                             pending.on_event if pending is not None else None)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._task_of.pop(inv_id, None)
+        if session_id is not None and "state" in result and result.get("outcome") == "ok":
+            await self._call(self.state.put_state, session_id, result["state"])
+        attempt = finish_record(
+            pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
+            trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
+            wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
+            billable=False)
+        attempt = replace(attempt, attempts=msg.receive_count)
+        self.attempts_log.append(attempt)
+        await self._settle(task_id, body, msg, attempt, known)
+
+    async def _settle(self, task_id: str, body: dict[str, Any], msg: Message, attempt: Record,
+                      known: dict[str, Any]) -> None:
+        """Write the attempt's consequence, then ack or release the message (in that order, one I/O trip)."""
+        queue = self.queue
+        assert queue is not None
+        n = msg.receive_count
+        errors = list(known.get("errors", []))
+        if not attempt.ok:
+            errors.append(f"attempt {n}: {attempt.outcome}: {attempt.error}")
+        reason = f"{attempt.outcome}: {attempt.error}"[:500]
+        if attempt.ok:
+            record, outcome = {"status": "succeeded", "attempts": n, "result": attempt.output, "errors": errors,
+                               "duration_ms": attempt.duration_ms, "input_tokens": attempt.input_tokens,
+                               "output_tokens": attempt.output_tokens, "llm_usd": attempt.cost.llm_usd}, "ok"
+        elif n >= self.profile.max_receives:
+            record, outcome = {"status": "dead_lettered", "attempts": n, "errors": errors}, "dead_lettered"
+        else:
+            record, outcome = {"status": "retrying", "attempts": n, "errors": errors}, None
+        record["worker"] = attempt.instance_id
+        p = self.profile
+        delay = 0.0 if outcome else self.clock.to_wall(retry_delay(n, p.retry_backoff_s, p.retry_backoff_max_s,
+                                                                   self._rng))
+
+        def write_then_settle() -> None:
+            self.state.put_task(task_id, record)
+            if outcome == "ok":
+                queue.ack(msg)
+            else:  # the last delivery's nack moves it to the dead-letter queue
+                queue.nack(msg, delay_s=delay, error=reason)
+
+        self.queue_requests += 1
+        await self._call(write_then_settle)
+        if outcome is not None:
+            self._finish(task_id, body, attempt, n, errors, outcome)
+        else:
+            pending = self._pending.get(task_id)
+            if pending is not None:
+                pending.attempts.append(attempt)
+
+    def _finish(self, task_id: str, body: dict[str, Any], last: Record, attempts: int, errors: list[str],
+                outcome: str) -> None:
+        pending = self._pending.pop(task_id, None)
+        submitted = pending.submitted if pending else float(body.get("submitted", self.clock.now()))
+        record = self._add(task_record(last, [*(pending.attempts if pending else []), last], task_id=task_id,
+                                       outcome=outcome, attempts=attempts, errors=errors,
+                                       latency_s=self.clock.now() - submitted))
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(record)
+
+    async def _watch_remote(self) -> None:
+        """Resolve tasks submitted here but run by another process's workers (``harness worker``).
+
+        Their final record appears in the shared state store; tasks a local worker is handling are left to it.
+        """
+        period = max(0.02, min(0.5, self.clock.to_wall(1.0)))
+        while True:
+            await asyncio.sleep(period)
+            waiting = [t for t, p in self._pending.items() if not p.future.done() and t not in self._local]
+            if not waiting:
+                continue
+            with contextlib.suppress(Exception):
+                stored = await self._call(lambda ids=waiting: {t: self.state.get_task(t) for t in ids})
+                for task_id, rec in stored.items():
+                    pending = self._pending.get(task_id)
+                    if rec is None or rec.get("status") not in _FINAL or task_id in self._local or pending is None:
+                        continue
+                    del self._pending[task_id]
+                    pending.future.set_result(self._add(remote_record(
+                        task_id, rec, pattern=self.pattern, profile=self.profile.name,
+                        session_id=pending.session_id, latency_s=self.clock.now() - pending.submitted)))
+
+    async def _heartbeat(self, msg: Message) -> None:
+        """Keep a message invisible while its task runs (a third of the visibility timeout between beats)."""
+        assert self.queue is not None
+        vis = self.profile.visibility_timeout_s
+        while True:
+            await self.clock.sleep(vis / 3)
+            self.queue_requests += 1
+            with contextlib.suppress(Exception):
+                await self._call(self.queue.extend, msg, self.clock.to_wall(vis))
+
+    async def _ack(self, msg: Message) -> None:
+        assert self.queue is not None
+        self.queue_requests += 1
+        await self._call(self.queue.ack, msg)
+
+    # ---- scaling, checkpoints, helpers ------------------------------------------------------------------
+
+    async def _scale(self) -> None:
+        """KEDA-style: workers = ceil(depth / scale_target) within [min_workers, max_workers]."""
+        assert self.queue is not None
+        p = self.profile
+        while True:
+            await self.clock.sleep(p.scale_interval_s)
+            self.queue_requests += 1
+            with contextlib.suppress(Exception):
+                depth = await self._call(self.queue.depth)
+                busy = sum(1 for w in self._workers if w.busy and not w.retiring)
+                want = max(p.min_workers, min(p.max_workers, math.ceil((depth + busy) / p.scale_target)))
+                live = [w for w in self._workers if not w.retiring and w.task is not None and not w.task.done()]
+                for _ in range(want - len(live)):
+                    self._add_worker()
+                for w in sorted(live, key=lambda x: x.busy)[: max(0, len(live) - want)]:
+                    w.retiring = True  # finishes its current task first (graceful)
+                    w.inbox.put_nowait(None)
+
+    def _checkpoint(self, invocation_id: str, key: str, value: Any) -> None:
+        task_id = self._task_of.get(invocation_id, invocation_id)
+        self.state.put_checkpoint(task_id, key, value)
+
+    def _fail_waiters_if_no_worker(self) -> None:
+        me = asyncio.current_task()
+        if any(not w.policy.gave_up and w.task is not None and not w.task.done() and w.task is not me
+               for w in self._workers):
+            return
+        info = getattr(self, "_last_start_error", None)
+        error = ("every worker was given up by its supervisor (start limit reached)"
+                 + (f"; last start failure: {info.error}" if info is not None else ""))
+        for task_id, pending in list(self._pending.items()):
+            if not pending.future.done():
+                pending.future.set_result(self._add(Record(
+                    ok=False, outcome="init_error", error=error + "; the task stays queued", invocation_id=task_id,
+                    trace_id=uuid.uuid4().hex, pattern=self.pattern, profile=self.profile.name,
+                    session_id=pending.session_id, started_at=time.time(), ended_at=time.time())))
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking queue or store call on the daemon's I/O threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._io, lambda: fn(*args, **kwargs))
+
+    def _add(self, record: Record) -> Record:
+        self.records.append(record)
+        return record
+
+
+def shared_queue(url: str | None) -> bool:
+    """Whether the URL names its queue (``?queue=`` or an SQS path): then it is shared, not per run."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return "queue" in dict(parse_qsl(parts.query)) or (parts.scheme == "sqs" and bool(parts.path.strip("/")))
+
+
+def _shared_run_id(url: str | None, run_id: str) -> str:
+    """A shared queue's broker name has no per-run prefix, so every process finds it."""
+    return "" if shared_queue(url) else run_id

@@ -1,0 +1,326 @@
+"""The gateway's ASGI app: the same routes in front of every pattern, talking only to the Emulator Protocol.
+
+``POST /invoke`` is the platform's synchronous path: the profile's ``gateway_timeout_s`` applies. When it
+passes, the caller gets 504 ``gateway_timeout`` at once while the work goes on, as behind API Gateway
+(the function is not told and is billed to its end; it stops only at the pattern's own ``timeout_s``).
+That invocation's one record is then marked ``gateway_timeout`` (with the latency the caller saw) when it
+ends, so reports count what the caller experienced and bill what the platform charged. The gateway never
+cancels work; where a platform ties the two limits (Cloud Run, Vercel, Netlify: the request limit is the
+execution limit) the pattern's own timeout ends it at the same moment.
+
+Outcome -> status: ok 200, throttled 429, payload_too_large 413, timeout/gateway_timeout 504, any other
+failure 502; the body is the Result as JSON, naming the outcome. Input errors are 400 with
+``{"error", "code"}``; a body over the request limit is 413 before the platform sees it (recorded as a
+``payload_too_large`` call, as the pattern itself records one). Every response carries the
+``x-harness-*`` headers; they are empty where no invocation result belongs to the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import time
+from collections import Counter
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..clock import Clock
+from ..errors import ConfigError
+from ..pattern import Emulator, rejected_record
+from ..records import Record, Result
+from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
+from .openapi import openapi_document
+from .options import GatewayOptions
+from .streams import parse_last_event_id, sse_response, ws_follow
+from .tasks import TaskRegistry, async_request_limit, result_json
+
+__all__ = ["HARNESS_HEADERS", "GatewayApp", "harness_headers", "status_for"]
+
+HARNESS_HEADERS = ("x-harness-outcome", "x-harness-cold-start", "x-harness-instance", "x-harness-latency-ms")
+_STATUS = {"ok": 200, "throttled": 429, "payload_too_large": 413, "timeout": 504, "gateway_timeout": 504}
+_OPEN_PATHS = frozenset({"/healthz"})  # reachable without the API key, for readiness probes
+
+
+def status_for(outcome: str) -> int:
+    """The HTTP status the platform answers for an outcome (502 for any failure not named)."""
+    return _STATUS.get(outcome, 502)
+
+
+def harness_headers(result: Result | None) -> dict[str, str]:
+    """The ``x-harness-*`` headers for a response about ``result`` (empty values when there is none)."""
+    if result is None:
+        return dict.fromkeys(HARNESS_HEADERS, "")
+    return {"x-harness-outcome": result.outcome, "x-harness-cold-start": "true" if result.cold_start else "false",
+            "x-harness-instance": result.instance_id or "", "x-harness-latency-ms": f"{result.latency_ms:.3f}"}
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status, headers=headers or None)
+
+
+class _Edge:
+    """Pure-ASGI outer layer: API-key check, default ``x-harness-*`` headers, response counts."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int]) -> None:
+        self.app, self.api_key, self.responses = app, api_key, responses
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.api_key is None or scope.get("path") in _OPEN_PATHS:
+            return True
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if not self._authorized(scope):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            resp = _error(401, "unauthorized", "missing or wrong API key; send it as 'x-api-key: KEY' or "
+                          "'Authorization: Bearer KEY'", **{"www-authenticate": "Bearer"}, **harness_headers(None))
+            self.responses[401] += 1
+            await resp(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.decode("latin-1").lower() for k, _ in message.get("headers", [])}
+                extra = [(h.encode(), b"") for h in HARNESS_HEADERS if h not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                self.responses[int(message["status"])] += 1
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class GatewayApp:
+    """The routes of one deployment's gateway; ``asgi`` is the app to serve."""
+
+    def __init__(self, emulator: Emulator, registry: TaskRegistry, clock: Clock, options: GatewayOptions) -> None:
+        self.emulator, self.registry, self.clock, self.options = emulator, registry, clock, options
+        self.url: str | None = None
+        self.responses: Counter[int] = Counter()
+        self.streams = 0
+        self._calls: set[asyncio.Task[Record]] = set()  # /invoke calls in flight (cancelled on stop)
+        routes = [
+            Route("/invoke", self.invoke, methods=["POST"]),
+            Route("/invoke/stream", self.invoke_stream, methods=["POST"]),
+            Route("/tasks", self.submit, methods=["POST"]),
+            Route("/tasks/{task_id}", self.task_status, methods=["GET"], name="task_status"),
+            Route("/tasks/{task_id}/events", self.task_events, methods=["GET"], name="task_events"),
+            WebSocketRoute("/tasks/{task_id}/ws", self.task_ws, name="task_ws"),
+            Route("/stats", self.stats, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
+                                                          Exception: self._server_error})
+        self.asgi: ASGIApp = _Edge(app, options.api_key, self.responses)
+
+    # ---- input ------------------------------------------------------------------------------------------
+
+    async def _read_task(self, request: Request, limit: int | None) -> Any:
+        """The JSON task from the body, or the error Response to answer instead."""
+        cap = limit if limit is not None else self.options.max_body_bytes
+        t0, started_at = time.monotonic(), time.time()
+        body = bytearray()
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= cap:
+                body += chunk
+            # Past the cap the rest is read and dropped, so the client gets the 413 rather than a reset.
+        if size > cap:
+            whose = f"the {limit}-byte request limit of {self.emulator.profile.name}" if limit is not None \
+                else f"the gateway's {cap}-byte body cap (GatewayOptions.max_body_bytes)"
+            rec = rejected_record(pattern=self.emulator.pattern, profile=self.emulator.profile,
+                                  outcome="payload_too_large", started_at=started_at,
+                                  session_id=request.query_params.get("session_id"), wall_s=time.monotonic() - t0,
+                                  error=f"request of {size} bytes exceeds {whose}")
+            self.emulator.records.append(rec)  # one record per call, refused ones included
+            return self._result_response(rec)
+        if not body.strip():
+            return _error(400, "empty_body", "the body must be the task as JSON, e.g. {\"question\": \"2+2?\"}")
+        try:
+            return json.loads(body, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            return _error(400, "invalid_json", f"the body is not valid JSON ({exc}); send the task as JSON")
+
+    def _callback(self, request: Request) -> str | Response | None:
+        url = request.query_params.get("callback_url")
+        if url is None:
+            return None
+        try:
+            return self.registry.deliverer.check(url) if self.registry.deliverer is not None else url
+        except ConfigError as exc:
+            return _error(400, "callback_url_refused", str(exc))
+
+    def _result_response(self, result: Result, status: int | None = None) -> JSONResponse:
+        return JSONResponse(result_json(result), status or status_for(result.outcome),
+                            headers=harness_headers(result))
+
+    # ---- routes -----------------------------------------------------------------------------------------
+
+    async def invoke(self, request: Request) -> Response:
+        """Sync invocation under the profile's gateway timeout."""
+        task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
+        if isinstance(task, Response):
+            return task
+        call = asyncio.create_task(self.emulator.invoke(task, request.query_params.get("session_id")))
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
+        gateway_s = self.emulator.profile.gateway_timeout_s
+        try:
+            record = await asyncio.wait_for(asyncio.shield(call),
+                                            None if gateway_s is None else self.clock.to_wall(gateway_s))
+        except TimeoutError:
+            assert gateway_s is not None
+            call.add_done_callback(lambda c: self._mark_gateway_timeout(c, gateway_s))
+            return self._result_response(Result(
+                ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
+                error=f"Endpoint request timed out: the gateway of {self.emulator.profile.name} answers 504 after "
+                      f"{gateway_s:g} s; the invocation goes on without the caller (use POST /tasks, a "
+                      f"webhook or SSE for long tasks)"))
+        return self._result_response(record)
+
+    def _mark_gateway_timeout(self, call: asyncio.Task[Record], gateway_s: float) -> None:
+        """Re-label the finished invocation's record with what its caller saw (one record per call)."""
+        if call.cancelled() or call.exception() is not None:
+            return
+        rec = call.result()
+        records = self.emulator.records
+        for i in range(len(records) - 1, -1, -1):
+            if records[i] is rec:
+                records[i] = dataclasses.replace(
+                    rec, ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
+                    error=f"the gateway answered 504 after {gateway_s:g} s; the invocation went on and ended "
+                          f"{rec.outcome} after {rec.latency_ms / 1000:.3f} s"
+                          + (f": {rec.error}" if rec.error else ""))
+                return
+
+    async def invoke_stream(self, request: Request) -> Response:
+        """Sync invocation answered as SSE: progress events, then the result (resumable via its task id)."""
+        task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
+        if isinstance(task, Response):
+            return task
+        t = self.registry.submit(task, request.query_params.get("session_id"), retries=False)
+        return self._stream(t.task_id, -1, {"x-harness-task-id": t.task_id,
+                                            "content-location": str(request.url_for("task_status", task_id=t.task_id))})
+
+    async def submit(self, request: Request) -> Response:
+        """Background run: 202 with the task id and where to poll, stream or listen."""
+        p = self.emulator.profile
+        task = await self._read_task(request, async_request_limit(p.name, p.request_limit_bytes))
+        if isinstance(task, Response):
+            return task
+        callback = self._callback(request)
+        if isinstance(callback, Response):
+            return callback
+        t = self.registry.submit(task, request.query_params.get("session_id"), callback)
+        status_url = str(request.url_for("task_status", task_id=t.task_id))
+        ws_url = str(request.url_for("task_ws", task_id=t.task_id)).replace("http", "ws", 1)
+        return JSONResponse({"task_id": t.task_id, "status_url": status_url,
+                             "events_url": str(request.url_for("task_events", task_id=t.task_id)),
+                             "ws_url": ws_url}, 202, headers={"location": status_url})
+
+    async def task_status(self, request: Request) -> Response:
+        """Poll a task: state, events so far, result once finished."""
+        t = self.registry.tasks.get(request.path_params["task_id"])
+        if t is None:
+            return _unknown_task(request.path_params["task_id"])
+        return JSONResponse(t.to_json(), headers=harness_headers(t.result))
+
+    async def task_events(self, request: Request) -> Response:
+        """SSE of a task's events, resuming after ``Last-Event-ID``."""
+        task_id = request.path_params["task_id"]
+        if task_id not in self.registry.tasks:
+            return _unknown_task(task_id)
+        last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        return self._stream(task_id, parse_last_event_id(last), {})
+
+    def _stream(self, task_id: str, after: int, headers: dict[str, str]) -> Response:
+        t = self.registry.get(task_id)
+        resp = sse_response(t, after, self.options.keepalive_s, headers)
+        inner = resp.body_iterator
+
+        async def counted() -> Any:
+            self.streams += 1
+            try:
+                async for chunk in inner:
+                    yield chunk
+            finally:
+                self.streams -= 1
+
+        resp.body_iterator = counted()
+        return resp
+
+    async def task_ws(self, ws: WebSocket) -> None:
+        """The same events over a WebSocket; ``?after=<id>`` resumes."""
+        t = self.registry.tasks.get(ws.path_params["task_id"])
+        if t is None:
+            await ws.close(4404, reason="unknown task id")
+            return
+        await ws.accept()
+        self.streams += 1
+        try:
+            await ws_follow(ws, t, parse_last_event_id(ws.query_params.get("after")), self.options.keepalive_s)
+        finally:
+            self.streams -= 1
+
+    async def stats(self, request: Request) -> Response:
+        """Live summary JSON."""
+        return JSONResponse(stats_json(self.emulator, self.registry, url=self.url, streams=self.streams,
+                                       responses=self.responses))
+
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: the gateway answers and knows its deployment."""
+        return JSONResponse({"status": "ok", "pattern": self.emulator.pattern,
+                             "profile": self.emulator.profile.name})
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text exposition."""
+        text = prometheus_text(self.emulator, self.registry, streams=self.streams, responses=self.responses)
+        return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
+
+    async def openapi(self, request: Request) -> Response:
+        """The OpenAPI document of these routes."""
+        return JSONResponse(openapi_document())
+
+    # ---- errors and shutdown ----------------------------------------------------------------------------
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}",
+                      **(exc.headers or {}))
+
+    async def _server_error(self, request: Request, exc: Exception) -> Response:
+        return _error(500, "internal_error", f"the gateway failed: {type(exc).__name__}: {exc}")
+
+    async def aclose(self) -> None:
+        """Cancel the /invoke calls still in flight (their callers are gone with the server)."""
+        calls = list(self._calls)
+        for c in calls:
+            c.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+
+
+def _unknown_task(task_id: str) -> JSONResponse:
+    return _error(404, "unknown_task", f"no task with id {task_id!r}; use the task_id POST /tasks returned")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")

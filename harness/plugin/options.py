@@ -1,0 +1,166 @@
+"""The plugin's command-line options and ini keys, validated once into a frozen ``Settings``.
+
+Precedence, later wins: built-in defaults, ``[tool.harness]`` in the project's pyproject.toml, the ini
+file (``harness_*`` keys), the command line (``--harness-*``). Invalid values are a ``pytest.UsageError``
+that says what is wrong and what is accepted, before any test runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.errors import ConfigError
+from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
+
+from ..config import project_defaults
+from ..reports.compare import DEFAULT_FAIL_ON, Rule, parse_fail_on
+
+__all__ = ["SCOPES", "Settings", "add_options", "read_settings"]
+
+SCOPES = ("function", "module", "session")
+DEFAULT_TIME_SCALE = 0.01
+
+# (name, help, ini type) for every option; the ini key is the option name with "_" for "-".
+_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("agent", "AGENT", "The agent to deploy: 'module:callable' or 'path/to/file.py:callable'.", "string"),
+    ("patterns", "LIST", "Comma-separated patterns the `deployment` fixture runs under, or 'all' (every "
+                         "implemented pattern). [default: all]", "string"),
+    ("profile", "[PATTERN=]NAME", "Profile name or .toml path, for one pattern or all (repeatable).", "linelist"),
+    ("time-scale", "SCALE", f"Wall seconds per platform second. [default: {DEFAULT_TIME_SCALE}]", "string"),
+    ("scope", "SCOPE", "How long one deployment lives: function, module or session (one per agent, pattern, "
+                       "profile and overrides). [default: module]", "string"),
+    ("report", "PATH", "Write the JSON report (summaries, records, run metadata) to PATH.", "string"),
+    ("html", "PATH", "Write the self-contained HTML report with charts to PATH.", "string"),
+    ("markdown", "PATH", "Write the Markdown summary to PATH (e.g. \"$GITHUB_STEP_SUMMARY\").", "string"),
+    ("baseline", "PATH", "A JSON report to compare this run against; a regression fails the session.", "string"),
+    ("fail-on", "RULES", f"Regression thresholds and SLOs, e.g. p95:+20%,cost:+10%,failures:+0 or p95<2s. "
+                         f"[default with a baseline: {DEFAULT_FAIL_ON}]", "string"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every ``--harness-*`` option and its ``harness_*`` ini key."""
+    group = parser.getgroup("harness", "agent deployment harness")
+    for name, metavar, ini_help, ini_type in _OPTIONS:
+        dest = f"harness_{name.replace('-', '_')}"
+        help_text = ini_help.replace("%", "%%")  # argparse %-formats option help; "+20%" would break --help
+        if ini_type == "linelist":
+            group.addoption(f"--harness-{name}", dest=dest, action="append", metavar=metavar, default=None,
+                            help=help_text)
+        else:
+            group.addoption(f"--harness-{name}", dest=dest, metavar=metavar, default=None, help=help_text)
+        parser.addini(dest, ini_help, type=ini_type, default=None)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin's validated configuration for this session."""
+
+    agent: str | None = None
+    patterns: tuple[str, ...] = IMPLEMENTED_PATTERNS
+    profiles: Mapping[str, str] = field(default_factory=dict)  # pattern -> profile name or path
+    time_scale: float = DEFAULT_TIME_SCALE
+    scope: str = "module"
+    report: Path | None = None
+    html: Path | None = None
+    markdown: Path | None = None
+    baseline: Path | None = None
+    fail_on: tuple[Rule, ...] = ()
+
+    def profile_for(self, pattern: str) -> str | None:
+        """The profile configured for ``pattern`` (None: the pattern's default)."""
+        return self.profiles.get(pattern, self.profiles.get("*"))
+
+
+def parse_patterns(value: str | list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """'all' or a comma-separated list (or a list) of patterns; unknown names are a UsageError."""
+    items = [value] if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        for name in (n.strip() for n in str(item).split(",")):
+            if name == "all":
+                names += IMPLEMENTED_PATTERNS
+            elif name:
+                names.append(name)
+    for name in names:
+        if name not in PATTERNS:
+            raise pytest.UsageError(f"{where}: unknown pattern {name!r}; expected one of: {', '.join(PATTERNS)} "
+                                    f"(or 'all')")
+    if not names:
+        raise pytest.UsageError(f"{where}: no pattern given; expected one of: {', '.join(PATTERNS)} (or 'all')")
+    return tuple(dict.fromkeys(names))
+
+
+def _raw(config: pytest.Config, name: str, defaults: Mapping[str, Any]) -> Any:
+    dest = f"harness_{name.replace('-', '_')}"
+    value = config.getoption(dest)
+    if value is None:
+        value = config.getini(dest)
+    if value in (None, "", []):
+        value = defaults.get(name.replace("-", "_"))
+    return value
+
+
+def _path(value: Any, base: Path) -> Path | None:
+    return None if value in (None, "") else base / Path(str(value)).expanduser()
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Validate the options, ini keys and ``[tool.harness]``; raises pytest.UsageError for a bad value."""
+    try:
+        defaults = project_defaults(config.rootpath)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    patterns = parse_patterns(_raw(config, "patterns", defaults) or "all", "--harness-patterns")
+    profiles: dict[str, str] = {}
+    raw_profiles = _raw(config, "profile", {}) or []
+    if isinstance(defaults.get("profile"), Mapping):
+        profiles.update({str(k): str(v) for k, v in defaults["profile"].items()})
+    for item in raw_profiles:
+        pattern, sep, name = str(item).partition("=")
+        if not sep:
+            profiles["*"] = item.strip()
+            continue
+        if pattern.strip() not in PATTERNS:
+            raise pytest.UsageError(f"--harness-profile {item!r}: unknown pattern {pattern.strip()!r}; "
+                                    f"expected PATTERN=NAME with PATTERN one of: {', '.join(PATTERNS)}")
+        profiles[pattern.strip()] = name.strip()
+    ts_raw = _raw(config, "time-scale", defaults)
+    try:
+        time_scale = DEFAULT_TIME_SCALE if ts_raw in (None, "") else float(ts_raw)
+    except (TypeError, ValueError):
+        time_scale = math.nan
+    if not (math.isfinite(time_scale) and time_scale > 0):
+        raise pytest.UsageError(f"--harness-time-scale {ts_raw!r}: expected a positive number (wall seconds "
+                                f"per platform second), e.g. 0.01")
+    scope = str(_raw(config, "scope", {}) or "module")
+    if scope not in SCOPES:
+        raise pytest.UsageError(f"--harness-scope {scope!r}: expected one of: {', '.join(SCOPES)}")
+    base = config.invocation_params.dir
+    baseline = _path(_raw(config, "baseline", {}), base)
+    if baseline is not None:
+        from ..reports import load_report
+
+        try:
+            load_report(baseline)  # read now: a bad baseline is a usage error, not a surprise at the end
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--harness-baseline: {exc}") from None
+    fail_text = _raw(config, "fail-on", {})
+    try:
+        rules = parse_fail_on(fail_text or DEFAULT_FAIL_ON) if (fail_text or baseline is not None) else []
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc).replace("--fail-on", "--harness-fail-on")) from None
+    if baseline is None and any(r.needs_baseline for r in rules):
+        raise pytest.UsageError(f"--harness-fail-on {fail_text!r} compares against a baseline; add "
+                                f"--harness-baseline PATH, or use absolute SLOs such as p95<2s,failures=0")
+    agent = _raw(config, "agent", {})
+    return Settings(agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
+                    time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
+                    html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
+                    baseline=baseline, fail_on=tuple(rules))

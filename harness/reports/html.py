@@ -1,0 +1,131 @@
+"""A self-contained HTML report: inline CSS and inline SVG charts, no script, no CDN; it opens offline.
+
+Charts: latency distribution per pattern, outcomes per pattern, cost per 1k calls, cold-start share and
+instances in use over time. Then the summary table, the failures by kind, the tests, and each deployment's
+profile. Everything shown is read from the (redacted) JSON model and HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from . import charts, model
+from .markdown import summary_rows
+
+__all__ = ["render_html"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1180px;
+       color: #111827; background: #ffffff; padding: 0 16px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.meta { color: #4b5563; font-size: 13px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 16px; }
+figure { margin: 0; border: 1px solid #e5e7eb; border-radius: 8px; padding: 10px; overflow-x: auto; }
+figcaption { font-weight: 600; margin-bottom: 6px; }
+figure svg { max-width: 100%; height: auto; }
+table { border-collapse: collapse; font-size: 13px; width: 100%; }
+th, td { border-bottom: 1px solid #e5e7eb; padding: 5px 8px; text-align: right; vertical-align: top; }
+th:first-child, td:first-child, td.l, th.l { text-align: left; }
+th { background: #f9fafb; }
+.bad { color: #b91c1c; font-weight: 600; } .ok { color: #047857; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+pre { background: #f9fafb; padding: 8px; overflow-x: auto; }
+"""
+
+_HEAD = ("pattern", "profile", "calls", "ok", "failures by kind", "p50 ms", "p95 ms", "p99 ms", "cold starts",
+         "cost / 1k calls", "LLM tokens in / out")
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> str:
+    th = "".join(f'<th class="{"l" if i in left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i in left else ""}">{escape(c)}</td>' for i, c in enumerate(r))
+        + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(caption: str, svg: str) -> str:
+    return f"<figure><figcaption>{escape(caption)}</figcaption>{svg}</figure>"
+
+
+def _charts(report: Mapping[str, Any]) -> str:
+    sums = model.summaries(report)
+    figs = [
+        _figure("Latency distribution per pattern (platform ms, log scale; ticks: p50, p95, p99)",
+                charts.latency_chart(model.latencies(report))),
+        _figure("Outcomes per pattern", charts.outcomes_chart({p: s.get("outcomes", {}) for p, s in sums.items()})),
+        _figure("Cost per 1,000 calls (USD, compute + requests + LLM + fixed)",
+                charts.bar_chart({p: float(s["cost_per_1k_usd"]) for p, s in sums.items()},
+                                 "Cost per 1k calls", "${:,.4f}")),
+        _figure("Cold-start share of calls",
+                charts.bar_chart({p: float(s["cold_start_share"]) for p, s in sums.items()},
+                                 "Cold-start share", "{:.0%}", maximum=1.0)),
+        _figure("Instances in use over time (from each instance's first call to its last)",
+                charts.instances_chart(model.instance_series(report))),
+    ]
+    return '<div class="grid">' + "".join(figs) + "</div>"
+
+
+def _tests(report: Mapping[str, Any]) -> str:
+    tests = report.get("tests") or []
+    if not tests:
+        return ""
+    rows = [[t["nodeid"], t.get("pattern") or "-", t.get("outcome", ""), str(t.get("calls", 0)),
+             f"{t.get('latency_ms', 0.0):,.1f}", f"${t.get('cost_usd', 0.0):,.6f}", t.get("message") or ""]
+            for t in tests]
+    return "<h2>Tests</h2>" + _table(("test", "pattern", "outcome", "calls", "latency ms (max)", "cost", "why"),
+                                     rows, left=(0, 1, 2, 6))
+
+
+def _profiles(report: Mapping[str, Any]) -> str:
+    parts = []
+    for dep in report.get("deployments") or ():
+        label = f"{dep.get('pattern', '')}: {dep.get('profile_name', '')}"
+        if dep.get("overrides"):
+            label += " with " + ", ".join(f"{k}={v}" for k, v in dep["overrides"].items())
+        body = json.dumps(dep.get("profile", {}), indent=1, default=str)
+        parts.append(f"<details><summary>{escape(label)}</summary><pre>{escape(body)}</pre></details>")
+    return "<h2>Profiles</h2>" + "".join(parts) if parts else ""
+
+
+def render_html(report: Mapping[str, Any], comparison: str | None = None) -> str:
+    """The whole report as one HTML document (``comparison``: optional preformatted baseline deltas)."""
+    run = report.get("run") or {}
+    created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(report.get("created_at") or 0)))
+    facts = [f"created {created}", f"harness {run.get('harness_version', '?')}",
+             f"Python {report.get('python', '?')}", str(report.get("platform", ""))]
+    if run.get("agent"):
+        facts.insert(0, f"agent {run['agent']}")
+    if run.get("time_scale") is not None:
+        facts.append(f"time scale {run['time_scale']:g} wall s per platform s")
+    sums = model.summaries(report)
+    fails = model.failures(report)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # No network at all: the report must render identically offline and inside CI artifact viewers.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        "img-src data:\">",
+        f"<title>Harness report: {escape(', '.join(sums) or 'no deployments')}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Agent deployment harness report</h1>",
+        f'<p class="meta">{escape(" · ".join(facts))}</p>',
+        f'<p class="meta">schema {escape(str(report.get("schema", "")))} v{escape(str(report.get("version")))}; '
+        "latency and cost in platform terms; secrets redacted</p>",
+        "<h2>Summary</h2>",
+        _table(_HEAD, summary_rows(sums), left=(0, 1, 4)) if sums else "<p>No deployment ran.</p>",
+        "<h2>Charts</h2>", _charts(report),
+    ]
+    if fails:
+        parts += ["<h2>Failures</h2>",
+                  _table(("pattern", "outcome", "count", "first error"),
+                         [(p, o, str(n), msg) for p, o, n, msg in fails], left=(0, 1, 3))]
+    parts.append(_tests(report))
+    if comparison:
+        parts += ["<h2>Baseline comparison</h2>", f"<pre>{escape(comparison)}</pre>"]
+    parts += [_profiles(report), "</body></html>"]
+    return "\n".join(p for p in parts if p)

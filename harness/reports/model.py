@@ -1,0 +1,77 @@
+"""Read-side helpers over the JSON report model, shared by the Markdown and HTML renderers.
+
+Renderers never see Records or Summaries, only the (already redacted) JSON model, so a report file written
+by one harness version renders the same later, and nothing a renderer shows can bypass redaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["failures", "instance_series", "latencies", "records_by_pattern", "summaries"]
+
+
+def summaries(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-pattern summaries, in report order."""
+    return dict(report.get("summaries") or {})
+
+
+def records_by_pattern(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every record of every deployment, grouped by pattern (warm-up pings included)."""
+    out: dict[str, list[dict[str, Any]]] = {p: [] for p in summaries(report)}
+    for dep in report.get("deployments") or ():
+        out.setdefault(dep.get("pattern") or dep["summary"]["pattern"], []).extend(dep.get("records") or ())
+    return out
+
+
+def latencies(report: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Latencies (platform ms) of the calls each pattern ran; refused calls excluded, as in summaries."""
+    return {p: [float(r["latency_ms"]) for r in recs
+                if r.get("trigger", "invoke") == "invoke" and r["outcome"] not in ("throttled", "payload_too_large")]
+            for p, recs in records_by_pattern(report).items()}
+
+
+def instance_series(report: Mapping[str, Any]) -> dict[str, list[tuple[float, int]]]:
+    """Instances in use over time per pattern, from the records alone.
+
+    An instance counts from the start of its first call to the end of its last one (records do not see
+    it idling before expiry, so this is a lower bound of what the platform keeps alive). Time is wall
+    seconds since the pattern's first call.
+    """
+    out: dict[str, list[tuple[float, int]]] = {}
+    for pattern, recs in records_by_pattern(report).items():
+        spans: dict[str, list[float]] = {}
+        for r in recs:
+            iid = r.get("instance_id")
+            if not iid or not r.get("started_at"):
+                continue
+            s = spans.setdefault(iid, [r["started_at"], r["ended_at"] or r["started_at"]])
+            s[0], s[1] = min(s[0], r["started_at"]), max(s[1], r["ended_at"] or r["started_at"])
+        if not spans:
+            out[pattern] = []
+            continue
+        t0 = min(s[0] for s in spans.values())
+        edges = sorted([(s[0] - t0, 1) for s in spans.values()] + [(s[1] - t0, -1) for s in spans.values()],
+                       key=lambda e: (e[0], -e[1]))
+        level, series = 0, []
+        for t, d in edges:
+            level += d
+            series.append((t, level))
+        out[pattern] = series
+    return out
+
+
+def failures(report: Mapping[str, Any], limit: int = 20) -> list[tuple[str, str, int, str]]:
+    """(pattern, outcome, count, first error line) for each failure kind, most frequent first."""
+    seen: dict[tuple[str, str], list[Any]] = {}
+    for pattern, recs in records_by_pattern(report).items():
+        for r in recs:
+            if r["ok"] or r.get("trigger", "invoke") != "invoke":
+                continue
+            entry = seen.setdefault((pattern, r["outcome"]), [0, ""])
+            entry[0] += 1
+            if not entry[1] and r.get("error"):
+                entry[1] = str(r["error"]).strip().splitlines()[0][:200]
+    rows = [(p, o, int(n), msg) for (p, o), (n, msg) in seen.items()]
+    return sorted(rows, key=lambda row: -row[2])[:limit]

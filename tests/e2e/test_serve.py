@@ -1,0 +1,125 @@
+"""End to end: ``harness serve`` as a user runs it: prints its URL, answers curl and httpx at once, shows a
+status line, and on Ctrl-C exits 130 leaving no process behind."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from emulators.profiles import IMPLEMENTED_PATTERNS
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = f"{ROOT / 'fixtures' / 'agents' / 'echo.py'}:agent"
+URL = re.compile(r"^(\w+) \(([\w.-]+)\): (http://127\.0\.0\.1:\d+)$")
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", ECHO, "--time-scale", "0.01", *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _urls(proc: subprocess.Popen[str], n: int) -> tuple[list[str], float]:
+    """The first ``n`` URLs the command prints, and the monotonic time the last one was read."""
+    assert proc.stdout is not None
+    urls: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(urls) < n and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = URL.match(line.strip())
+        if m:
+            urls.append(m.group(3))
+    assert len(urls) == n, f"expected {n} URL lines; stderr: {proc.stderr.read() if proc.stderr else ''}"
+    return urls, time.monotonic()
+
+
+def _descendants(proc: subprocess.Popen[str]) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _interrupt(proc: subprocess.Popen[str], pids: set[int]) -> str:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if _alive(p)], "processes of the served deployment remain"
+    return err
+
+
+def test_serve_answers_curl_within_a_second_and_leaves_nothing_on_ctrl_c() -> None:
+    """The printed URL answers curl and httpx within a second; SIGINT exits 130 and reaps every process."""
+    proc = _start()
+    try:
+        [url], printed = _urls(proc, 1)
+        curl = shutil.which("curl")
+        if curl is not None:
+            out = subprocess.run([curl, "-s", "-i", "-X", "POST", f"{url}/invoke", "-d", '{"q": "hi"}'],
+                                 capture_output=True, text=True, timeout=10)
+            answered = time.monotonic() - printed
+            assert "200 OK" in out.stdout and '"echo":{"q":"hi"}' in out.stdout
+            assert "x-harness-outcome: ok" in out.stdout
+        else:
+            r = httpx.post(f"{url}/invoke", json={"q": "hi"})
+            answered = time.monotonic() - printed
+            assert r.status_code == 200
+        assert answered < 1.0, f"first answer {answered:.2f} s after the URL was printed"
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        time.sleep(1.2)  # one status period
+        pids = _descendants(proc)
+        assert pids, "the deployment's processes were not found"
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    err = _interrupt(proc, pids)
+    assert "serverless: 1 calls, ok 1" in err  # the live status line
+
+
+def test_serve_patterns_all_serves_one_port_per_pattern() -> None:
+    """--patterns all starts one deployment per implemented pattern, each on its own printed port."""
+    proc = _start("--patterns", "all", "-q")
+    try:
+        urls, _ = _urls(proc, len(IMPLEMENTED_PATTERNS))
+        assert len(set(urls)) == len(urls)
+        for url in urls:
+            assert httpx.post(f"{url}/invoke", json={"x": 1}).json()["output"] == {"echo": {"x": 1}}
+        pids = _descendants(proc)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    _interrupt(proc, pids)
+
+
+def test_serve_bad_input_exits_2() -> None:
+    """An unknown pattern or profile exits 2 with a message naming it."""
+    for args, message in ((["--pattern", "lamda"], "unknown pattern 'lamda'"),
+                          (["--profile", "aws-lamda"], "did you mean 'aws-lambda'")):
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "serve", ECHO, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr

@@ -1,0 +1,115 @@
+"""Container scaling with real replica processes: warm replicas, the HPA under a burst (step by step, the
+queue draining, the scale back to min), scale to zero, and the busy/idle bill of an idle pool."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+import harness
+from emulators.billing import replica_rate_usd
+from emulators.records import ReplicaPoint
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "agents"
+SLEEPER = str(FIXTURES / "sleeper.py") + ":agent"
+ECHO = str(FIXTURES / "echo.py") + ":agent"
+
+
+def syncs(d: harness.Deployment) -> list[ReplicaPoint]:
+    return [p for p in d.summary().replica_timeline if p.event == "sync"]
+
+
+def test_min_replicas_two_warm_requests_are_never_cold() -> None:
+    """With min_replicas=2 both replicas start with the deployment; no request reports a cold start."""
+    with harness.deploy(ECHO, pattern="container", time_scale=0.01, min_replicas=2, gateway=False) as d:
+        rs = [d.invoke({"i": i}) for i in range(8)]
+        s = d.summary()
+    assert all(r.ok for r in rs), [r.error for r in rs]
+    assert not any(r.cold_start or r.init_ms for r in rs)
+    assert s.cold_starts == 0
+    assert len({r.instance_id for r in rs}) == 2  # round robin over both warm replicas
+    assert s.peak_replicas == 2
+
+
+def test_burst_follows_hpa_drains_and_scales_back_to_min() -> None:
+    """50 concurrent on 1 replica, target 5: 1->5->10 by the HPA formula and rate limits, all 50 served, then
+    after the 300 s stabilization window the pool steps back down to min_replicas=1."""
+    target = 5
+    with harness.deploy(SLEEPER, pattern="container", time_scale=0.005, min_replicas=1, max_replicas=20,
+                        replica_concurrency=10, target_concurrency=target, timeout_s=900, gateway=False) as d:
+        ids = [d.submit({"seconds": 60}) for _ in range(50)]
+        results = [d.wait(i, 30) for i in ids]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            points = syncs(d)
+            if points and points[-1].replicas == 1 and points[-1].desired == 1:
+                break
+            time.sleep(0.1)
+        timeline = d.summary().replica_timeline
+
+    assert all(r.ok for r in results), {r.outcome for r in results}
+    points = [p for p in timeline if p.event == "sync"]
+    desired = [p.desired for p in points]
+    # t=15: raw ceil(1 * 50 / 5) = 10, limited to max(+100%, +4) = 5; t=30: 50 / 5 = 10 per replica -> 10.
+    assert (points[0].metric, points[0].raw_desired, desired[0]) == (50.0, 10, 5)
+    assert (points[1].metric, points[1].raw_desired, desired[1]) == (10.0, 10, 10)
+    for p in points:  # every step is the HPA formula on what the autoscaler saw
+        if p.metric is not None and p.ready == p.replicas and p.replicas:
+            ratio = p.metric / target
+            expected = p.replicas if abs(1 - ratio) <= 0.1 else math.ceil(ratio * p.replicas - 1e-9)
+            assert p.raw_desired == expected, p
+    for before, after in itertools.pairwise(desired):  # scale-up never beyond +100% / +4 per 15 s
+        assert after <= max(2 * before, before + 4)
+    # The queue drains: 10 at a time, every 60 s, to nothing.
+    assert points[0].outstanding == 50 and points[-1].outstanding == 0
+    # Scale-down waits for the 300 s window after the last recommendation of 10, then steps to 1.
+    last_ten = max(p.t_s for p in points if p.raw_desired == 10)
+    first_down = min(p.t_s for p in points if p.desired < 10 and p.t_s > points[1].t_s)
+    assert first_down >= last_ten + 300 - 1
+    assert desired[-1] == 1 and points[-1].replicas == 1
+    assert max(desired) == 10
+
+
+def test_scale_to_zero_and_back_with_a_cold_start() -> None:
+    """With min_replicas=0 the first request waits for a cold start; after the idle window the pool is empty,
+    and the next request is cold again."""
+    with harness.deploy(SLEEPER, pattern="container", time_scale=0.002, min_replicas=0, scale_to_zero_idle_s=60,
+                        scale_down_stabilization_s=0, gateway=False) as d:
+        first = d.invoke({"seconds": 1})
+        warm = d.invoke({"seconds": 1})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(p.desired == 0 and p.event == "sync" for p in syncs(d)):
+            time.sleep(0.05)
+        time.sleep(0.05)
+        again = d.invoke({"seconds": 1})
+        events = [p.event for p in d.summary().replica_timeline]
+
+    assert first.ok and first.cold_start and first.init_ms > 0
+    assert first.latency_ms >= first.init_ms + 1000
+    assert warm.ok and not warm.cold_start and warm.instance_id == first.instance_id
+    assert again.ok and again.cold_start and again.instance_id != first.instance_id
+    assert events.count("activate") == 2
+
+
+def test_two_idle_replicas_for_a_platform_hour_cost_the_profile_price() -> None:
+    """2 replicas idle for one platform hour: idle cost grows by 2 x 3600 s x the replica rate; busy cost stays 0."""
+    with harness.deploy(ECHO, profile="gcp-cloud-run", time_scale=0.0005, min_replicas=2, gateway=False) as d:
+        before = d.summary()
+        time.sleep(3600 * 0.0005)  # one platform hour
+        after = d.summary()
+        rate = replica_rate_usd(d.profile)
+
+    hour = 2 * 3600 * rate  # = 2 x 3600 x (1 vCPU x $0.000018 + 0.5 GiB x $0.0000025), R3
+    assert hour == pytest.approx(2 * 3600 * (0.000018 + 0.5 * 0.0000025))
+    grown_s = after.replica_seconds - before.replica_seconds
+    grown_usd = after.idle_cost_usd - before.idle_cost_usd
+    assert grown_usd == pytest.approx(grown_s * rate, rel=1e-9)  # exactly the price of the seconds billed
+    assert grown_usd == pytest.approx(hour, rel=0.03)  # and those are one hour each (wall-clock sleep jitter)
+    assert after.busy_cost_usd == 0 and after.calls == 0
+    assert after.fixed_cost_usd == pytest.approx(after.idle_cost_usd)
