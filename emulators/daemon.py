@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
-from .errors import InstanceStartError, MessageTooLargeError
+from .errors import BackendUnavailableError, InstanceStartError, MessageTooLargeError
 from .pattern import OnEvent, finish_record, new_ids, rejected_record
 from .pool import Pool
 from .profiles import Profile
@@ -373,7 +373,7 @@ class Daemon:
                             pending: _Pending | None) -> None:
         task_id, body = msg.id, msg.body
         session_id = call["session_id"]
-        known: dict[str, Any] = await self._call(begin)
+        known: dict[str, Any] = await self._must(begin)
         if known.get("status") in _FINAL:
             await self._ack(msg)
             self.attempts_log.append(duplicate_record(task_id, known, msg.receive_count, pattern=self.pattern,
@@ -435,7 +435,7 @@ class Daemon:
                 queue.nack(msg, delay_s=delay, error=reason)
 
         self.queue_requests += 1
-        await self._call(write_then_settle)
+        await self._must(write_then_settle)
         if outcome is not None:
             self._finish(task_id, body, attempt, n, errors, outcome)
         else:
@@ -486,9 +486,10 @@ class Daemon:
                 await self._call(self.queue.extend, msg, self.clock.to_wall(vis))
 
     async def _ack(self, msg: Message) -> None:
-        assert self.queue is not None
+        queue = self.queue
+        assert queue is not None
         self.queue_requests += 1
-        await self._call(self.queue.ack, msg)
+        await self._must(lambda: queue.ack(msg))
 
     # ---- scaling, checkpoints, helpers ------------------------------------------------------------------
 
@@ -528,6 +529,25 @@ class Daemon:
                     ok=False, outcome="init_error", error=error + "; the task stays queued", invocation_id=task_id,
                     trace_id=uuid.uuid4().hex, pattern=self.pattern, profile=self.profile.name,
                     session_id=pending.session_id, started_at=time.time(), ended_at=time.time())))
+
+    async def _must(self, fn: Any) -> Any:
+        """A read or write the task cannot go on without: retried with back-off while its backend is down.
+
+        A broker or store that went away mid-run (a restart, a network cut) costs time, not tasks: the
+        worker waits here, reconnecting, and goes on when it is back. Only closing the daemon gives up.
+        """
+        delay = 0.05
+        while True:
+            try:
+                return await self._call(fn)
+            except BackendUnavailableError:
+                if self._closing:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                if self.queue is not None:
+                    with contextlib.suppress(Exception):
+                        await self._call(self.queue.reconnect, 1.0)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking queue or store call on the daemon's I/O threads."""

@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -199,3 +200,41 @@ def test_a_thousand_tasks_survive_workers_being_killed(queue_url: str) -> None:
     assert len(kills) >= 5
     redone = sum(len(r.events) - steps for r in results if r.ok)
     assert 0 <= redone <= len(kills), (redone, len(kills))
+
+
+def _start_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    # Append-only file on: a SIGTERM'd redis saves it, so the queue is still there when it comes back.
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "yes", "--dir", str(data_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not _port_open(port):
+        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+        time.sleep(0.02)
+    return proc
+
+
+def test_the_run_resumes_when_a_lost_redis_comes_back(tmp_path: Path) -> None:
+    """The queue's Redis stops mid-run and restarts: workers wait, reconnect, and every task ends ok."""
+    if subprocess.run(["which", "redis-server"], capture_output=True).returncode != 0:
+        pytest.skip("redis-server is not installed; install it to run the broker-restart test")
+    port = _free_port()
+    procs = [_start_redis(port, tmp_path)]
+    try:
+        with harness.deploy(RESUMABLE, pattern="daemon", time_scale=0.01, state="memory://", workers=2,
+                            queue=f"redis://127.0.0.1:{port}/0", llm="off") as d:
+            ids = [d.submit({"steps": 3, "step_s": 1}) for _ in range(30)]
+            time.sleep(0.15)  # some tasks done, some running, most still queued
+            procs[0].terminate()
+            procs[0].wait(10)
+            time.sleep(0.5)  # the broker is away for 50 platform seconds
+            procs.append(_start_redis(port, tmp_path))
+            back = time.time()
+            results = [d.wait(t, timeout_s=60) for t in ids]
+        assert [r.outcome for r in results] == ["ok"] * 30, [r.error for r in results if not r.ok]
+        assert sum(r.ended_at > back for r in results) >= 5  # the run really went on after the restart
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
