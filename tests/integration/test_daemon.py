@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,23 @@ def test_a_duplicate_delivery_of_a_finished_task_does_not_run_it_again() -> None
     assert "duplicate" in (dups[0].error or "")
 
 
-def test_results_survive_a_restart_of_the_harness_on_the_same_sqlite_file(tmp_path: Path) -> None:
-    """Tasks finished by one deployment are read back, with their results, by the next on the same file."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_results_survive_a_restart_of_the_harness_on_the_same_store(store: str, tmp_path: Path) -> None:
+    """Tasks finished by one deployment are read back, with their results, by the next on the same store."""
+    if store == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        if not _port_open(5432):
+            pytest.skip("postgresql is not reachable on 127.0.0.1:5432; start it to run this test")
+        url = f"postgresql://postgres@127.0.0.1:5432/test?namespace=restart_{uuid.uuid4().hex[:12]}"
     with harness.deploy(RESUMABLE, pattern="daemon", time_scale=0.01, state=url) as d:
         done = [d.invoke({"steps": 1, "step_s": 1}) for _ in range(3)]
     with harness.deploy(RESUMABLE, pattern="daemon", time_scale=0.01, state=url) as again:
         stored = [_daemon(again).state.get_task(r.invocation_id) for r in done]
+    if store == "postgres":
+        from emulators.state import open_state_store
+
+        open_state_store(url, tmp_path).drop()  # type: ignore[attr-defined]
     assert all(r.ok for r in done)
     assert [s["status"] for s in stored if s] == ["succeeded"] * 3
     assert [s["result"] for s in stored if s] == [r.output for r in done]
