@@ -16,7 +16,7 @@ from emulators.records import Summary
 
 from ..api import AsyncDeployment, adeploy
 from ..reports import DeploymentRun, build_report, write_report
-from ..reports.terminal import failures_table, summary_table
+from ..reports.terminal import failures_table, regions_table, summary_table
 
 __all__ = ["RunOptions", "run_patterns"]
 
@@ -100,6 +100,9 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
             await asyncio.shield(d.aclose())
     summaries = [r.summary for r in runs]
     console.print(summary_table(summaries))
+    regions = regions_table(summaries)
+    if regions is not None:
+        console.print(regions)
     failures = failures_table([rec for r in runs for rec in r.records])
     if failures is not None:
         console.print(failures)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from emulators.records import Record, Summary
 
-__all__ = ["failures_table", "patterns_table", "summary_table"]
+__all__ = ["failures_table", "patterns_table", "regions_table", "summary_table"]
 
 
 def _ms(v: float) -> str:
@@ -54,6 +54,10 @@ def summary_table(summaries: Sequence[Summary], title: str = "Summary (platform 
             for s in summaries]))
     if any(s.warmup_pings for s in summaries):
         rows.append(("warm-up pings", [str(s.warmup_pings) for s in summaries]))
+    if any(s.min_headroom for s in summaries):
+        # How close the closest ok call came to each limit: "fits, with 12% CPU headroom".
+        rows.append(("headroom (min)", [", ".join(f"{k} {v:.0%}" for k, v in sorted(s.min_headroom.items())) or "-"
+                                        for s in summaries]))
     for label, values in rows:
         t.add_row(label, *values)
     return t
@@ -101,4 +105,21 @@ def patterns_table(summaries: Mapping[str, Mapping[str, Any]],
                   _short_ms(s["latency_p95_ms"]), _short_ms(s["latency_p99_ms"]), str(s["cold_starts"]),
                   f"${cost:.4g}" if cost < 1 else f"${cost:,.2f}",
                   f"{s.get('input_tokens', 0) + s.get('output_tokens', 0):,}")
+    return t
+
+
+def regions_table(summaries: Sequence[Summary]) -> Table | None:
+    """Latency by caller region for every deployment that models geography, with why (None if none does)."""
+    from emulators.edge_geo import region_comparison
+
+    rows = region_comparison(summaries)
+    if not rows:
+        return None
+    t = Table(title="Latency by caller region (platform time)", title_justify="left")
+    for name, justify in (("caller", "left"), ("pattern", "left"), ("p50 ms", "right"), ("p95 ms", "right"),
+                          ("why", "left")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(str(r["caller_region"]), f"{r['pattern']} ({r['profile']})", _ms(float(r["p50_ms"])),  # type: ignore[arg-type]
+                  _ms(float(r["p95_ms"])), str(r["why"]))  # type: ignore[arg-type]
     return t
