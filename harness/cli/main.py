@@ -152,13 +152,29 @@ def profiles() -> None:
     """List the shipped profiles and their main limits."""
     t = Table(title="Shipped profiles", title_justify="left")
     t.add_column("name", no_wrap=True)
-    for col in ("pattern", "timeout s", "memory MB", "max concurrency", "cold start ms (mean)"):
-        t.add_column(col)
+    t.add_column("pattern", no_wrap=True)
+    for col in ("timeout s", "memory MB"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("scaling", no_wrap=True)
+    t.add_column("cold start ms", justify="right", no_wrap=True)
     for name in list_profiles():
         p = load_profile(name, pattern=_pattern_of(name))
-        t.add_row(name, p.pattern, f"{p.timeout_s:g}", f"{p.memory_mb:g}", str(p.max_concurrency),
+        t.add_row(name, p.pattern, f"{p.timeout_s:g}", f"{p.memory_mb:g}", _scaling(p),
                   f"{p.cold_start_overhead_ms.mean():.0f}")
-    Console().print(t)
+    Console(width=max(120, Console().width)).print(t)
+
+
+def _scaling(p: Any) -> str:
+    """What bounds a deployment's capacity, in each pattern's own terms."""
+    if p.pattern == "container":
+        return f"{p.min_replicas}-{p.max_replicas} replicas x {p.replica_concurrency}"
+    if p.pattern == "daemon":
+        return f"{p.workers} workers on {(p.queue or 'memory://').split('://')[0]}"
+    if p.pattern == "edge":
+        cpu = f"{p.cpu_limit_ms:g} ms CPU" if p.cpu_limit_ms else "no CPU limit"
+        sub = f", {p.subrequest_limit} subrequests" if p.subrequest_limit else ""
+        return cpu + sub
+    return f"{p.max_concurrency} concurrent"
 
 
 from .llm import llm_command  # noqa: E402 - registered after the group exists
