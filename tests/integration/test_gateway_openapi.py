@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, status_code_conformance
 
 import harness
@@ -38,18 +38,22 @@ def test_served_document_matches_the_checked_in_copy(live: harness.Deployment) -
     assert checked_in == served, "regenerate docs/gateway-openapi.json from emulators.gateway.openapi"
 
 
-@pytest.fixture
-def api_schema(live: harness.Deployment) -> Any:
-    """The schema loaded from the live gateway, for schemathesis."""
-    return schemathesis.openapi.from_url(f"{live.url}/openapi.json")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_route_answers_500(case: Any) -> None:
+def test_no_route_answers_500(live: harness.Deployment) -> None:
     """Generated requests to every documented route get a documented status, never a 5xx server error."""
-    case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance],
-                           timeout=20)
+    # Driven through hypothesis directly rather than schemathesis's pytest integration, which breaks with
+    # some pytest releases (pytest 9.2 removed an attribute it reads).
+    api = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
+    operations = [result.ok() for result in api.get_all_operations()]
+    assert len(operations) >= 8
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance]
+    tried = 0
+    for operation in operations:
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def run(case: Any) -> None:
+            nonlocal tried
+            tried += 1
+            case.call_and_validate(checks=checks, timeout=20)
+
+        run()
+    assert tried >= len(operations)
