@@ -34,7 +34,7 @@ from .billing import replica_rate_usd
 from .clock import Clock
 from .errors import InstanceStartError
 from .fleet import ReplicaFleet
-from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary, percentile, summarize
@@ -303,5 +303,5 @@ class Container(ReplicaFleet):
 
     def _add(self, record: Record) -> Record:
         self.records.append(record)
-        return record
+        return traced(self.pool, record)
 

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
 from .errors import BackendUnavailableError, InstanceStartError, MessageTooLargeError
-from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .queues import DEFAULT_MAX_BYTES, Message, Queue, open_queue
@@ -46,6 +46,7 @@ from .records import Record, Summary, summarize
 from .runtime.instance import Instance, InstanceFailure
 from .state import StateStore
 from .supervisor import RestartPolicy, retry_delay
+from .tracing import task_trace_id
 
 __all__ = ["Daemon", "shared_queue"]
 
@@ -379,7 +380,7 @@ class Daemon:
             self.attempts_log.append(duplicate_record(task_id, known, msg.receive_count, pattern=self.pattern,
                                                       profile=self.profile.name))
             return
-        inv_id, trace_id = new_ids()
+        inv_id, trace_id = new_ids()[0], task_trace_id(task_id)  # attempts share the task's trace
         self._task_of[inv_id] = task_id
         raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
         beat = asyncio.create_task(self._heartbeat(msg))
@@ -556,7 +557,7 @@ class Daemon:
 
     def _add(self, record: Record) -> Record:
         self.records.append(record)
-        return record
+        return traced(self.pool, record)
 
 
 def shared_queue(url: str | None) -> bool:

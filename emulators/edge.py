@@ -33,7 +33,7 @@ from typing import Any
 
 from .clock import Clock
 from .edge_geo import Geography
-from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Record, Summary, summarize
@@ -239,4 +239,4 @@ class Edge:
 
     def _add(self, record: Record) -> Record:
         self.records.append(record)
-        return record
+        return traced(self.pool, record)

@@ -3,6 +3,8 @@
 ``Emulator`` is the small Protocol a pattern implements (the httpx-transport-style seam: the facade and
 the gateway talk only to it, and tests can put a fake behind it). ``finish_record`` turns what an
 instance reported into one priced ``Record``: the single place latency and billed duration are derived.
+It keeps what the call left for its trace (``tracing.keep``), and ``traced`` (every pattern's ``_add``)
+hands each final record to the deployment's tracer: the one hook through which traces are made.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary
+from .tracing import current_gateway, keep, take
 
-__all__ = ["Emulator", "OnEvent", "finish_record", "new_ids", "rejected_record"]
+__all__ = ["Emulator", "OnEvent", "finish_record", "new_ids", "rejected_record", "traced"]
 
 OnEvent = Callable[[Any], None]
 
@@ -40,6 +43,14 @@ class Emulator(Protocol):
 def new_ids() -> tuple[str, str]:
     """A fresh (invocation_id, trace_id) pair."""
     return str(uuid.uuid4()), uuid.uuid4().hex
+
+
+def traced(pool: Pool, record: Record) -> Record:
+    """Hand a final record to the deployment's tracer, if it has one (its spans are built later, in a batch)."""
+    material = take(record.trace_id)
+    if pool.tracer is not None:
+        pool.tracer.add(record, material, current_gateway())
+    return record
 
 
 def rejected_record(*, pattern: str, profile: Profile, outcome: str, error: str, started_at: float,
@@ -79,7 +90,7 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         cost = Cost(compute_usd=cost.compute_usd, requests_usd=cost.requests_usd,
                     llm_usd=sum(llm_cost(c.model, c.input_tokens, c.output_tokens) for c in llm_ok))
     outcome = str(result.get("outcome", "crash"))
-    return Record(
+    record = Record(
         ok=outcome == "ok",
         outcome=outcome,
         output=result.get("output"),
@@ -110,3 +121,5 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         llm_ms=float(result.get("llm_platform_s", 0.0)) * 1000.0,
         llm_backoff_ms=sum(c.retry_after_s or 0.0 for c in llm) * 1000.0,
     )
+    keep(record, result)
+    return record

@@ -48,6 +48,7 @@ class Pool:
         self.llm_script = llm_script
         self.llm: Any = None  # the LLMEndpoint every instance's LLM calls go through (None: off)
         self.llm_url: str | None = None
+        self.tracer: Any = None  # the deployment's emulators.tracing.Tracer (set by the facade); None: no traces
         self.rng = random.Random(profile.seed)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-"))
         self._cgroups = limits.cgroup_parent(run_id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .billing import provisioned_cost
 from .clock import Clock
-from .pattern import OnEvent, finish_record, new_ids, rejected_record
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Record, Summary, summarize
@@ -189,7 +189,7 @@ class Serverless:
 
     def _add(self, record: Record) -> Record:
         self.records.append(record)
-        return record
+        return traced(self.pool, record)
 
     # ---- background ------------------------------------------------------------------------------------
 

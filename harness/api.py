@@ -28,6 +28,7 @@ from emulators.profiles import Profile
 from emulators.records import Record, Result, Summary
 from emulators.serverless import Serverless
 from emulators.state import open_state_store
+from emulators.tracing import TraceOptions, Tracer
 
 from ._loop import LoopThread
 from .config import DeployConfig, build_config
@@ -74,13 +75,25 @@ def _emulator(cfg: DeployConfig) -> Emulator:
     return Serverless(pool, cfg.profile, clock, state)
 
 
+def _tracer(cfg: DeployConfig, emulator: Emulator, opts: TraceOptions) -> Tracer:
+    pool = emulator.pool
+    return Tracer(resource={"service.name": pool.function_name, "service.namespace": "agent-deploy-harness",
+                            "harness.pattern": cfg.pattern, "harness.profile": cfg.profile.name,
+                            "harness.run_id": pool.run_id},
+                  time_scale=cfg.time_scale, env=cfg.env, path=opts.path, otlp=opts.otlp)
+
+
 class AsyncDeployment:
     """A running deployment, driven from asyncio."""
 
-    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None) -> None:
+    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None,
+                 traces: str | Path | bool | None = None) -> None:
         self.config = cfg
         self.gateway_options = gateway if gateway is not None else GatewayOptions()
+        trace_opts = TraceOptions.parse(traces)  # a bad value is a ConfigError before anything starts
         self._emulator = _emulator(cfg)
+        self._tracer = None if trace_opts is None else _tracer(cfg, self._emulator, trace_opts)
+        self._emulator.pool.tracer = self._tracer
         opts = self.gateway_options
         clock = Clock(cfg.time_scale)
         # One machinery: the gateway's routes and submit/status/wait/stream below share this registry.
@@ -183,6 +196,10 @@ class AsyncDeployment:
         """Every invocation so far, one Record each."""
         return list(self._emulator.records)
 
+    def traces(self) -> list[dict[str, Any]]:
+        """Every span of this deployment so far (one trace per record, trace id = ``Record.trace_id``)."""
+        return [] if self._tracer is None else self._tracer.spans()
+
     async def restart(self) -> None:
         """Rolling restart (container): replace the replicas one at a time, failing no request."""
         self._check_open()
@@ -207,6 +224,8 @@ class AsyncDeployment:
             await self._webhooks.aclose()
         finally:
             await self._emulator.close()
+            if self._tracer is not None:  # the last spans are built and exported off the event loop
+                await asyncio.to_thread(self._tracer.close)
 
     async def __aenter__(self) -> AsyncDeployment:
         return await self.start()
@@ -225,19 +244,22 @@ def _gateway_options(gateway: bool | GatewayOptions) -> GatewayOptions:
 
 def adeploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
             profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
-            gateway: bool | GatewayOptions = True, **kwargs: Any) -> AsyncDeployment:
+            gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
+            **kwargs: Any) -> AsyncDeployment:
     """An AsyncDeployment; use ``async with harness.adeploy(...) as d``. Arguments as ``deploy``."""
-    return AsyncDeployment(build_config(agent, pattern, profile, time_scale, **kwargs), _gateway_options(gateway))
+    return AsyncDeployment(build_config(agent, pattern, profile, time_scale, **kwargs), _gateway_options(gateway),
+                           traces)
 
 
 class Deployment:
     """The sync facade: every method runs the AsyncDeployment's coroutine on a background event loop."""
 
-    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None) -> None:
+    def __init__(self, cfg: DeployConfig, gateway: GatewayOptions | None = None,
+                 traces: str | Path | bool | None = None) -> None:
         self._engine = LoopThread()
         self._closed = False
         try:
-            self._async = self._engine.call(self._make, cfg, gateway)
+            self._async = self._engine.call(self._make, cfg, gateway, traces)
             self._engine.call(self._async.start)
         except BaseException:
             self._engine.stop()
@@ -246,8 +268,9 @@ class Deployment:
         self._finalizer = weakref.finalize(self, Deployment._finalize, self._engine, self._async)
 
     @staticmethod
-    async def _make(cfg: DeployConfig, gateway: GatewayOptions | None) -> AsyncDeployment:
-        return AsyncDeployment(cfg, gateway)
+    async def _make(cfg: DeployConfig, gateway: GatewayOptions | None,
+                    traces: str | Path | bool | None) -> AsyncDeployment:
+        return AsyncDeployment(cfg, gateway, traces)
 
     @staticmethod
     def _finalize(engine: LoopThread, dep: AsyncDeployment) -> None:
@@ -326,6 +349,10 @@ class Deployment:
         """Every invocation so far, one Record each."""
         return self._async.records()
 
+    def traces(self) -> list[dict[str, Any]]:
+        """Every span of this deployment so far, as dicts (works after close too)."""
+        return self._async.traces()
+
     def restart(self) -> None:
         """Rolling restart (container): replace the replicas one at a time, failing no request."""
         self._call(self._async.restart)
@@ -357,7 +384,8 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
            profile: str | Path | Profile | None = None, time_scale: float = 1.0, *, adapter: str = "auto",
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
-           gateway: bool | GatewayOptions = True, **overrides: Any) -> Deployment:
+           gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
+           **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
 
     ``pattern=None`` takes the named profile's pattern (``profile="k8s-hpa"`` is a container), else serverless.
@@ -366,9 +394,11 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
     ``llm="sim"`` (default) starts the LLM simulator the instances' SDKs are pointed at (``llm_script``:
     a TOML script of scripted answers); ``llm="off"`` starts none; ``llm="https://..."`` starts the
     metering proxy to that OpenAI/Anthropic-compatible upstream (same limits, faults and metering).
+    ``traces``: every call is an OpenTelemetry trace (``d.traces()``); ``"otlp://host:4318"`` exports them
+    over OTLP/HTTP (as ``HARNESS_OTLP_ENDPOINT`` does), a path appends them as OTLP/JSON lines, False: none.
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
                        keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
                        **overrides)
-    return Deployment(cfg, _gateway_options(gateway))
+    return Deployment(cfg, _gateway_options(gateway), traces)

@@ -35,8 +35,9 @@ from starlette.websockets import WebSocket
 
 from ..clock import Clock
 from ..errors import ConfigError
-from ..pattern import Emulator, rejected_record
+from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
+from ..tracing import GatewayCall
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
 from .options import GatewayOptions
@@ -151,6 +152,7 @@ class GatewayApp:
                                   session_id=request.query_params.get("session_id"), wall_s=time.monotonic() - t0,
                                   error=f"request of {size} bytes exceeds {whose}")
             self.emulator.records.append(rec)  # one record per call, refused ones included
+            traced(self.emulator.pool, rec)
             return self._result_response(rec)
         if not body.strip():
             return _error(400, "empty_body", "the body must be the task as JSON, e.g. {\"question\": \"2+2?\"}")
@@ -176,10 +178,12 @@ class GatewayApp:
 
     async def invoke(self, request: Request) -> Response:
         """Sync invocation under the profile's gateway timeout."""
+        entry = GatewayCall("POST", "/invoke")  # the root span of the invocation's trace
         task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
         if isinstance(task, Response):
             return task
-        call = asyncio.create_task(self.emulator.invoke(task, request.query_params.get("session_id")))
+        call = asyncio.create_task(self.emulator.invoke(task, request.query_params.get("session_id")),
+                                   context=entry.context())
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
         gateway_s = self.emulator.profile.gateway_timeout_s
@@ -189,12 +193,12 @@ class GatewayApp:
         except TimeoutError:
             assert gateway_s is not None
             call.add_done_callback(lambda c: self._mark_gateway_timeout(c, gateway_s))
-            return self._result_response(Result(
+            return entry.answered(self._result_response(Result(
                 ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
                 error=f"Endpoint request timed out: the gateway of {self.emulator.profile.name} answers 504 after "
                       f"{gateway_s:g} s; the invocation goes on without the caller (use POST /tasks, a "
-                      f"webhook or SSE for long tasks)"))
-        return self._result_response(record)
+                      f"webhook or SSE for long tasks)")))
+        return entry.answered(self._result_response(record))
 
     def _mark_gateway_timeout(self, call: asyncio.Task[Record], gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""
@@ -216,7 +220,9 @@ class GatewayApp:
         task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
         if isinstance(task, Response):
             return task
-        t = self.registry.submit(task, request.query_params.get("session_id"), retries=False)
+        entry = GatewayCall("POST", "/invoke/stream")
+        t = entry.context().run(self.registry.submit, task, request.query_params.get("session_id"), retries=False)
+        entry.status, entry.end = 200, time.time()
         return self._stream(t.task_id, -1, {"x-harness-task-id": t.task_id,
                                             "content-location": str(request.url_for("task_status", task_id=t.task_id))})
 
@@ -229,7 +235,9 @@ class GatewayApp:
         callback = self._callback(request)
         if isinstance(callback, Response):
             return callback
-        t = self.registry.submit(task, request.query_params.get("session_id"), callback)
+        entry = GatewayCall("POST", "/tasks")
+        t = entry.context().run(self.registry.submit, task, request.query_params.get("session_id"), callback)
+        entry.status, entry.end = 202, time.time()
         status_url = str(request.url_for("task_status", task_id=t.task_id))
         ws_url = str(request.url_for("task_ws", task_id=t.task_id)).replace("http", "ws", 1)
         return JSONResponse({"task_id": t.task_id, "status_url": status_url,

@@ -22,7 +22,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ class LLMCall:
     fault: str | None = None  # rate_limited, error, overloaded, hang, cut, scripted, disconnected, invalid
     retry_after_s: float | None = None  # on a 429: the platform seconds the caller was told to wait
     upstream: bool = False  # answered by the real upstream (proxy mode): platform_s is then real time
+    started_at: float = 0.0  # wall clock (UNIX s) the request arrived (its trace span begins here)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class _Meta:
     started: float
     model: str = ""
     stream: bool = False
+    at: float = field(default_factory=time.time)  # wall clock of ``started``
 
 
 class LLMEndpoint:
@@ -408,7 +410,7 @@ class LLMEndpoint:
                 upstream: bool = False) -> None:
         call = LLMCall(meta.caller, meta.invocation_id, meta.api.provider, meta.api.api, meta.model, status,
                        input_tokens, output_tokens, platform_s, time.monotonic() - meta.started, meta.stream,
-                       fault, retry_after_s, upstream)
+                       fault, retry_after_s, upstream, meta.at)
         self.calls.append(call)
         if self.on_call is not None:
             try:

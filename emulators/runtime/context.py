@@ -143,7 +143,7 @@ class AgentContext:
             import httpx
 
             self._http = httpx.Client(timeout=30.0, transport=warm_http(),
-                                      event_hooks={"request": [self._subrequest]})
+                                      event_hooks={"request": [self._subrequest], "response": [self._answered]})
         return self._http
 
     def _subrequest(self, request: Any) -> None:
@@ -152,12 +152,19 @@ class AgentContext:
         if llm and str(request.url).startswith(llm):
             return  # the LLM endpoint counts its own requests and adds their round trip
         self.subrequests += 1
-        self._send({"op": "subreq", "id": self.invocation_id})
+        request.extensions["harness_subrequest"] = self.subrequests  # its answer names it (trace spans)
+        self._send({"op": "subreq", "id": self.invocation_id, "method": request.method, "host": request.url.host})
         if self._subrequest_limit is not None and self.subrequests > self._subrequest_limit:
             raise SubrequestLimitError(
                 f"Too many subrequests: this request may make {self._subrequest_limit}")
         if self._subrequest_rtt_s > 0:
             self.sleep(self._subrequest_rtt_s)
+
+    def _answered(self, response: Any) -> None:
+        """Tell the harness a subrequest's status (its span ends here; never its headers or URL path)."""
+        n = response.request.extensions.get("harness_subrequest")
+        if n is not None:
+            self._send({"op": "subresp", "id": self.invocation_id, "n": n, "status": response.status_code})
 
 
 class LambdaContext:

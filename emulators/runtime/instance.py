@@ -80,6 +80,8 @@ class _Phase:
     cpu_start: float = 0.0  # the process's CPU seconds when the phase began
     cpu_used_s: float = 0.0  # CPU seconds used, as last measured
     subrequests: int = 0  # LLM calls + ctx.http requests made in this phase (edge budgets)
+    wall_at: float = field(default_factory=time.time)  # wall clock (UNIX s) the phase began (for traces)
+    http: list[list[Any]] = field(default_factory=list)  # ctx.http requests: [method, host, begin, end, status]
 
 
 class Instance:
@@ -112,6 +114,7 @@ class Instance:
         self.final_peak_mb = 0.0
         self._polled_peak_mb = 0.0  # highest RSS the poller saw (no cgroup)
         self._queued: limits.QueuedClock | None = None
+        self.boot: tuple[float, float] | None = None  # wall clock (UNIX s) its init began and ended (for traces)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ class Instance:
         msg = await self._watch("init", phase)
         if msg.get("op") == "ready":
             self.ready = self.alive
+            self.boot = (phase.wall_at, time.time())
             self.last_used = time.monotonic()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
                              cpu_ms=(limits.cpu_seconds(self.pid) - phase.cpu_start) * 1000.0)
@@ -259,6 +263,7 @@ class Instance:
         result["llm"] = phase.llm_calls
         result["llm_platform_s"] = phase.llm_platform_s + phase.llm_real_s
         result["subrequests"] = phase.subrequests
+        result["trace"] = (phase.wall_at, time.time(), self.boot, phase.http)  # spans are built from these
         return result, phase.events
 
     # ---- LLM endpoint notifications ----------------------------------------------------------------------
@@ -454,6 +459,10 @@ class Instance:
                 phase.on_event(msg["event"])
         elif op == "subreq":  # a ctx.http request of the running call (edge subrequest budget)
             phase.subrequests += 1
+            phase.http.append([msg.get("method"), msg.get("host"), time.time(), None, None])
+        elif op == "subresp":  # its answer: status and end, for its span (the n-th request of the call)
+            if 0 < msg.get("n", 0) <= len(phase.http):
+                phase.http[msg["n"] - 1][3:] = [time.time(), msg.get("status")]
         elif op == "checkpoint":
             if self._on_checkpoint is not None:
                 self._on_checkpoint(key, msg["key"], msg["value"])

@@ -79,6 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[SETTINGS] = read_settings(config)
     config.stash[REGISTRY] = Registry(config)
+    traces = config.stash[SETTINGS].traces
+    if traces is not None and not hasattr(config, "workerinput"):  # deployments append; a session starts it empty
+        traces.parent.mkdir(parents=True, exist_ok=True)
+        traces.write_text("")
 
 
 @pytest.hookimpl(trylast=True)
@@ -95,7 +99,9 @@ def pytest_harness_make_deployment(config: pytest.Config, spec: DeploymentSpec) 
     if spec.pattern not in IMPLEMENTED_PATTERNS:
         pytest.skip(f"the {spec.pattern} pattern is not implemented yet in this version of the harness; "
                     f"available: {', '.join(IMPLEMENTED_PATTERNS)}")
-    return deploy(**spec.kwargs())
+    kwargs = spec.kwargs()
+    kwargs.setdefault("traces", config.stash[SETTINGS].traces)  # None: in memory (+ OTLP if the env names one)
+    return deploy(**kwargs)
 
 
 def _ours(metafunc: pytest.Metafunc) -> bool:

@@ -39,6 +39,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("html", "PATH", "Write the self-contained HTML report with charts to PATH.", "string"),
     ("markdown", "PATH", "Write the Markdown summary to PATH (e.g. \"$GITHUB_STEP_SUMMARY\").", "string"),
     ("baseline", "PATH", "A JSON report to compare this run against; a regression fails the session.", "string"),
+    ("traces", "PATH", "Write every call's OpenTelemetry trace to PATH as OTLP/JSON lines (rewritten per session).",
+     "string"),
     ("fail-on", "RULES", f"Regression thresholds and SLOs, e.g. p95:+20%,cost:+10%,failures:+0 or p95<2s. "
                          f"[default with a baseline: {DEFAULT_FAIL_ON}]", "string"),
 )
@@ -72,6 +74,7 @@ class Settings:
     markdown: Path | None = None
     baseline: Path | None = None
     fail_on: tuple[Rule, ...] = ()
+    traces: Path | None = None
 
     def profile_for(self, pattern: str) -> str | None:
         """The profile configured for ``pattern`` (None: the pattern's default)."""
@@ -163,4 +166,4 @@ def read_settings(config: pytest.Config) -> Settings:
     return Settings(agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
                     time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
                     html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
-                    baseline=baseline, fail_on=tuple(rules))
+                    baseline=baseline, fail_on=tuple(rules), traces=_path(_raw(config, "traces", {}), base))
