@@ -76,11 +76,12 @@ class Spawner:
             raise InstanceStartError(self._died_message()) from exc
 
     async def _read(self) -> None:
-        assert self._sock is not None
+        sock = self._sock  # close() drops the attribute while this may still be waiting on the socket
+        assert sock is not None
         loop = asyncio.get_running_loop()
         try:
             while True:
-                data = await loop.sock_recv(self._sock, 65536)
+                data = await loop.sock_recv(sock, 65536)
                 if not data:
                     break
                 msg = json.loads(data)
@@ -135,7 +136,7 @@ class Spawner:
         try:
             payload = json.dumps({"op": "spawn", "instance_id": instance_id, "cfg": cfg}).encode()
             async with self._lock:
-                socket.send_fds(self._sock, [payload], [theirs.fileno()])
+                await self._send(payload, theirs.fileno())
             pid = await fut
         except BaseException:
             ours.close()
@@ -145,6 +146,33 @@ class Spawner:
             theirs.close()
         self.exit_future(pid)
         return pid, ours
+
+    async def _send(self, payload: bytes, fd: int) -> None:
+        """Send a spawn request; a burst of cold starts can fill the socket's queue, so wait for room."""
+        loop = asyncio.get_running_loop()
+        while True:
+            sock = self._sock
+            if sock is None:
+                raise InstanceStartError(self._died_message())
+            try:
+                socket.send_fds(sock, [payload], [fd])
+                return
+            except BlockingIOError:
+                # The SEQPACKET queue holds about 10 unread requests (net.unix.max_dgram_qlen); wait until
+                # the zygote has read some, then send again.
+                ready: asyncio.Future[None] = loop.create_future()
+
+                def writable(fut: asyncio.Future[None] = ready) -> None:
+                    if not fut.done():
+                        fut.set_result(None)
+
+                loop.add_writer(sock.fileno(), writable)
+                try:
+                    await asyncio.wait_for(ready, 1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    loop.remove_writer(sock.fileno())
 
     async def close(self) -> None:
         """Stop the zygote; it kills and reaps every instance it forked."""

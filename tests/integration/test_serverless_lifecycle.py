@@ -294,3 +294,17 @@ def test_warmup_pings_keep_the_instance_warm_and_are_billed() -> None:
     assert s.cost_usd == pytest.approx(sum(r.cost.total_usd for r in records), rel=1e-9)
     assert not later.cold_start
     assert later.instance_id == first.instance_id
+
+
+def test_a_burst_of_two_hundred_cold_starts_all_run() -> None:
+    """200 calls at once on an empty fleet: 200 cold starts, all ok (the zygote's request queue holds ~10)."""
+    import asyncio
+
+    async def burst() -> list[harness.Record]:
+        async with harness.adeploy(str(FIXTURES / "sleeper.py") + ":agent", time_scale=0.01, gateway=False,
+                                   llm="off") as d:
+            return list(await asyncio.gather(*(d.invoke({"seconds": 1}) for _ in range(200))))
+
+    records = asyncio.run(burst())
+    assert [r.outcome for r in records] == ["ok"] * 200
+    assert sum(r.cold_start for r in records) == 200
