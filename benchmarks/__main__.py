@@ -1,17 +1,22 @@
-"""``python -m benchmarks [--quick] [--json PATH]``: measure, print one table, write JSON.
+"""``python -m benchmarks [--quick] [--json PATH] [--only GROUPS] [--compare OLD.json]``.
 
-Exit status 0 unless the run crashed: timing never fails it. Order matters: the fork floor is measured
-first, while this process has no threads (the sync facade starts one), then the other floors, the warm
-figures and the cold-start figures. Every deployment is a context manager, so every process it started is
-reaped; the run checks for leftover child processes at the end and reports them.
+Measure, print one table, write JSON. Exit status 0 unless the run crashed: timing never fails it. Order
+matters: the fork floor is measured first, while this process has no threads (the sync facade starts
+one), then the other floors and the groups in ``GROUPS`` order. Every deployment is a context manager, so
+every process it started is reaped; the run checks for leftover child processes at the end and reports
+them. Memory and scale run in fresh interpreters (``benchmarks.fleet``), the load generator in its own
+process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,25 +26,42 @@ from rich.console import Console
 
 from . import RESULTS_DIR
 from ._stats import Stats
-from .cold import COLD_KW, cold_samples
+from .cold import COLD_KW, CONTAINER_KW, ColdResult, cold_samples, container_cold_samples
+from .compression import TIME_SCALE as COMPRESSION_SCALE
+from .compression import CompressionResult, daemon_two_hours, hpa_cycle, lambda_timeout
+from .daemon_throughput import BACKENDS, daemon_throughput
+from .fleet import run_fleet
 from .floors import agent_import_ms, fork_floor_ms, machine_facts, median, python_start_ms
+from .over_http import HttpResult, http_bare, http_pattern
 from .report import Row, fmt_ms, render
-from .warm import DEPLOY_KW, direct_call, warm_async, warm_sync
+from .throughput import CONNECTIONS, load_tool, throughput
+from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, loop_hop, warm_async, warm_sync
 
 WARM_TARGET_MS = 0.5  # the harness adds at most this much to a warm invoke at p50
+HTTP_TARGET_RATIO = 1.5  # POST /invoke p50 at most this many times the bare endpoint's
+THROUGHPUT_TARGET_RATIO = 0.5  # gateway requests/s at least this share of the bare endpoint's
 COLD_TARGET_MS = 15.0  # the harness's share of a cold start at p50
+COMPRESSION_TARGET = 1000.0  # platform seconds per wall second
+COMPRESSION_ERROR_TARGET = 5.0  # percent
+MEMORY_TARGET_MB = 10.0  # RSS per warm instance over a bare interpreter with the agent imported
 
-SIZES = {
-    # name: (warm N, warm-up calls, cold samples, fork floor N, python -c pass N, agent import N)
-    "full": (2000, 200, 30, 50, 10, 5),
-    "quick": (300, 50, 10, 50, 10, 3),
+GROUPS = ("warm", "http", "throughput", "cold", "compression", "daemon", "memory", "scale")
+
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {"warm": 2000, "warmup": 200, "http": 2000, "http_warmup": 200, "throughput_s": 10.0, "cold": 30,
+             "fork": 50, "python": 10, "import": 5, "daemon_tasks": 1000, "daemon_raw": 1000, "sqs_tasks": 200,
+             "sqs_raw": 200, "memory_instances": 100, "scale_instances": 200, "scale_bursts": 5},
+    "quick": {"warm": 300, "warmup": 50, "http": 300, "http_warmup": 50, "throughput_s": 3.0, "cold": 10,
+              "fork": 50, "python": 10, "import": 3, "daemon_tasks": 200, "daemon_raw": 300, "sqs_tasks": 50,
+              "sqs_raw": 50, "memory_instances": 100, "scale_instances": 200, "scale_bursts": 2},
 }
 
 
 def _leftover_children() -> list[dict[str, Any]]:
     """Processes still descending from this one (should be none once every deployment closed)."""
     kids: list[psutil.Process] = []
-    for _ in range(10):
+    for _ in range(20):
         kids = [p for p in psutil.Process().children(recursive=True)
                 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         if not kids:
@@ -54,102 +76,345 @@ def _leftover_children() -> list[dict[str, Any]]:
     return out
 
 
-def run(quick: bool) -> tuple[dict[str, Any], list[Row]]:
-    """Run every figure; return the results model (JSON-ready) and the table rows."""
-    started = time.monotonic()
-    n_warm, n_warmup, n_cold, n_fork, n_python, n_import = SIZES["quick" if quick else "full"]
-    machine = machine_facts()
-    machine["quick"] = quick
-
-    fork = fork_floor_ms(n_fork)
-    python = python_start_ms(n_python)
-    imports = agent_import_ms(n_import)
-    fork_ms, python_ms, import_ms = median(fork), median(python), median(imports)
-
-    direct = direct_call(n_warm, n_warmup)
-    sync = warm_sync(n_warm, n_warmup)
-    machine["memory_enforcement"] = sync.memory_enforcement
-    asyn = warm_async(n_warm, n_warmup)
-    cold = cold_samples(n_cold)
-    # Where the default enforces memory with a cgroup, the same run with the RSS poller shows its cost.
-    poll = cold_samples(n_cold, no_cgroup=True) if cold.memory_enforcement == "cgroup" else None
-
-    share = Stats.of(cold.harness_share_ms(import_ms))
-    wall = Stats.of(cold.wall_ms)
-    rec_over = Stats.of(cold.record_overhead_ms)
-    init = Stats.of(cold.init_ms)
-    poll_share = Stats.of(poll.harness_share_ms(import_ms) if poll is not None else [])
-    rows = [
-        Row("warm_sync_p50", "warm invoke, sync API, p50", sync.stats.p50, "direct call", direct.stats.p50,
-            "difference", WARM_TARGET_MS, "difference"),
-        Row("warm_sync_p99", "warm invoke, sync API, p99", sync.stats.p99, "direct call", direct.stats.p99,
-            "difference"),
-        Row("warm_async_p50", "warm invoke, async API, p50", asyn.stats.p50, "direct call", direct.stats.p50,
-            "difference", WARM_TARGET_MS, "difference"),
-        Row("warm_async_p99", "warm invoke, async API, p99", asyn.stats.p99, "direct call", direct.stats.p99,
-            "difference"),
-        Row("cold_share_p50", "cold start, harness share, p50", share.p50, "fork", fork_ms, "ratio",
-            COLD_TARGET_MS, n=share.n),
-        Row("cold_share_p90", "cold start, harness share, p90", share.p90, "fork", fork_ms, "ratio",
-            n=share.n),
-        *([Row("cold_share_poll_p50", "cold start, harness share, p50, no cgroup", poll_share.p50, "fork",
-               fork_ms, "ratio", n=poll_share.n)] if poll is not None else []),
-        Row("cold_wall_p50", "cold call, caller-seen wall, p50", wall.p50, "python -c pass", python_ms,
-            "ratio", n=wall.n),
-        Row("cold_init_p50", "cold call, Record.init_ms, p50", init.p50, "agent import", import_ms,
-            "difference", n=init.n),
-        Row("cold_record_overhead_p50", "cold call, latency-init-duration, p50", rec_over.p50,
-            n=rec_over.n),
-    ]
-    leftovers = _leftover_children()
-    result = {
-        "benchmark": "agent-deploy-harness",
-        "schema": 1,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - started, 2),
-        "machine": machine,
-        "rows": [r.to_json() for r in rows],
-        "floors": {
-            "fork_exit_waitpid_ms": {"median": fork_ms, "stats": Stats.of(fork).to_json()},
-            "python_c_pass_ms": {"median": python_ms, "stats": Stats.of(python).to_json()},
-            "echo_import_fresh_interpreter_ms": {"median": import_ms, "stats": Stats.of(imports).to_json()},
-        },
-        "details": {
-            "warm": {"deploy": DEPLOY_KW, "n": n_warm, "warmup": n_warmup, "direct": direct.to_json(),
-                     "sync": sync.to_json(), "async": asyn.to_json()},
-            "cold": {**cold.to_json(), "harness_share_ms": share.to_json(), "wall": wall.to_json(),
-                     "record_init": init.to_json(), "record_overhead": rec_over.to_json(),
-                     "agent_import_ms_subtracted": import_ms, "deploy": COLD_KW},
-            "cold_no_cgroup": None if poll is None else {
-                **poll.to_json(), "harness_share_ms": poll_share.to_json(),
-                "record_overhead": Stats.of(poll.record_overhead_ms).to_json(),
-                "env": {"HARNESS_NO_CGROUP": "1"}},
-        },
-        "leftover_processes": leftovers,
-    }
-    return result, rows
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
-def _notes(res: dict[str, Any]) -> list[str]:
-    """The lines printed under the table: floors, sample counts, run time, leftovers."""
-    fork = res["floors"]["fork_exit_waitpid_ms"]
-    py = res["floors"]["python_c_pass_ms"]
-    imp = res["floors"]["echo_import_fresh_interpreter_ms"]
-    warm, cold, poll = res["details"]["warm"], res["details"]["cold"], res["details"]["cold_no_cgroup"]
-    samples = (f"samples: warm N={warm['n']} after {warm['warmup']} warm-up calls (not warm ok: sync "
-               f"{warm['sync']['not_warm_ok']}, async {warm['async']['not_warm_ok']}); "
-               f"cold N={cold['harness_share_ms']['n']} (dropped: {cold['dropped_not_cold_ok']})")
-    if poll is not None:
-        samples += f"; no-cgroup N={poll['harness_share_ms']['n']} (dropped: {poll['dropped_not_cold_ok']})"
-    left = res["leftover_processes"]
-    return [
-        f"floors: fork+_exit+waitpid {fmt_ms(fork['median'])} (median of {fork['stats']['n']}); "
-        f"python -c pass {fmt_ms(py['median'])} (median of {py['stats']['n']}); "
-        f"echo import (fresh interpreter) {fmt_ms(imp['median'])} (median of {imp['stats']['n']})",
-        samples,
-        f"run took {res['duration_s']:.1f} s; leftover child processes: {len(left)}"
-        + "".join(f"\n  {p['pid']} {p['cmdline']}" for p in left),
-    ]
+def _wrk_version() -> str:
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return ""
+
+
+class Run:
+    """One run: the sizes, the floors, the rows and the JSON details, filled group by group."""
+
+    def __init__(self, quick: bool, only: tuple[str, ...]) -> None:
+        self.quick = quick
+        self.size = SIZES["quick" if quick else "full"]
+        self.only = only
+        self.rows: list[Row] = []
+        self.details: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.machine = machine_facts()
+        self.machine["quick"] = quick
+        self.floors: dict[str, Any] = {}
+        self.fork_ms = self.python_ms = self.import_ms = 0.0
+
+    # ---- floors ------------------------------------------------------------------------------------------
+
+    def measure_floors(self) -> None:
+        """fork (before any thread), python -c pass, the echo import; each as a list of samples."""
+        s = self.size
+        fork = fork_floor_ms(s["fork"])
+        python = python_start_ms(s["python"])
+        imports = agent_import_ms(s["import"])
+        self.fork_ms, self.python_ms, self.import_ms = median(fork), median(python), median(imports)
+        self.floors = {
+            "fork_exit_waitpid_ms": {"median": self.fork_ms, "stats": Stats.of(fork).to_json()},
+            "python_c_pass_ms": {"median": self.python_ms, "stats": Stats.of(python).to_json()},
+            "echo_import_fresh_interpreter_ms": {"median": self.import_ms, "stats": Stats.of(imports).to_json()},
+        }
+        self.notes.append(
+            f"floors: fork+_exit+waitpid {fmt_ms(self.fork_ms)} (median of {len(fork)}); python -c pass "
+            f"{fmt_ms(self.python_ms)} (median of {len(python)}); echo import (fresh interpreter) "
+            f"{fmt_ms(self.import_ms)} (median of {len(imports)})")
+
+    # ---- groups ------------------------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Warm invoke through the Python API, per pattern, vs the direct call."""
+        n, w = self.size["warm"], self.size["warmup"]
+        direct = direct_call(n, w)
+        d50, d99 = direct.stats.p50, direct.stats.p99
+        results = {}
+        for pattern in PATTERNS:
+            r = warm_sync(n, w, pattern)
+            results[pattern] = r
+            if pattern == "serverless":
+                self.machine["memory_enforcement"] = r.memory_enforcement
+            rid = "warm_sync" if pattern == "serverless" else f"warm_{pattern}"
+            self.rows += [
+                Row(f"{rid}_p50", f"warm invoke, {pattern}, sync API, p50", r.stats.p50, "ms", "direct call", d50,
+                    "difference", WARM_TARGET_MS, "difference", n=r.stats.n),
+                Row(f"{rid}_p99", f"warm invoke, {pattern}, sync API, p99", r.stats.p99, "ms", "direct call", d99,
+                    "difference", n=r.stats.n),
+            ]
+            if pattern == "serverless":
+                a = warm_async(n, w)
+                results["serverless_async"] = a
+                self.rows += [
+                    Row("warm_async_p50", "warm invoke, serverless, async API, p50", a.stats.p50, "ms",
+                        "direct call", d50, "difference", WARM_TARGET_MS, "difference", n=a.stats.n),
+                    Row("warm_async_p99", "warm invoke, serverless, async API, p99", a.stats.p99, "ms",
+                        "direct call", d99, "difference", n=a.stats.n),
+                ]
+        hop = loop_hop(n, w)
+        self.details["warm"] = {"loop_thread_noop_round_trip": hop.to_json(),
+                                "deploy": PATTERN_KW, "serverless_deploy": DEPLOY_KW, "n": n, "warmup": w,
+                                "direct": direct.to_json(), **{k: v.to_json() for k, v in results.items()}}
+        bad = ", ".join(f"{k} {v.not_warm_ok}" for k, v in results.items())
+        self.notes.append(f"warm API: N={n} per pattern after {w} warm-up calls (not warm ok: {bad}); the sync "
+                          f"facade's own thread hop (a no-op coroutine through harness._loop.LoopThread): p50 "
+                          f"{fmt_ms(hop.stats.p50)}, p99 {fmt_ms(hop.stats.p99)}")
+
+    def http(self) -> None:
+        """POST /invoke per pattern vs the bare endpoint (measured in two halves, before and after)."""
+        n, w = self.size["http"], self.size["http_warmup"]
+        first = http_bare(n // 2, w)
+        results: dict[str, HttpResult] = {p: http_pattern(p, n, w) for p in PATTERNS}
+        last = http_bare(n - n // 2, w)
+        bare = Stats.of(first.samples_ms + last.samples_ms)
+        for pattern, r in results.items():
+            self.rows += [
+                Row(f"http_{pattern}_p50", f"POST /invoke, {pattern}, p50", r.stats.p50, "ms", "bare endpoint",
+                    bare.p50, "ratio", HTTP_TARGET_RATIO, "ratio", n=r.stats.n),
+                Row(f"http_{pattern}_p99", f"POST /invoke, {pattern}, p99", r.stats.p99, "ms", "bare endpoint",
+                    bare.p99, "ratio", n=r.stats.n),
+            ]
+        self.details["http"] = {"n": n, "warmup": w, "bare": bare.to_json(),
+                                "bare_first_half": first.to_json(), "bare_second_half": last.to_json(),
+                                **{k: v.to_json() for k, v in results.items()}}
+        bad = ", ".join(f"{k} {v.not_warm_ok}" for k, v in results.items())
+        self.notes.append(f"HTTP: one keep-alive httpx.Client, N={n} per target after {w} warm-up requests; "
+                          f"bare endpoint p50 {fmt_ms(first.stats.p50)} before, {fmt_ms(last.stats.p50)} "
+                          f"after the patterns (not warm ok: {bad})")
+
+    def throughput(self) -> None:
+        """Requests/s with 8 connections: bare endpoint, container (2 replicas), serverless."""
+        secs = self.size["throughput_s"]
+        tool = load_tool()
+        bare = throughput("bare", secs)
+        res = {"bare": bare, "container": throughput("container", secs), "serverless": throughput("serverless", secs)}
+        for target, label in (("container", "container, 2 replicas"), ("serverless", "serverless")):
+            r = res[target]
+            self.rows.append(Row(f"throughput_{target}", f"gateway throughput, {label}", r.rps, "req/s",
+                                 "bare endpoint", bare.rps, "ratio", THROUGHPUT_TARGET_RATIO, "ratio", ">=",
+                                 n=r.requests))
+        self.details["throughput"] = {"tool": tool, "wrk_version": _wrk_version() if tool == "wrk" else None,
+                                      "connections": CONNECTIONS, "duration_s": secs,
+                                      **{k: v.to_json() for k, v in res.items()}}
+        how = f"wrk -t1 -c{CONNECTIONS} -d{secs:g}s" if tool == "wrk" else \
+            f"python -m benchmarks.loadgen ({CONNECTIONS} connections, {secs:g} s; wrk not installed)"
+        errs = ", ".join(f"{k} {v.non_2xx}/{v.errors}" for k, v in res.items())
+        self.notes.append(f"throughput: load from {how}, another process; p50 latency under load: "
+                          + ", ".join(f"{k} {fmt_ms(v.p50_ms)}" for k, v in res.items())
+                          + f"; non-2xx/socket errors: {errs}; CPU per request in this process (the server): "
+                          + ", ".join(f"{k} {v.server_cpu_us_per_request:.0f} µs" for k, v in res.items())
+                          + "; in the instances: "
+                          + ", ".join(f"{k} {v.instances_cpu_us_per_request:.0f} µs" for k, v in res.items()
+                                      if k != "bare"))
+
+    def _cold_rows(self, key: str, label: str, cold: ColdResult, target: bool) -> Stats:
+        share = Stats.of(cold.harness_share_ms(self.import_ms))
+        self.rows += [
+            Row(f"{key}_p50", f"{label}, harness share, p50", share.p50, "ms", "fork", self.fork_ms, "ratio",
+                COLD_TARGET_MS if target else None, n=share.n),
+            Row(f"{key}_p90", f"{label}, harness share, p90", share.p90, "ms", "fork", self.fork_ms, "ratio",
+                n=share.n),
+        ]
+        return share
+
+    def cold(self) -> None:
+        """The harness's share of a serverless cold start and of a container replica start."""
+        n = self.size["cold"]
+        cold = cold_samples(n)
+        self.machine.setdefault("memory_enforcement", cold.memory_enforcement)
+        poll = cold_samples(n, no_cgroup=True) if cold.memory_enforcement == "cgroup" else None
+        container = container_cold_samples(n)
+        share = self._cold_rows("cold_share", "cold start, serverless", cold, True)
+        poll_share = Stats.of(poll.harness_share_ms(self.import_ms) if poll is not None else [])
+        if poll is not None:
+            self.rows.append(Row("cold_share_poll_p50", "cold start, serverless, harness share, p50, no cgroup",
+                                 poll_share.p50, "ms", "fork", self.fork_ms, "ratio", n=poll_share.n))
+        wall = Stats.of(cold.wall_ms)
+        self.rows.append(Row("cold_wall_p50", "cold call, serverless, caller-seen wall, p50", wall.p50, "ms",
+                             "python -c pass", self.python_ms, "ratio", n=wall.n))
+        init, rec_over = Stats.of(cold.init_ms), Stats.of(cold.record_overhead_ms)
+        self.rows += [
+            Row("cold_init_p50", "cold call, serverless, Record.init_ms, p50", init.p50, "ms", "agent import",
+                self.import_ms, "difference", n=init.n),
+            Row("cold_record_overhead_p50", "cold call, serverless, latency-init-duration, p50", rec_over.p50, "ms",
+                n=rec_over.n),
+        ]
+        c_share = self._cold_rows("cold_container", "replica start, container", container, True)
+        self.details["cold"] = {
+            **cold.to_json(), "harness_share_ms": share.to_json(), "wall": wall.to_json(),
+            "record_init": init.to_json(), "record_overhead": rec_over.to_json(),
+            "agent_import_ms_subtracted": self.import_ms, "deploy": COLD_KW}
+        self.details["cold_no_cgroup"] = None if poll is None else {
+            **poll.to_json(), "harness_share_ms": poll_share.to_json(), "env": {"HARNESS_NO_CGROUP": "1"}}
+        self.details["cold_container"] = {**container.to_json(), "deploy": CONTAINER_KW,
+                                          "harness_share_ms": c_share.to_json()}
+        line = f"cold: serverless N={share.n} (dropped {cold.dropped})"
+        if poll is not None:
+            line += f", no-cgroup N={poll_share.n} (dropped {poll.dropped})"
+        self.notes.append(line + f", container N={c_share.n} (dropped {container.dropped}); share = caller-seen "
+                                 f"wall - echo import ({fmt_ms(self.import_ms)}) - injected overhead (0)")
+
+    def compression(self) -> None:
+        """2 h daemon task, 15 min Lambda timeout, HPA cycle, at time_scale=0.001."""
+        results: list[tuple[str, CompressionResult]] = [
+            ("daemon", daemon_two_hours()), ("lambda", lambda_timeout()), ("hpa", hpa_cycle())]
+        for key, r in results:
+            ideal = r.nominal_s * COMPRESSION_SCALE
+            self.rows += [
+                Row(f"compress_{key}_wall", f"{r.scenario}: wall", r.wall_s, "s", "nominal x time_scale", ideal,
+                    "ratio", n=int(r.ok)),
+                Row(f"compress_{key}_x", f"{r.scenario}: compression", r.compression, "x",
+                    target=COMPRESSION_TARGET, target_op=">=", n=int(r.ok)),
+                Row(f"compress_{key}_error", f"{r.scenario}: error of reported durations", r.error * 100, "%",
+                    target=COMPRESSION_ERROR_TARGET, n=int(r.ok)),
+            ]
+        self.details["compression"] = {"time_scale": COMPRESSION_SCALE, **{k: r.to_json() for k, r in results}}
+        self.notes.append("compression: " + "; ".join(
+            f"{k} reported {r.reported_s:,.1f} platform s in {r.wall_s:.3f} wall s ({'ok' if r.ok else 'NOT OK'})"
+            for k, r in results))
+
+    def daemon(self) -> None:
+        """No-op tasks/s with 2 workers per queue backend vs the raw broker."""
+        s = self.size
+        out = {}
+        for b in BACKENDS:
+            n, n_raw = (s["sqs_tasks"], s["sqs_raw"]) if b == "sqs" else (s["daemon_tasks"], s["daemon_raw"])
+            r = daemon_throughput(b, n, n_raw)
+            out[b] = r
+            label = {"memory": "memory", "redis": "Redis", "rabbitmq": "RabbitMQ", "sqs": "SQS (moto)"}[b]
+            self.rows.append(Row(f"daemon_{b}", f"daemon throughput, 2 workers, {label}", r.tasks_per_s,
+                                 "tasks/s", "raw broker", r.raw_per_s, "ratio", n=r.tasks, skipped=r.skipped))
+        self.details["daemon"] = {k: v.to_json() for k, v in out.items()}
+        self.notes.append("daemon floors (messages/s, same client library): " + "; ".join(
+            f"{k}: {v.raw_what} {v.raw_per_s:,.0f}, harness Queue class {v.queue_class_per_s:,.0f}"
+            for k, v in out.items() if v.skipped is None)
+            + "".join(f"; {k} skipped: {v.skipped}" for k, v in out.items() if v.skipped))
+
+    def memory(self) -> None:
+        """RSS per warm instance vs a bare interpreter; control-plane RSS with N warm instances."""
+        n = self.size["memory_instances"]
+        m = run_fleet("memory", n)
+        inst = m["instance"].get("rss_mb", 0.0)
+        self.rows += [
+            Row("memory_instance", "RSS per warm instance (echo)", inst, "MB",
+                "bare interpreter + agent", m["bare_rss_mb"], "difference", MEMORY_TARGET_MB, "difference",
+                n=1 if m["instance"] else 0),
+            Row("memory_control_plane", f"control-plane RSS, {m['instances_alive']} warm serverless instances",
+                m["control_rss_n_warm_mb"], "MB", "1 warm instance", m["control_rss_1_warm_mb"], "difference",
+                n=m["instances_alive"]),
+        ]
+        self.details["memory"] = m
+        grown = m["control_rss_n_warm_mb"] - m["control_rss_1_warm_mb"]
+        i, b = m["instance"], m["bare_interpreter"][0]
+        self.notes.append(
+            f"memory: instance USS {i.get('uss_mb', 0):.1f} MB, PSS {i.get('pss_mb', 0):.1f} MB (bare: USS "
+            f"{b['uss_mb']:.1f} MB, PSS {b['pss_mb']:.1f} MB); control plane +{grown / max(1, n - 1) * 1024:.0f} KB "
+            f"per extra instance; {m['instances_alive']} instances: PSS sum {m['fleet_pss_mb_sum']:.0f} MB")
+
+    def scale(self) -> None:
+        """N concurrent serverless instances from zero, and a burst of N concurrent calls on them."""
+        n, bursts = self.size["scale_instances"], self.size["scale_bursts"]
+        r = run_fleet("scale", n, bursts)
+        self.rows += [
+            Row("scale_reach", f"scale: {n} serverless instances from zero", r["reach_s"], "s",
+                f"fork {n} processes", r["floor_fork_s"], "ratio", n=r["instances"]),
+            Row("scale_burst_p95", f"scale: burst of {n} concurrent calls, p95", r["burst_p95_ms"], "ms",
+                f"{n} processes over wire.py", r["floor_burst_p95_ms"], "ratio", n=r["burst_ms"]["n"]),
+        ]
+        self.details["scale"] = r
+        line = (f"scale: medians of {r['repeats']} fresh deployments (reach "
+                + ", ".join(f"{x:.3f}" for x in r["reach_s_all"]) + f" s) of {r['instances']} instances; first "
+                f"bursts {r['first_burst_cold']} cold / {r['first_burst_not_ok']} not ok; p95 = median of "
+                f"{bursts} measured bursts per deployment, each after a warm-up burst "
+                f"(not warm ok: {r['burst_not_warm_ok']}); closing the deployment took {r['close_s']:.2f} s")
+        if r.get("unpatched_error"):
+            line += (f"\n  UNPATCHED HARNESS FAILED the {n}-call burst: {r['unpatched_error'][:300]}"
+                     f"\n  (figures above: measured with the proposed Spawner.spawn fix applied in the benchmark "
+                     f"process only; see benchmarks/fleet.py _patch_spawner)")
+        self.notes.append(line)
+
+    # ---- the run -----------------------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        """Floors, then every selected group; the results model (JSON-ready)."""
+        started = time.monotonic()
+        self.measure_floors()
+        for group in GROUPS:
+            if group in self.only:
+                t0 = time.monotonic()
+                step: Callable[[], None] = getattr(self, group)
+                step()
+                self.timings[group] = round(time.monotonic() - t0, 2)
+        self.machine["loadavg_end"] = _loadavg()
+        self.machine.setdefault("memory_enforcement", "?")
+        leftovers = _leftover_children()
+        duration = round(time.monotonic() - started, 2)
+        self.notes.append(f"run took {duration:.1f} s ("
+                          + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items())
+                          + f"); leftover child processes: {len(leftovers)}"
+                          + "".join(f"\n  {p['pid']} {p['cmdline']}" for p in leftovers))
+        return {
+            "benchmark": "agent-deploy-harness",
+            "schema": 2,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "duration_s": duration,
+            "groups": list(self.only),
+            "timings_s": self.timings,
+            "machine": self.machine,
+            "rows": [r.to_json() for r in self.rows],
+            "floors": self.floors,
+            "details": self.details,
+            "leftover_processes": leftovers,
+        }
+
+
+def _judged(row: dict[str, Any]) -> tuple[str, float | None]:
+    """The quantity a row is judged on: what its target reads, else its ratio/difference column, else the value."""
+    key = str(row.get("target_on") if row.get("target") is not None else (row.get("compare") or "measured"))
+    if key in ("difference", "ratio") and row.get(key) is None:
+        key = "measured"
+    return key, row.get(key)
+
+
+def compare(new: dict[str, Any], old: dict[str, Any], tolerance: float = 15.0) -> list[str]:
+    """Lines comparing two results files, figure by figure, on the quantity each row is judged on.
+
+    The change is relative (percent), except for rows in percent (the compression errors), where it is in
+    percentage points and flagged past ``tolerance`` percent of the row's target. p99 rows are context:
+    their tails move with the machine's other load, so the summary counts them apart.
+    """
+    before = {r["id"]: r for r in old.get("rows", [])}
+    lines: list[str] = []
+    counts = {"target": [0, 0], "context": [0, 0]}
+    for r in new.get("rows", []):
+        o = before.get(r["id"])
+        if o is None or r.get("skipped") or o.get("skipped"):
+            continue
+        key, b = _judged(r)
+        a = _judged(o)[1]
+        if a is None or b is None:
+            continue
+        if r.get("unit") == "%":
+            change, unit = b - a, "pp"
+            ok = abs(change) <= (r.get("target") or 5.0) * tolerance / 100
+        elif a == 0:
+            continue
+        else:
+            change, unit = (b - a) / abs(a) * 100, "%"
+            ok = abs(change) <= tolerance
+        kind = "target" if r.get("target") is not None else "context"
+        counts[kind][0] += ok
+        counts[kind][1] += 1
+        flag = "" if ok else f"  beyond {tolerance:g} %"
+        lines.append(f"{r['id']:<28} {key:<10} {a:>11.4g} -> {b:>11.4g}  {change:+7.1f} {unit}{flag}")
+    (tok, tn), (cok, cn) = counts["target"], counts["context"]
+    lines.append(f"figures with a target: {tok} of {tn} within {tolerance:g} %; "
+                 f"context figures (p99s, floors' ratios, no target): {cok} of {cn}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +422,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure the harness's own overhead next to floors measured in the same run.")
-    parser.add_argument("--quick", action="store_true", help="short run (a few seconds)")
+    parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
     parser.add_argument("--json", metavar="PATH", type=Path,
                         help="also write the results as JSON to PATH "
                              "(benchmarks/results/latest.json is always written)")
+    parser.add_argument("--only", metavar="GROUPS", default=",".join(GROUPS),
+                        help=f"comma-separated groups to run (default: all): {', '.join(GROUPS)}")
+    parser.add_argument("--compare", metavar="OLD_JSON", type=Path,
+                        help="after the run, compare each figure with a results file of an earlier run")
     args = parser.parse_args(argv)
-    res, rows = run(args.quick)
+    only = tuple(g.strip() for g in args.only.split(",") if g.strip())
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; expected some of: {', '.join(GROUPS)}")
+    run = Run(args.quick, only)
+    res = run.execute()
     text = json.dumps(res, indent=2) + "\n"
     written = []
     for path in [RESULTS_DIR / "latest.json", *([args.json] if args.json else [])]:
@@ -171,8 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         written.append(str(path))
     console = Console()
     if not console.is_terminal:
-        console = Console(width=140)  # a pipe or file gets the full table, not 80 columns
-    render(console, res["machine"], rows, [*_notes(res), f"results: {', '.join(written)}"])
+        console = Console(width=180)  # a pipe or file gets the full table, not 80 columns
+    render(console, res["machine"], run.rows, [*run.notes, f"results: {', '.join(written)}"])
+    if args.compare:
+        console.print(f"compared with {args.compare}:", highlight=False)
+        for line in compare(res, json.loads(args.compare.read_text())):
+            console.print(line, highlight=False)
     return 0
 
 

@@ -19,11 +19,12 @@ def ns_to_ms(values: Sequence[int]) -> list[float]:
 
 @dataclass(frozen=True)
 class Stats:
-    """n, median, p90, p99, max and mean of a list of millisecond samples."""
+    """n, median, p90, p95, p99, max and mean of a list of millisecond samples."""
 
     n: int
     p50: float
     p90: float
+    p95: float
     p99: float
     max: float
     mean: float
@@ -32,8 +33,9 @@ class Stats:
     def of(cls, ms: Sequence[float]) -> Stats:
         """Statistics of ``ms`` (all zeros for no samples)."""
         if not ms:
-            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        return cls(len(ms), percentile(ms, 50), percentile(ms, 90), percentile(ms, 99), max(ms),
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(len(ms), percentile(ms, 50), percentile(ms, 90), percentile(ms, 95),
+                   percentile(ms, 99), max(ms),
                    statistics.fmean(ms))
 
     def to_json(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import harness
 
 from . import ECHO_SPEC
 
-__all__ = ["COLD_KW", "ColdResult", "cold_samples"]
+__all__ = ["COLD_KW", "CONTAINER_KW", "ColdResult", "cold_samples", "container_cold_samples"]
 
 OVERHEAD_MS = 0.0  # the constant platform overhead injected per cold start (platform ms)
 TIME_SCALE = 0.001
@@ -94,13 +94,64 @@ def cold_samples(n: int, no_cgroup: bool = False) -> ColdResult:
     with _env("HARNESS_NO_CGROUP", "1" if no_cgroup else None):
         d = harness.deploy(ECHO_SPEC, **COLD_KW)  # the pool decides on cgroups when it is made
     with d:
-        out.memory_enforcement = d._async._emulator.pool.memory_enforcement  # type: ignore[attr-defined]
+        out.memory_enforcement = d._async._emulator.pool.memory_enforcement
         time.sleep(PAUSE_S)
         d.invoke({})  # warm-up: the deployment's first cold start is not counted
         attempts = 0
         while len(out.wall_ms) < n and attempts < 3 * n:
             attempts += 1
             time.sleep(PAUSE_S)
+            t0 = pc()
+            r = d.invoke({})
+            wall = (pc() - t0) / 1e6
+            if not (r.ok and r.cold_start):
+                out.dropped += 1
+                continue
+            out.wall_ms.append(wall)
+            out.init_ms.append(r.init_ms)
+            out.duration_ms.append(r.duration_ms)
+            out.latency_ms.append(r.latency_ms)
+            out.record_overhead_ms.append(r.latency_ms - r.init_ms - r.duration_ms)
+    return out
+
+
+# ---- container: a replica started for a request (scale from zero) ------------------------------------------
+
+CONTAINER_KW: dict[str, Any] = {"pattern": "container", "time_scale": TIME_SCALE, "min_replicas": 0,
+                                "max_replicas": 1, "scale_to_zero_idle_s": 50.0, "scale_down_stabilization_s": 0.0,
+                                "cold_start_overhead_ms": OVERHEAD_MS}
+
+
+def _scaled_to_zero(d: harness.Deployment, timeout_s: float = 2.0) -> bool:
+    """Wait until the deployment has no replica left (the autoscaler scaled it to zero)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        timeline = d.summary().replica_timeline
+        if timeline and timeline[-1].replicas == 0 and not d._async._emulator.pool.instances:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def container_cold_samples(n: int) -> ColdResult:
+    """``n`` requests that each find the container scaled to zero and wait for a replica's cold start.
+
+    ``min_replicas=0``, ``scale_to_zero_idle_s=50`` (50 ms of wall time at this scale) and no scale-down
+    window: after each request the autoscaler (a 15 ms sync period here) takes the pool back to zero;
+    the run waits for that before the next request, so each pays one replica start.
+    """
+    out = ColdResult()
+    pc = time.perf_counter_ns
+    with harness.deploy(ECHO_SPEC, **CONTAINER_KW) as d:
+        out.memory_enforcement = d._async._emulator.pool.memory_enforcement
+        d.invoke({})  # warm-up: the deployment's first replica start is not counted
+        attempts = 0
+        while len(out.wall_ms) < n and attempts < 3 * n:
+            attempts += 1
+            if not _scaled_to_zero(d):
+                out.dropped += 1
+                continue
+            time.sleep(0.02)  # let the retired replica's exit settle, as the serverless run pauses
             t0 = pc()
             r = d.invoke({})
             wall = (pc() - t0) / 1e6

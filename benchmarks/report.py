@@ -1,8 +1,10 @@
 """Turn measurements into rows (a JSON model first), then render the one table with ``rich``.
 
-Each row is one figure: what was measured, the floor it is compared with (measured in the same run), the
-difference or ratio to that floor, the target, and a verdict. Rows without a target are context and
-carry no verdict. Nothing here asserts: a missed target is reported, never raised.
+Each row is one figure: what was measured (with its unit), the floor it is compared with (measured in the
+same run), the difference or ratio to that floor, the target, and a verdict. A target bounds the measured
+value, its difference to the floor, or its ratio to the floor, from above (``<=``) or below (``>=``).
+Rows without a target are context and carry no verdict; a row with no samples says why (``skipped``).
+Nothing here asserts: a missed target is reported, never raised.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Row", "fmt_ms", "render"]
+__all__ = ["Row", "fmt_ms", "fmt_value", "render"]
 
 Compare = Literal["difference", "ratio"]
+Unit = Literal["ms", "s", "req/s", "tasks/s", "MB", "x", "%"]
+TargetOn = Literal["measured", "difference", "ratio"]
 
 
 def fmt_ms(ms: float, sign: bool = False) -> str:
@@ -28,61 +32,87 @@ def fmt_ms(ms: float, sign: bool = False) -> str:
     return f"{prefix}{ms:.1f} ms"
 
 
+def fmt_value(value: float, unit: Unit, sign: bool = False) -> str:
+    """A value in its unit, for humans."""
+    if unit == "ms":
+        return fmt_ms(value, sign)
+    prefix = "+" if sign and value >= 0 else ""
+    if unit == "s":
+        return f"{prefix}{value:.3f} s" if abs(value) < 10 else f"{prefix}{value:.1f} s"
+    if unit in ("req/s", "tasks/s"):
+        return f"{prefix}{value:,.0f} {unit}" if abs(value) >= 100 else f"{prefix}{value:.1f} {unit}"
+    if unit == "MB":
+        return f"{prefix}{value:.1f} MB"
+    if unit == "%":
+        return f"{prefix}{value:.2f} %"
+    return f"{prefix}{value:,.2f}x"
+
+
 @dataclass(frozen=True)
 class Row:
-    """One figure of the table; ``target_ms`` bounds ``measured_ms`` or, for differences, the difference."""
+    """One figure of the table: ``measured`` (in ``unit``) next to ``floor`` (same unit), with a target."""
 
     id: str
     figure: str
-    measured_ms: float
+    measured: float
+    unit: Unit = "ms"
     floor_name: str | None = None
-    floor_ms: float | None = None
+    floor: float | None = None
     compare: Compare | None = None
-    target_ms: float | None = None
-    target_on: Literal["measured", "difference"] = "measured"
+    target: float | None = None
+    target_on: TargetOn = "measured"
+    target_op: Literal["<=", ">="] = "<="
     n: int = 1  # samples behind the figure; 0 means no data (no verdict)
+    skipped: str | None = None  # why there is no figure (a backend that is absent)
 
     @property
-    def difference_ms(self) -> float | None:
+    def difference(self) -> float | None:
         """Measured minus floor."""
-        return None if self.floor_ms is None else self.measured_ms - self.floor_ms
+        return None if self.floor is None else self.measured - self.floor
 
     @property
     def ratio(self) -> float | None:
         """Measured over floor."""
-        return None if not self.floor_ms else self.measured_ms / self.floor_ms
+        return None if not self.floor else self.measured / self.floor
 
     @property
     def verdict(self) -> str | None:
         """``meets`` / ``misses`` against the target; None without one."""
-        if self.target_ms is None:
+        if self.target is None:
             return None
+        if self.skipped is not None:
+            return "skipped"
         if self.n == 0:
             return "no data"
-        value = self.difference_ms if self.target_on == "difference" else self.measured_ms
-        assert value is not None
-        return "meets" if value <= self.target_ms else "misses"
+        value = {"measured": self.measured, "difference": self.difference, "ratio": self.ratio}[self.target_on]
+        if value is None:
+            return "no data"
+        ok = value <= self.target if self.target_op == "<=" else value >= self.target
+        return "meets" if ok else "misses"
 
     def target_text(self) -> str:
         """The target as printed."""
-        if self.target_ms is None:
+        if self.target is None:
             return "—"
+        op = "≤" if self.target_op == "<=" else "≥"
         if self.target_on == "difference":
-            return f"≤ {fmt_ms(self.target_ms, sign=True)} over floor"
-        return f"≤ {fmt_ms(self.target_ms)}"
+            return f"{op} {fmt_value(self.target, self.unit, sign=True)} over floor"
+        if self.target_on == "ratio":
+            return f"{op} {self.target:g}x floor"
+        return f"{op} {fmt_value(self.target, self.unit)}"
 
     def compare_text(self) -> str:
         """The difference or ratio column as printed."""
-        if self.compare == "difference" and self.difference_ms is not None:
-            return fmt_ms(self.difference_ms, sign=True)
+        if self.compare == "difference" and self.difference is not None:
+            return fmt_value(self.difference, self.unit, sign=True)
         if self.compare == "ratio" and self.ratio is not None:
-            return f"{self.ratio:.1f}x"
+            r = self.ratio
+            return f"{r:.3f}x" if r < 0.1 else f"{r:.2f}x" if r < 10 else f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x"
         return "—"
 
     def to_json(self) -> dict[str, Any]:
         """JSON form, derived values included."""
-        return {**asdict(self), "difference_ms": self.difference_ms, "ratio": self.ratio,
-                "verdict": self.verdict}
+        return {**asdict(self), "difference": self.difference, "ratio": self.ratio, "verdict": self.verdict}
 
 
 def render(console: Console, machine: dict[str, Any], rows: list[Row], notes: list[str]) -> None:
@@ -92,21 +122,26 @@ def render(console: Console, machine: dict[str, Any], rows: list[Row], notes: li
     console.print(f"python {machine['python']} ({machine['implementation']}) · {machine['cpu_count']} CPUs "
                   f"({machine['cpus_usable']} usable) · {machine['cpu_model'] or 'cpu model unknown'}")
     load = " ".join(f"{x:g}" for x in machine.get("loadavg", []))
-    console.print(f"{machine['platform']} · memory enforcement: {machine['memory_enforcement']} · "
-                  f"load avg {load or 'n/a'}")
+    load_end = " ".join(f"{x:g}" for x in machine.get("loadavg_end", []))
+    console.print(f"{machine['platform']} · memory enforcement: {machine.get('memory_enforcement', '?')} · "
+                  f"load avg {load or 'n/a'} at start" + (f", {load_end} at end" if load_end else ""))
     table = Table(show_lines=False)
     table.add_column("figure")
     table.add_column("measured", justify="right")
     table.add_column("floor (same run)", justify="right")
-    table.add_column("ratio / difference", justify="right")
+    table.add_column("ratio / diff.", justify="right")
     table.add_column("target", justify="right")
     table.add_column("verdict")
     for r in rows:
-        floor = "—" if r.floor_ms is None else f"{fmt_ms(r.floor_ms)} {r.floor_name}"
+        if r.skipped is not None:
+            table.add_row(r.figure, "skipped", r.skipped, "—", r.target_text(),
+                          "[yellow]skipped[/yellow]" if r.target is not None else "—")
+            continue
+        floor = "—" if r.floor is None else f"{fmt_value(r.floor, r.unit)} {r.floor_name}"
         verdict = r.verdict
         colour = {"meets": "green", "misses": "red"}.get(verdict or "", "yellow")
         shown = "—" if verdict is None else f"[{colour}]{verdict}[/{colour}]"
-        measured = fmt_ms(r.measured_ms) if r.n else "no data"
+        measured = fmt_value(r.measured, r.unit) if r.n else "no data"
         table.add_row(r.figure, measured, floor, r.compare_text(), r.target_text(), shown)
     console.print(table)
     for note in notes:
