@@ -41,10 +41,10 @@ from .errors import BackendUnavailableError, InstanceStartError, MessageTooLarge
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .queues import DEFAULT_MAX_BYTES, Message, Queue, open_queue
+from .queues import DEFAULT_MAX_BYTES, MemoryQueue, Message, Queue, open_queue
 from .records import Record, Summary, summarize
 from .runtime.instance import Instance, InstanceFailure
-from .state import StateStore
+from .state import MemoryStateStore, SQLiteStateStore, StateStore
 from .supervisor import RestartPolicy, retry_delay
 from .tracing import task_trace_id
 
@@ -108,6 +108,7 @@ class Daemon:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
+        self._inline = False  # set at start: call embedded backends directly, not through the I/O threads
         self._rng = random.Random(profile.seed)
         self._started = 0.0
         pool.on_checkpoint = self._checkpoint
@@ -123,6 +124,7 @@ class Daemon:
                 open_queue, url, run_id=_shared_run_id(url, self.pool.run_id),
                 visibility_s=self.clock.to_wall(p.visibility_timeout_s), max_receives=p.max_receives,
                 max_bytes=p.request_limit_bytes or DEFAULT_MAX_BYTES)
+        self._inline = self._embedded()
         await self.pool.open()
         self._started = self.clock.now()
         initial = p.workers if not p.scale_target else max(p.min_workers, min(p.workers, p.max_workers))
@@ -550,8 +552,14 @@ class Daemon:
                     with contextlib.suppress(Exception):
                         await self._call(self.queue.reconnect, 1.0)
 
+    def _embedded(self) -> bool:
+        """The in-memory broker and a local store answer in microseconds: no thread hop needed for them."""
+        return isinstance(self.queue, MemoryQueue) and isinstance(self.state, MemoryStateStore | SQLiteStateStore)
+
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking queue or store call on the daemon's I/O threads."""
+        if self._inline:
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._io, lambda: fn(*args, **kwargs))
 
