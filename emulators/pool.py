@@ -22,6 +22,7 @@ from .errors import InstanceStartError
 from .profiles import Profile
 from .runtime import limits
 from .runtime.agent import AgentRef
+from .runtime.docker import DockerSpawner
 from .runtime.instance import Instance, InstanceFailure, StartInfo
 from .runtime.spawner import Spawner
 
@@ -34,7 +35,8 @@ class Pool:
     def __init__(self, *, agent: AgentRef, adapter: str, profile: Profile, clock: Clock, pattern: str,
                  run_id: str, function_name: str | None = None, env: dict[str, str] | None = None,
                  keep_logs: bool = False, llm: str = "sim", llm_script: str | Path | None = None,
-                 on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
+                 on_checkpoint: Callable[[str, str, Any], None] | None = None, runtime: str = "process",
+                 image: str | None = None) -> None:
         self.agent = agent
         self.adapter = adapter
         self.profile = profile
@@ -51,11 +53,15 @@ class Pool:
         self.tracer: Any = None  # the deployment's emulators.tracing.Tracer (set by the facade); None: no traces
         self.rng = random.Random(profile.seed)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-"))
-        self._cgroups = limits.cgroup_parent(run_id)
+        self.runtime = runtime
+        # runtime="docker": one container per instance instead of a process forked from the zygote
+        self._docker = DockerSpawner(run_id, self.run_dir, self.env, profile=profile, agent=agent, image=image) \
+            if runtime == "docker" else None
+        self._cgroups = limits.cgroup_parent(run_id) if self._docker is None else None
         zygote_env = dict(self.env)
         if self._cgroups is not None:
             zygote_env["HARNESS_CGROUP_PARENT"] = str(self._cgroups[0])
-        self.spawner = Spawner(run_id, self.run_dir, zygote_env)
+        self.spawner: Spawner = self._docker or Spawner(run_id, self.run_dir, zygote_env)
         self.instances: list[Instance] = []
         # Where ctx.checkpoint() writes go (the pattern points it at its state store).
         self.on_checkpoint = on_checkpoint
@@ -97,7 +103,8 @@ class Pool:
         """Fork an instance into its capped cgroup, to be cold-started later (off the call's critical path)."""
         instance_id = f"i-{next(self._ids):04d}"
         cfg = self._config(instance_id)
-        cap = limits.make_memory_cap(self._cgroups, instance_id, self.profile.memory_mb)
+        cap = self._docker.prepare(instance_id, cfg) if self._docker is not None else \
+            limits.make_memory_cap(self._cgroups, instance_id, self.profile.memory_mb)
         cfg["cgroup"] = str(cap.cgroup) if cap.cgroup else None
         inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self.on_checkpoint)
         try:
@@ -166,6 +173,8 @@ class Pool:
             raise
         if isinstance(info, InstanceFailure):
             await self.retire(inst)
+        elif self._docker is not None:
+            await self._docker.started(inst.id)  # a full-speed init is over: the CPU quota applies now
         return inst, info
 
     async def retire(self, inst: Instance) -> None:

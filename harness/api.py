@@ -47,6 +47,14 @@ class TaskStatus:
     result: Result | None = None
 
 
+def _runtime(cfg: DeployConfig) -> dict[str, Any]:
+    """The pool's instance runtime: processes (default) or one Docker container per instance."""
+    from emulators.runtime.docker import parse_runtime
+
+    kind, image = parse_runtime(cfg.runtime)
+    return {"runtime": kind, "image": image} if kind != "process" else {}
+
+
 def _emulator(cfg: DeployConfig) -> Emulator:
     run_id = uuid.uuid4().hex[:10]
     clock = Clock(cfg.time_scale)
@@ -54,7 +62,7 @@ def _emulator(cfg: DeployConfig) -> Emulator:
     pool_type = EdgePool if cfg.pattern == "edge" else Pool  # the edge runtime preloads its HTTP client
     pool = pool_type(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
                 run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
-                llm=cfg.llm, llm_script=cfg.llm_script)
+                llm=cfg.llm, llm_script=cfg.llm_script, **_runtime(cfg))
     try:
         state = open_state_store(cfg.state or cfg.profile.state, pool.run_dir)
     except BaseException:

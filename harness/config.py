@@ -15,6 +15,7 @@ from typing import Any
 from emulators.errors import ConfigError, close_matches_hint
 from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, check_pattern, load_profile, profile_pattern
 from emulators.runtime.agent import ADAPTERS, AgentRef, resolve_agent
+from emulators.runtime.docker import parse_runtime
 
 __all__ = ["DeployConfig", "build_config", "project_defaults"]
 
@@ -36,13 +37,14 @@ class DeployConfig:
     function_name: str | None = None
     llm: str = "sim"  # "sim": the built-in simulator; "off": no LLM endpoint; a URL: proxy to that upstream
     llm_script: str | None = None
+    runtime: str = "process"  # "process" (forked from a zygote) | "docker" | "docker:IMAGE" (a container each)
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
                  profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
-                 llm_script: str | Path | None = None, **overrides: Any) -> DeployConfig:
+                 llm_script: str | Path | None = None, runtime: str = "process", **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
 
     ``pattern=None``: the pattern the profile is written for (serverless when no profile is named).
@@ -61,13 +63,14 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
                           f"http(s) base URL of a real OpenAI/Anthropic-compatible provider (metering proxy)")
     if llm_script is not None and not Path(llm_script).is_file():
         raise ConfigError(f"LLM script {str(llm_script)!r} does not exist; check the path")
+    parse_runtime(runtime)
     prof = load_profile(profile, pattern)
     if overrides:
         prof = prof.replace(**overrides)
     return DeployConfig(
         agent=resolve_agent(agent), pattern=pattern, profile=prof, time_scale=float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
-        llm=llm, llm_script=None if llm_script is None else str(llm_script),
+        llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
     )
 
 

@@ -60,7 +60,8 @@ class _Instance:
         self.loop = asyncio.new_event_loop()
         self.pool: ThreadPoolExecutor | None = None
         self.local = threading.local()
-        self.queued = limits.QueuedClock()  # the main thread's run-queue wait
+        # the main thread's run-queue wait; off in a container, where waiting out the CPU quota is the platform's
+        self.queued = limits.QueuedClock() if cfg.get("queue_correction", True) else None
         path = cfg.get("llm_time_path")
         self.llm_time = LLMTimeReader(path) if path else None
 

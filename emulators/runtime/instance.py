@@ -346,7 +346,7 @@ class Instance:
     def _mirror_timer(self, factor: float) -> PlatformTimer:
         pid = self.pid
         cpu: Callable[[], float] = (lambda: limits.cpu_seconds(pid)) if factor != 1.0 and pid else (lambda: 0.0)
-        if pid and self._queued is None:
+        if pid and self._queued is None and self.cfg.get("queue_correction", True):
             self._queued = limits.QueuedClock(pid)
         return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu, queued=self._queued)
 

@@ -99,7 +99,9 @@ def pytest_harness_make_deployment(config: pytest.Config, spec: DeploymentSpec) 
     if spec.pattern not in IMPLEMENTED_PATTERNS:
         pytest.skip(f"the {spec.pattern} pattern is not implemented yet in this version of the harness; "
                     f"available: {', '.join(IMPLEMENTED_PATTERNS)}")
-    kwargs = spec.kwargs()
+    from .options import deploy_defaults
+
+    kwargs = {**deploy_defaults(config, config.stash[SETTINGS], spec.pattern), **spec.kwargs()}
     kwargs.setdefault("traces", config.stash[SETTINGS].traces)  # None: in memory (+ OTLP if the env names one)
     return deploy(**kwargs)
 

@@ -43,6 +43,10 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
      "string"),
     ("fail-on", "RULES", f"Regression thresholds and SLOs, e.g. p95:+20%,cost:+10%,failures:+0 or p95<2s. "
                          f"[default with a baseline: {DEFAULT_FAIL_ON}]", "string"),
+    ("runtime", "RUNTIME", "Instance runtime: process, docker (a container per instance), or docker:IMAGE. "
+                           "[default: process]", "string"),
+    ("backend", "NAME=container|URL", "A queue/state backend for the run: redis, rabbitmq, postgres or sqs, "
+                                      "started in a container (testcontainers) or at a URL (repeatable).", "linelist"),
 )
 
 
@@ -74,6 +78,8 @@ class Settings:
     markdown: Path | None = None
     baseline: Path | None = None
     fail_on: tuple[Rule, ...] = ()
+    runtime: str = "process"
+    backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "container" or a URL
     traces: Path | None = None
 
     def profile_for(self, pattern: str) -> str | None:
@@ -163,7 +169,90 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--harness-fail-on {fail_text!r} compares against a baseline; add "
                                 f"--harness-baseline PATH, or use absolute SLOs such as p95<2s,failures=0")
     agent = _raw(config, "agent", {})
-    return Settings(agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
+    runtime, backends = _runtime_and_backends(config)
+    return Settings(runtime=runtime, backends=backends,
+                    agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
                     time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
                     html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
                     baseline=baseline, fail_on=tuple(rules), traces=_path(_raw(config, "traces", {}), base))
+
+
+def _runtime_and_backends(config: pytest.Config) -> tuple[str, dict[str, str]]:
+    """``--harness-runtime`` and ``--harness-backend NAME=container|URL``, validated."""
+    from emulators.runtime.docker import parse_runtime
+    from emulators.runtime.docker.backends import BACKENDS
+
+    runtime = str(_raw(config, "runtime", {}) or "process")
+    try:
+        parse_runtime(runtime)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--harness-runtime: {exc}") from None
+    backends: dict[str, str] = {}
+    for item in _raw(config, "backend", {}) or []:
+        name, sep, value = str(item).partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or name not in BACKENDS or not value:
+            raise pytest.UsageError(f"--harness-backend {item!r}: expected NAME=container or NAME=URL with NAME "
+                                    f"one of: {', '.join(BACKENDS)}")
+        backends[name] = value
+    return runtime, backends
+
+
+_BACKEND_URLS = pytest.StashKey[dict[str, str]]()
+_BACKEND_ERROR = pytest.StashKey[Exception]()
+
+
+def deploy_defaults(config: pytest.Config, settings: Settings, pattern: str) -> dict[str, Any]:
+    """What ``--harness-runtime`` and ``--harness-backend`` add to a deployment (the test's own values win).
+
+    Container backends start on first use, once per session, and are removed when the session ends.
+    """
+    out: dict[str, Any] = {}
+    if settings.runtime != "process":
+        out["runtime"] = settings.runtime
+    if not settings.backends:
+        return out
+    from emulators.runtime.docker.backends import ROLES
+
+    for name, url in _backend_urls(config, settings).items():
+        if "state" in ROLES[name]:
+            out.setdefault("state", url)
+        if "queue" in ROLES[name] and pattern == "daemon":
+            out.setdefault("queue", url)
+    return out
+
+
+def _backend_urls(config: pytest.Config, settings: Settings) -> dict[str, str]:
+    error = config.stash.get(_BACKEND_ERROR, None)
+    if error is not None:
+        raise error  # the first failure, again: every deployment of the session needs the same backends
+    urls = config.stash.get(_BACKEND_URLS, None)
+    if urls is not None:
+        return urls
+    import uuid
+
+    from emulators.runtime.docker import clean
+    from emulators.runtime.docker.backends import start_backend
+
+    run_id = f"pytest-{uuid.uuid4().hex[:8]}"
+    urls = {}
+    try:
+        for name, value in settings.backends.items():
+            if value != "container":
+                urls[name] = value
+                continue
+            if not urls.get("_cleanup"):
+                def sweep() -> None:
+                    clean(run_id)
+
+                config.add_cleanup(sweep)  # whatever started, even if a later one fails
+                urls["_cleanup"] = "registered"
+            backend = start_backend(name, run_id)
+            config.add_cleanup(backend.stop)
+            urls[name] = backend.url
+    except Exception as exc:
+        config.stash[_BACKEND_ERROR] = exc
+        raise
+    urls.pop("_cleanup", None)
+    config.stash[_BACKEND_URLS] = urls
+    return urls
