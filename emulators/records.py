@@ -37,7 +37,9 @@ class Cost:
 
     def to_json(self) -> dict[str, float]:
         """JSON form, with the total."""
-        return {**asdict(self), "total_usd": self.total_usd}
+        # Spelled out rather than asdict(): this runs on every gateway response, and asdict costs ~5 us.
+        return {"compute_usd": self.compute_usd, "requests_usd": self.requests_usd, "llm_usd": self.llm_usd,
+                "total_usd": self.total_usd}
 
 
 @dataclass(frozen=True)

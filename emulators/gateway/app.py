@@ -188,8 +188,9 @@ class GatewayApp:
         call.add_done_callback(self._calls.discard)
         gateway_s = self.emulator.profile.gateway_timeout_s
         try:
-            record = await asyncio.wait_for(asyncio.shield(call),
-                                            None if gateway_s is None else self.clock.to_wall(gateway_s))
+            # shield: a caller that goes away does not stop the work (the platform runs it to its end).
+            record = await (asyncio.shield(call) if gateway_s is None
+                            else asyncio.wait_for(asyncio.shield(call), self.clock.to_wall(gateway_s)))
         except TimeoutError:
             assert gateway_s is not None
             call.add_done_callback(lambda c: self._mark_gateway_timeout(c, gateway_s))
