@@ -191,6 +191,10 @@ from .worker import worker_command  # noqa: E402 - registered after the group ex
 
 cli.add_command(worker_command)
 
+from .readiness import readiness_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(readiness_command)
+
 from .clean import clean_command  # noqa: E402 - registered after the group exists (it imports docker lazily)
 
 cli.add_command(clean_command)

@@ -33,6 +33,7 @@ from .fixtures import (
     serverless,
 )
 from .options import add_options, parse_patterns, read_settings
+from .readiness import readiness
 from .session import SessionResult, finish_session, row_for_test
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
+    "readiness",
     "serverless",
 ]
 

@@ -92,6 +92,67 @@ def _profiles(report: Mapping[str, Any]) -> str:
     return "<h2>Profiles</h2>" + "".join(parts) if parts else ""
 
 
+def _readiness(report: Mapping[str, Any]) -> str:
+    """The readiness section: the checklist, the recommendation, the crossover charts (steady, bursty)."""
+    sec = model.readiness(report)
+    if not sec:
+        return ""
+    from ..readiness.chart import crossover_chart  # only reports with a readiness section need it
+
+    patterns = list(sec.get("patterns") or {})
+    by: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for item in sec.get("checklist") or ():
+        by.setdefault(item["name"], {})[item["pattern"]] = item
+    head = "".join(f"<th class=\"l\">{escape(p)} ({escape(str(sec['patterns'][p]['profile']))})</th>" for p in patterns)
+    body = []
+    for name, cells in by.items():
+        tds = []
+        for p in patterns:
+            it = cells.get(p)
+            if it is None:
+                tds.append("<td>-</td>")
+                continue
+            cls = {"pass": "ok", "fail": "bad"}.get(it["verdict"], "")
+            more = "".join(f"<li>{escape(str(d))}</li>" for d in it.get("details") or ())
+            tds.append(f'<td class="l"><span class="{cls}">{escape(it["verdict"].upper())}</span> '
+                       f"{escape(str(it['evidence']))}" + (f"<details><summary>evidence</summary><ul>{more}</ul>"
+                                                           "</details>" if more else "") + "</td>")
+        body.append(f"<tr><td class=\"l\">{escape(name)}</td>{''.join(tds)}</tr>")
+    traffic = sec.get("traffic") or {}
+    budget = sec.get("budget_usd")
+    parts = ["<h2>Readiness</h2>",
+             f'<p class="meta">traffic {escape(str(traffic.get("text", "")))} ({traffic.get("per_day", 0):,.0f} '
+             f"tasks/day, {escape(str(traffic.get('shape', '')))}); budget "
+             f"{escape(f'${budget:,.2f}/month' if budget is not None else 'none')}; LLM tier "
+             f"{escape(str((sec.get('tier') or {}).get('name', '')))}</p>",
+             f'<table><thead><tr><th class="l">item</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>']
+    rec = sec.get("recommendation") or {}
+    choice, runner = rec.get("choice"), rec.get("runner_up")
+    lines = [f"<p><b>Recommended: {escape(choice['pattern'])} on {escape(choice['profile'])}</b> "
+             f"(${choice['monthly_compute_usd']:,.2f}/month compute + ${choice['monthly_llm_usd']:,.2f}/month LLM)"
+             + (f"; runner-up {escape(runner['pattern'])} on {escape(runner['profile'])} "
+                f"(${runner['monthly_usd']:,.2f}/month)" if runner else "") + "</p>"
+             if choice else "<p class=\"bad\">No pattern meets the limits and the budget.</p>"]
+    lines.append("<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in rec.get("reasons") or ()) + "</ul>")
+    if rec.get("would_change"):
+        lines.append("<p>What would change the choice:</p><ul>"
+                     + "".join(f"<li>{escape(str(w))}</li>" for w in rec["would_change"]) + "</ul>")
+    parts += lines
+    proj = sec.get("projection") or {}
+    figs = []
+    for shape in ("steady", "bursty"):
+        if proj.get(shape):
+            cross = [c for c in proj.get("crossovers") or () if c.get("shape") == shape]
+            figs.append(_figure(f"Monthly compute cost by traffic, {shape} (USD, log-log; circles: crossovers)",
+                                crossover_chart(proj[shape], cross, traffic.get("per_day"))))
+    if figs:
+        parts.append('<div class="grid">' + "".join(figs) + "</div>")
+    if proj.get("llm_at_traffic") is not None:
+        parts.append(f'<p class="meta">LLM cost, the same on every pattern and not in the chart: '
+                     f"${proj['llm_at_traffic']:,.2f}/month at your traffic</p>")
+    return "\n".join(parts)
+
+
 def render_html(report: Mapping[str, Any], comparison: str | None = None) -> str:
     """The whole report as one HTML document (``comparison``: optional preformatted baseline deltas)."""
     run = report.get("run") or {}
@@ -125,6 +186,7 @@ def render_html(report: Mapping[str, Any], comparison: str | None = None) -> str
                   _table(("pattern", "outcome", "count", "first error"),
                          [(p, o, str(n), msg) for p, o, n, msg in fails], left=(0, 1, 3))]
     parts.append(_tests(report))
+    parts.append(_readiness(report))
     if comparison:
         parts += ["<h2>Baseline comparison</h2>", f"<pre>{escape(comparison)}</pre>"]
     parts += [_profiles(report), "</body></html>"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["failures", "instance_series", "latencies", "records_by_pattern", "summaries"]
+__all__ = ["failures", "instance_series", "latencies", "readiness", "records_by_pattern", "summaries"]
 
 
 def summaries(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -75,3 +75,9 @@ def failures(report: Mapping[str, Any], limit: int = 20) -> list[tuple[str, str,
                 entry[1] = str(r["error"]).strip().splitlines()[0][:200]
     rows = [(p, o, int(n), msg) for (p, o), (n, msg) in seen.items()]
     return sorted(rows, key=lambda row: -row[2])[:limit]
+
+
+def readiness(report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``readiness`` section (``harness readiness``, the pytest ``readiness`` fixture), or None."""
+    section = report.get("readiness")
+    return dict(section) if isinstance(section, Mapping) else None
