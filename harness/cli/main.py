@@ -195,6 +195,10 @@ from .readiness import readiness_command  # noqa: E402 - registered after the gr
 
 cli.add_command(readiness_command)
 
+from .load import load_command  # noqa: E402 - registered after the group exists; imports no Locust
+
+cli.add_command(load_command)
+
 from .clean import clean_command  # noqa: E402 - registered after the group exists (it imports docker lazily)
 
 cli.add_command(clean_command)

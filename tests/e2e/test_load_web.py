@@ -1,0 +1,159 @@
+"""End to end in a real browser: Locust's web UI starts a run against all four patterns, and the "Patterns"
+tab shows a non-zero row for each.
+
+Headless Chromium is driven over the DevTools protocol (a WebSocket, with the ``websockets`` package the
+project already needs), so no Selenium or chromedriver is required. A screenshot of the tab is saved to
+``/tmp/locust_patterns_tab.png`` (and the test's tmp dir) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.load.runner import reap_tree
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+SHOT = Path("/tmp/locust_patterns_tab.png")
+
+
+def _port(preferred: int) -> int:
+    """``preferred`` (Locust's 8089) when free, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class _Page:
+    """One Chromium tab over the DevTools protocol: navigate, evaluate JavaScript, take a screenshot."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self.n = ws, 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=30))
+            if msg.get("id") == self.n:
+                assert "error" not in msg, msg
+                result: dict[str, Any] = msg["result"]
+                return result
+
+    def js(self, expression: str) -> Any:
+        r = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in r, r["exceptionDetails"]
+        return r["result"].get("value")
+
+    def wait_js(self, expression: str, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = self.js(expression)
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.3)
+
+
+@contextmanager
+def _chromium(profile: str) -> Iterator[_Page]:
+    from websockets.sync.client import connect
+
+    assert CHROMIUM is not None
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-port=0",
+         "--remote-allow-origins=*", f"--user-data-dir={profile}", "--window-size=1400,900", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        port = None
+        for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/..."
+            m = re.search(r"ws://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port is not None, "chromium printed no DevTools address"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            page = next(t for t in json.loads(r.read()) if t["type"] == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
+            yield _Page(ws)
+    finally:
+        reap_tree(proc.pid, grace_s=2.0)
+
+
+_ROWS = ("[...document.querySelectorAll('table tbody tr')]"
+         ".map(tr => [...tr.cells].map(c => c.textContent.trim()))")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -> None:
+    """The web UI's Start button runs all four patterns; the Patterns tab lists each with calls > 0."""
+    port = _port(8089)
+    locust = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--web-host", "127.0.0.1",
+         "--web-port", str(port), "--scenario", str(ROOT / "fixtures" / "scenarios" / "smoke.toml"),
+         "--users", "8", "--spawn-rate", "8", "--time-scale", "0.01", "--patterns", "all"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", 30)
+        with tempfile.TemporaryDirectory() as profile, _chromium(profile) as page:
+            page.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+            assert page.wait_js("!!document.querySelector('button[type=submit]')", 20), "no Start button"
+            # The custom arguments are fields of the form (shown under "Custom parameters").
+            assert page.js("document.querySelector('[name=shape]') !== null")
+            page.js("document.querySelector('button[type=submit]').click()")
+            tab = "[...document.querySelectorAll('[role=tab]')].find(b => b.textContent.trim() === 'Patterns')"
+            assert page.wait_js(f"!!{tab}", 30), "no Patterns tab"
+            page.js(f"{tab}.click()")
+            expression = (f"(() => {{ const rows = {_ROWS}; return rows.length === 4 && "
+                          "rows.every(r => Number(r[2]) > 0 && Number(r[11]) > 0) ? rows : null; })()")
+            rows = page.wait_js(expression, 40)
+            shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+            SHOT.write_bytes(shot)
+            (tmp_path / SHOT.name).write_bytes(shot)
+            assert rows, f"rows never filled: {page.js(_ROWS)}"
+        assert sorted(r[0] for r in rows) == ["container", "daemon", "edge", "serverless"]
+        for r in rows:  # calls > 0, ok > 0, a profile name, live instances from the gateway's /stats
+            assert int(r[2]) > 0 and int(r[3]) > 0 and r[1], r
+    except BaseException:
+        reap_tree(locust.pid)
+        raise
+    locust.send_signal(signal.SIGTERM)  # Locust stops its users, then the engine host and its instances
+    try:
+        _, err = locust.communicate(timeout=60)
+    finally:
+        reap_tree(locust.pid)
+    assert "deployments stopped" in err, err[-3000:]
