@@ -331,10 +331,6 @@ class Run:
                 f"bursts {r['first_burst_cold']} cold / {r['first_burst_not_ok']} not ok; p95 = median of "
                 f"{bursts} measured bursts per deployment, each after a warm-up burst "
                 f"(not warm ok: {r['burst_not_warm_ok']}); closing the deployment took {r['close_s']:.2f} s")
-        if r.get("unpatched_error"):
-            line += (f"\n  UNPATCHED HARNESS FAILED the {n}-call burst: {r['unpatched_error'][:300]}"
-                     f"\n  (figures above: measured with the proposed Spawner.spawn fix applied in the benchmark "
-                     f"process only; see benchmarks/fleet.py _patch_spawner)")
         self.notes.append(line)
 
     # ---- the run -----------------------------------------------------------------------------------------

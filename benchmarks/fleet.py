@@ -158,60 +158,6 @@ async def _ipc_bursts(socks: list[socket.socket], bursts: int) -> list[list[floa
     return out
 
 
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _patch_spawner() -> None:
-    """The proposed fix for ``Spawner.spawn``, applied in this benchmark process only.
-
-    ``Spawner.spawn`` sends each spawn request with ``socket.send_fds`` on the zygote's non-blocking
-    SOCK_SEQPACKET socket. A Unix datagram-style socket holds at most ``net.unix.max_dgram_qlen`` (10 here)
-    unread messages, so a burst of more than about 10 concurrent cold starts gets ``BlockingIOError``
-    (EAGAIN) out of ``invoke``. The fix: on EAGAIN, wait until the socket is writable and send again.
-    """
-    from emulators.errors import InstanceStartError
-    from emulators.runtime import spawner as sp
-
-    async def send_when_writable(sock: socket.socket, payload: bytes, fd: int) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                socket.send_fds(sock, [payload], [fd])
-                return
-            except BlockingIOError:
-                ready: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(sock.fileno(), _resolve, ready)
-                try:
-                    await ready
-                finally:
-                    loop.remove_writer(sock.fileno())
-
-    async def spawn(self: Any, instance_id: str, cfg: dict[str, Any]) -> tuple[int, socket.socket]:
-        # Spawner.spawn as it is, but for the send (see above).
-        if self._sock is None or self._reader is None or self._reader.done():
-            raise InstanceStartError(self._died_message())
-        ours, theirs = socket.socketpair()
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._spawning[instance_id] = fut
-        try:
-            payload = json.dumps({"op": "spawn", "instance_id": instance_id, "cfg": cfg}).encode()
-            async with self._lock:
-                await send_when_writable(self._sock, payload, theirs.fileno())
-            pid = await fut
-        except BaseException:
-            ours.close()
-            self._spawning.pop(instance_id, None)
-            raise
-        finally:
-            theirs.close()
-        self.exit_future(pid)
-        return pid, ours
-
-    sp.Spawner.spawn = spawn  # type: ignore[method-assign]
-
-
 def _p95(ms: list[float]) -> float:
     return Stats.of(ms).p95
 
@@ -219,15 +165,6 @@ def _p95(ms: list[float]) -> float:
 async def _scale(n: int, bursts: int, repeats: int) -> dict[str, Any]:
     """``repeats`` fresh deployments; medians of their reach times and of their bursts' p95s."""
     runs: list[dict[str, Any]] = []
-    unpatched: str | None = None
-    try:
-        runs.append(await _scale_once(n, bursts))
-    except Exception as exc:  # the harness failed the burst: say how, then measure with the proposed fix
-        chain: list[BaseException] = [exc]
-        while chain[-1].__context__ is not None and len(chain) < 5:
-            chain.append(chain[-1].__context__)
-        unpatched = "; then ".join(f"{type(e).__name__}: {e}" for e in reversed(chain))
-        _patch_spawner()
     while len(runs) < repeats:
         runs.append(await _scale_once(n, bursts))
     p95s = [_p95(b) for r in runs for b in r["bursts_ms"]]
@@ -239,8 +176,7 @@ async def _scale(n: int, bursts: int, repeats: int) -> dict[str, Any]:
             "first_burst_cold": min(r["first_burst_cold"] for r in runs),
             "first_burst_not_ok": sum(r["first_burst_not_ok"] for r in runs),
             "burst_not_warm_ok": sum(r["burst_not_warm_ok"] for r in runs),
-            "close_s": statistics.median(r["close_s"] for r in runs),
-            "unpatched_error": unpatched, "spawner_patched": unpatched is not None}
+            "close_s": statistics.median(r["close_s"] for r in runs)}
 
 
 async def _scale_once(n: int, bursts: int) -> dict[str, Any]:
