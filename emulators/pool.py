@@ -28,6 +28,9 @@ from .runtime.spawner import Spawner
 
 __all__ = ["Pool"]
 
+_PREPARE_TIMEOUT_S = 10.0  # wall seconds for a fork to join its cgroup and say "prepared" (it takes ~5 ms)
+_PREPARE_ATTEMPTS = 3
+
 
 class Pool:
     """Instances of one deployment."""
@@ -100,7 +103,23 @@ class Pool:
             inst.llm_call(call)
 
     async def _prepare(self) -> Instance:
-        """Fork an instance into its capped cgroup, to be cold-started later (off the call's critical path)."""
+        """Fork an instance into its capped cgroup, to be cold-started later (off the call's critical path).
+
+        A fork that has not reported "prepared" within ``_PREPARE_TIMEOUT_S`` is killed and forked again:
+        under heavy concurrency (several deployments starting and killing instances in one process) a
+        spare was seen to stay unprepared, and a deployment must not hang on it.
+        """
+        for attempt in range(1, _PREPARE_ATTEMPTS + 1):
+            try:
+                return await self._prepare_once()
+            except TimeoutError:
+                if attempt == _PREPARE_ATTEMPTS:
+                    raise InstanceStartError(
+                        f"an instance did not come up within {_PREPARE_TIMEOUT_S:g} s, {attempt} times; "
+                        f"the machine may be out of processes or memory") from None
+        raise AssertionError("unreachable")
+
+    async def _prepare_once(self) -> Instance:
         instance_id = f"i-{next(self._ids):04d}"
         cfg = self._config(instance_id)
         cap = self._docker.prepare(instance_id, cfg) if self._docker is not None else \
@@ -108,7 +127,7 @@ class Pool:
         cfg["cgroup"] = str(cap.cgroup) if cap.cgroup else None
         inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self.on_checkpoint)
         try:
-            await inst.prepare()
+            await asyncio.wait_for(inst.prepare(), _PREPARE_TIMEOUT_S)
         except BaseException:
             await inst.kill()
             cap.remove()

@@ -181,8 +181,17 @@ class Instance:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         if self._pump is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+            try:
+                await asyncio.wait_for(asyncio.shield(self._pump), 10.0)
+            except TimeoutError:
+                # The channel did not close although the process was killed (a spare that never said
+                # "prepared" was seen like this): end the pump ourselves rather than wait forever.
+                self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pump
+            except asyncio.CancelledError:
+                if not self._pump.done():
+                    raise
 
     async def wait_closed(self) -> None:
         """Return once the process has ended and its ending was processed (a supervisor's watch)."""
