@@ -104,6 +104,9 @@ def cli() -> None:
               help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summaries and every record as JSON to this file.")
+@click.option("--report", "report_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report here, in the format its suffix says: .json, .md or .html "
+                   "(self-contained, with charts). Repeatable.")
 @click.option("--llm", default="sim", metavar="sim|off|URL",
               help="The LLM endpoint instances talk to: the built-in simulator, none, or a metering proxy "
                    "to a real OpenAI/Anthropic-compatible base URL (key from the environment).")
@@ -112,9 +115,13 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
         concurrency: int | None, time_scale: float | None, task: str | None, task_file: Path | None,
-        session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, llm: str,
-        llm_script: Path | None, quiet: bool) -> None:
+        session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, report_paths: tuple[Path, ...],
+        llm: str, llm_script: Path | None, quiet: bool) -> None:
     """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
+    for path in report_paths:
+        if path.suffix.lower() not in (".json", ".md", ".html"):
+            raise click.BadParameter(f"{str(path)!r}: the suffix must say the format: .json, .md or .html",
+                                     param_hint="--report")
     defaults = project_defaults()
     chosen = _parse_patterns(patterns or ",".join(defaults.get("patterns", ["serverless"])))
     prof_defaults = defaults.get("profile", {})
@@ -132,6 +139,7 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
         adapter=adapter,
         state=defaults.get("state"),
         json_path=json_path,
+        report_paths=report_paths,
         llm=llm,
         llm_script=llm_script,
         quiet=quiet,

@@ -37,6 +37,7 @@ class RunOptions:
     adapter: str = "auto"
     state: str | None = None
     json_path: Path | None = None
+    report_paths: tuple[Path, ...] = ()
     llm: str = "sim"
     llm_script: Path | None = None
     quiet: bool = False
@@ -106,8 +107,12 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
     failures = failures_table([rec for r in runs for rec in r.records])
     if failures is not None:
         console.print(failures)
-    if opts.json_path is not None:
+    report = build_report(runs, agent=opts.agent) if opts.json_path or opts.report_paths else None
+    if opts.json_path is not None and report is not None:
         # The versioned, redacted report model (see harness/reports); its renderer is JSON whatever the suffix.
-        write_report(build_report(runs, agent=opts.agent), opts.json_path, "json")
+        write_report(report, opts.json_path, "json")
         console.print(f"records written to {opts.json_path}")
+    for path in opts.report_paths:
+        assert report is not None
+        console.print(f"report written to {write_report(report, path)}")
     return summaries

@@ -24,6 +24,18 @@ def _harness(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
                           timeout=timeout, cwd=ROOT)
 
 
+def test_run_writes_html_and_markdown_reports_and_refuses_an_unknown_suffix(tmp_path: Path) -> None:
+    """`--report` writes each file in the format of its suffix; a suffix it cannot tell is exit 2."""
+    html, md = tmp_path / "r.html", tmp_path / "r.md"
+    proc = _harness("run", f"{AGENTS / 'echo.py'}:agent", "--patterns", "serverless,container", "-n", "4", "-q",
+                    "--report", str(html), "--report", str(md))
+    assert proc.returncode == 0, proc.stderr
+    assert html.read_text().lstrip().lower().startswith("<!doctype html") and "<svg" in html.read_text()
+    assert "serverless" in md.read_text() and "container" in md.read_text()
+    bad = _harness("run", f"{AGENTS / 'echo.py'}:agent", "--report", str(tmp_path / "r.txt"))
+    assert bad.returncode == 2 and ".json, .md or .html" in bad.stderr
+
+
 def test_run_prints_summary_and_writes_json(tmp_path: Path) -> None:
     """`harness run` runs N calls, prints the summary table and writes one record per call as JSON."""
     out = tmp_path / "out.json"
