@@ -16,8 +16,8 @@ import warnings
 import uvicorn
 
 from ..clock import Clock
-from ..errors import ConfigError
 from ..pattern import Emulator
+from ..serving import start_server
 from .app import GatewayApp
 from .options import GatewayOptions
 from .tasks import TaskRegistry
@@ -45,30 +45,9 @@ class Gateway:
             msg = (f"the gateway listens on {host}, reachable from other machines"
                    + ("" if self.options.api_key else " with no API key") + "; bind 127.0.0.1 unless you mean it")
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"the gateway cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                              f"choose another port, or 0 for a free one") from None
-        # ws="auto": websockets or wsproto, whichever is installed, serves /tasks/{id}/ws.
-        config = uvicorn.Config(self.app.asgi, log_config=None, access_log=False, lifespan="off", http="h11",
-                                ws="auto", timeout_graceful_shutdown=1, timeout_keep_alive=30)
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        try:
-            await server.startup(sockets=[sock])
-        except BaseException:
-            sock.close()
-            raise
+        server, sock, url = await start_server(self.app.asgi, host, port, what="the gateway", graceful_s=1)
         self._server, self._sock = server, sock
-        bound = sock.getsockname()[1]
-        shown = "127.0.0.1" if host in ("", "0.0.0.0") else (f"[{host}]" if ":" in host else host)
-        self.url = self.app.url = f"http://{shown}:{bound}"
+        self.url = self.app.url = url
         return self.url
 
     async def stop(self) -> None:

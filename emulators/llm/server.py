@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..clock import Clock
-from ..errors import ConfigError
+from ..serving import start_server
 from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
 from .backoff import Backoffs
 from .dialog import ApiError, Prompt, Reply
@@ -127,30 +127,10 @@ class LLMEndpoint:
         """Serve on ``host:port`` (0: a free port) in the running loop; returns the base URL."""
         if self._server is not None:
             raise RuntimeError("this LLM endpoint is already started; stop it first or make another")
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
-        # stream frames stall ~40 ms on Nagle + delayed ACK.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                             socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"the LLM endpoint cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                              f"choose another port, or 0 for a free one") from None
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", http="h11",
-                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
         quiet_cut_logs()
         self._waiter.reset()
-        # startup()/shutdown() rather than serve(): serve() would take over the process's signal handlers.
-        await server.startup(sockets=[sock])
+        server, sock, self.url = await start_server(self.app, host, port, what="the LLM endpoint", graceful_s=2)
         self._server, self._sock = server, sock
-        bound = sock.getsockname()[1]
-        shown = "127.0.0.1" if host in ("", "0.0.0.0") else (f"[{host}]" if ":" in host else host)
-        self.url = f"http://{shown}:{bound}"
         return self.url
 
     async def stop(self) -> None:
