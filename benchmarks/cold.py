@@ -90,7 +90,6 @@ def _env(name: str, value: str | None) -> Iterator[None]:
 def cold_samples(n: int, no_cgroup: bool = False) -> ColdResult:
     """Collect ``n`` cold calls (giving up after ``3 n`` attempts); ``no_cgroup`` forces the RSS poller."""
     out = ColdResult()
-    pc = time.perf_counter_ns
     with _env("HARNESS_NO_CGROUP", "1" if no_cgroup else None):
         d = harness.deploy(ECHO_SPEC, **COLD_KW)  # the pool decides on cgroups when it is made
     with d:
@@ -101,18 +100,23 @@ def cold_samples(n: int, no_cgroup: bool = False) -> ColdResult:
         while len(out.wall_ms) < n and attempts < 3 * n:
             attempts += 1
             time.sleep(PAUSE_S)
-            t0 = pc()
-            r = d.invoke({})
-            wall = (pc() - t0) / 1e6
-            if not (r.ok and r.cold_start):
-                out.dropped += 1
-                continue
-            out.wall_ms.append(wall)
-            out.init_ms.append(r.init_ms)
-            out.duration_ms.append(r.duration_ms)
-            out.latency_ms.append(r.latency_ms)
-            out.record_overhead_ms.append(r.latency_ms - r.init_ms - r.duration_ms)
+            _sample_cold_call(d, out)
     return out
+
+
+def _sample_cold_call(d: Any, out: ColdResult) -> None:
+    """Time one call; keep it if it was an ok cold start, else count it dropped."""
+    t0 = time.perf_counter_ns()
+    r = d.invoke({})
+    wall = (time.perf_counter_ns() - t0) / 1e6
+    if not (r.ok and r.cold_start):
+        out.dropped += 1
+        return
+    out.wall_ms.append(wall)
+    out.init_ms.append(r.init_ms)
+    out.duration_ms.append(r.duration_ms)
+    out.latency_ms.append(r.latency_ms)
+    out.record_overhead_ms.append(r.latency_ms - r.init_ms - r.duration_ms)
 
 
 # ---- container: a replica started for a request (scale from zero) ------------------------------------------
@@ -141,7 +145,6 @@ def container_cold_samples(n: int) -> ColdResult:
     the run waits for that before the next request, so each pays one replica start.
     """
     out = ColdResult()
-    pc = time.perf_counter_ns
     with harness.deploy(ECHO_SPEC, **CONTAINER_KW) as d:
         out.memory_enforcement = d._async._emulator.pool.memory_enforcement
         d.invoke({})  # warm-up: the deployment's first replica start is not counted
@@ -152,15 +155,5 @@ def container_cold_samples(n: int) -> ColdResult:
                 out.dropped += 1
                 continue
             time.sleep(0.02)  # let the retired replica's exit settle, as the serverless run pauses
-            t0 = pc()
-            r = d.invoke({})
-            wall = (pc() - t0) / 1e6
-            if not (r.ok and r.cold_start):
-                out.dropped += 1
-                continue
-            out.wall_ms.append(wall)
-            out.init_ms.append(r.init_ms)
-            out.duration_ms.append(r.duration_ms)
-            out.latency_ms.append(r.latency_ms)
-            out.record_overhead_ms.append(r.latency_ms - r.init_ms - r.duration_ms)
+            _sample_cold_call(d, out)
     return out
