@@ -109,7 +109,10 @@ def test_a_daemon_task_retried_after_a_crash_has_an_attempt_span_per_delivery_an
 
 def test_a_call_through_the_gateway_has_the_gateway_span_as_root(server: _Server) -> None:
     """POST /invoke: the trace's root is the gateway request; the agent and its ctx.http GET hang below it."""
-    with harness.deploy(PROBE, time_scale=0.01) as d:
+    # Real time counts 100x here: a first call pays ctx.http's client import (a few hundred ms of wall time on a
+    # loaded machine, past the 29 s gateway timeout), so the traced call is the second, on a warm instance.
+    with harness.deploy(PROBE, time_scale=0.01, timeout_s=900) as d:
+        d.invoke({"http": 1, "url": f"{server.url}/data"})
         resp = httpx.post(f"{d.url}/invoke", json={"http": 1, "url": f"{server.url}/data?token=abc"}, timeout=30)
         r = d.records()[-1]
         spans = _trace(d, r.trace_id)

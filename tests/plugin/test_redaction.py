@@ -34,9 +34,10 @@ USER_TEST = f'''
 import pytest
 
 ENV = {{"LEAKY_API_KEY": "{ENV_KEY}", "DB_PASSWORD": "{PLAIN_KEY}"}}
+# timeout_s: at time_scale 0.001 the agent's real HTTP round trip counts 1000x; not what this checks.
 
 
-@pytest.mark.harness(env=ENV)
+@pytest.mark.harness(env=ENV, timeout_s=900)
 def test_leaks_in_output(deployment):
     """The agent returns its keys; the test prints them and fails showing them."""
     r = deployment.invoke({{}})
@@ -44,7 +45,7 @@ def test_leaks_in_output(deployment):
     assert r.output["key"] == "something else"
 
 
-@pytest.mark.harness(env=ENV)
+@pytest.mark.harness(env=ENV, timeout_s=900)
 def test_leaks_in_error(deployment):
     """The agent fails with its keys in the message."""
     assert deployment.invoke({{"fail": True}}).ok
