@@ -32,12 +32,14 @@ from .compression import CompressionResult, daemon_two_hours, hpa_cycle, lambda_
 from .daemon_throughput import BACKENDS, daemon_throughput
 from .fleet import run_fleet
 from .floors import agent_import_ms, fork_floor_ms, machine_facts, median, python_start_ms
-from .over_http import HttpResult, http_bare, http_pattern
+from .over_http import HttpResult, http_interleaved
 from .report import Row, fmt_ms, render
-from .throughput import CONNECTIONS, load_tool, throughput
+from .throughput import CONNECTIONS, load_tool, throughput_interleaved
 from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, loop_hop, warm_async, warm_sync
 
 WARM_TARGET_MS = 0.5  # the harness adds at most this much to a warm invoke at p50
+THROUGHPUT_ROUNDS = 3  # wrk runs per target, taking turns
+HTTP_ROUNDS = 10  # the HTTP and throughput targets take turns this many times (see over_http.py)
 HTTP_TARGET_RATIO = 1.5  # POST /invoke p50 at most this many times the bare endpoint's
 THROUGHPUT_TARGET_RATIO = 0.5  # gateway requests/s at least this share of the bare endpoint's
 COLD_TARGET_MS = 15.0  # the harness's share of a cold start at p50
@@ -165,12 +167,14 @@ class Run:
                           f"{fmt_ms(hop.stats.p50)}, p99 {fmt_ms(hop.stats.p99)}")
 
     def http(self) -> None:
-        """POST /invoke per pattern vs the bare endpoint (measured in two halves, before and after)."""
+        """POST /invoke per pattern vs the bare endpoint, all served at once and measured in interleaved rounds."""
         n, w = self.size["http"], self.size["http_warmup"]
-        first = http_bare(n // 2, w)
-        results: dict[str, HttpResult] = {p: http_pattern(p, n, w) for p in PATTERNS}
-        last = http_bare(n - n // 2, w)
-        bare = Stats.of(first.samples_ms + last.samples_ms)
+        rounds = HTTP_ROUNDS
+        results: dict[str, HttpResult] = http_interleaved(PATTERNS, n, w, rounds)
+        bare_result = results.pop("bare")
+        bare = bare_result.stats
+        half = len(bare_result.samples_ms) // 2
+        first, last = Stats.of(bare_result.samples_ms[:half]), Stats.of(bare_result.samples_ms[half:])
         for pattern, r in results.items():
             self.rows += [
                 Row(f"http_{pattern}_p50", f"POST /invoke, {pattern}, p50", r.stats.p50, "ms", "bare endpoint",
@@ -178,29 +182,31 @@ class Run:
                 Row(f"http_{pattern}_p99", f"POST /invoke, {pattern}, p99", r.stats.p99, "ms", "bare endpoint",
                     bare.p99, "ratio", n=r.stats.n),
             ]
-        self.details["http"] = {"n": n, "warmup": w, "bare": bare.to_json(),
+        self.details["http"] = {"n": n, "warmup": w, "rounds": rounds, "bare": bare.to_json(),
                                 "bare_first_half": first.to_json(), "bare_second_half": last.to_json(),
                                 **{k: v.to_json() for k, v in results.items()}}
         bad = ", ".join(f"{k} {v.not_warm_ok}" for k, v in results.items())
-        self.notes.append(f"HTTP: one keep-alive httpx.Client, N={n} per target after {w} warm-up requests; "
-                          f"bare endpoint p50 {fmt_ms(first.stats.p50)} before, {fmt_ms(last.stats.p50)} "
-                          f"after the patterns (not warm ok: {bad})")
+        self.notes.append(f"HTTP: one keep-alive httpx.Client per target, every target served at once, N={n} per "
+                          f"target in {rounds} interleaved rounds after {w} warm-up requests; bare endpoint p50 "
+                          f"{fmt_ms(first.p50)} in the first half of the rounds, {fmt_ms(last.p50)} in the second "
+                          f"(not warm ok: {bad})")
 
     def throughput(self) -> None:
         """Requests/s with 8 connections: bare endpoint, container (2 replicas), serverless."""
         secs = self.size["throughput_s"]
         tool = load_tool()
-        bare = throughput("bare", secs)
-        res = {"bare": bare, "container": throughput("container", secs), "serverless": throughput("serverless", secs)}
+        res = throughput_interleaved(("bare", "container", "serverless"), secs, THROUGHPUT_ROUNDS)
+        bare = res["bare"]
         for target, label in (("container", "container, 2 replicas"), ("serverless", "serverless")):
             r = res[target]
             self.rows.append(Row(f"throughput_{target}", f"gateway throughput, {label}", r.rps, "req/s",
                                  "bare endpoint", bare.rps, "ratio", THROUGHPUT_TARGET_RATIO, "ratio", ">=",
                                  n=r.requests))
         self.details["throughput"] = {"tool": tool, "wrk_version": _wrk_version() if tool == "wrk" else None,
-                                      "connections": CONNECTIONS, "duration_s": secs,
+                                      "connections": CONNECTIONS, "duration_s": secs, "rounds": THROUGHPUT_ROUNDS,
                                       **{k: v.to_json() for k, v in res.items()}}
-        how = f"wrk -t1 -c{CONNECTIONS} -d{secs:g}s" if tool == "wrk" else \
+        how = f"wrk -t1 -c{CONNECTIONS}, {THROUGHPUT_ROUNDS} interleaved runs of {secs / THROUGHPUT_ROUNDS:g} s per " \
+            "target, every target served at once" if tool == "wrk" else \
             f"python -m benchmarks.loadgen ({CONNECTIONS} connections, {secs:g} s; wrk not installed)"
         errs = ", ".join(f"{k} {v.non_2xx}/{v.errors}" for k, v in res.items())
         self.notes.append(f"throughput: load from {how}, another process; p50 latency under load: "

@@ -8,6 +8,9 @@ agent. The load comes from another process: ``wrk -t1 -c8`` (Debian's ``wrk``; o
 than these servers can answer) where it is on PATH, else ``python -m benchmarks.loadgen`` (raw HTTP/1.1 on
 asyncio). ``BENCH_LOADGEN=python`` forces the fallback. Each target first gets a 1 s warm-up run (not
 counted), which also starts the serverless instances.
+
+``throughput_interleaved`` serves every target at once and gives each the load in turns (``rounds`` runs
+of ``duration / rounds`` seconds per target), so a change in the machine's load falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ import harness
 from . import ECHO_SPEC, REPO_ROOT
 from .bare import bare_endpoint
 
-__all__ = ["CONNECTIONS", "LoadResult", "load_tool", "throughput"]
+__all__ = ["CONNECTIONS", "LoadResult", "load_tool", "throughput", "throughput_interleaved"]
 
 CONNECTIONS = 8
 WARMUP_S = 1.0
@@ -154,3 +157,34 @@ def throughput(target: str, duration_s: float) -> LoadResult:
         result.server_cpu_us_per_request = (own1 - own0) / result.requests * 1e6
         result.instances_cpu_us_per_request = (kids1 - kids0) / result.requests * 1e6
     return result
+
+
+def throughput_interleaved(targets: tuple[str, ...], duration_s: float, rounds: int) -> dict[str, LoadResult]:
+    """Requests/s of each target (as ``throughput``), served together and loaded in ``rounds`` turns each."""
+    slice_s = max(1.0, round(duration_s / rounds))
+    with ExitStack() as stack:
+        served = {t: stack.enter_context(_served(t)) for t in targets}
+        for url, _ in served.values():
+            _load(f"{url}/invoke", WARMUP_S)
+        runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
+        cpu = {t: [0.0, 0.0] for t in targets}
+        for _ in range(rounds):
+            for t, (url, _) in served.items():
+                own0, kids0 = _cpu_s()
+                runs[t].append(_load(f"{url}/invoke", slice_s))
+                own1, kids1 = _cpu_s()
+                cpu[t][0] += own1 - own0
+                cpu[t][1] += kids1 - kids0
+        records = {t: (len(d.records()) if d is not None else None) for t, (_, d) in served.items()}
+    out: dict[str, LoadResult] = {}
+    for t, rs in runs.items():
+        requests = sum(r.requests for r in rs)
+        took = sum(r.duration_s for r in rs)
+        p50s = sorted(r.p50_ms for r in rs)
+        res = LoadResult(rs[0].tool, requests / took if took else 0.0, requests, took, sum(r.non_2xx for r in rs),
+                         sum(r.errors for r in rs), p50s[len(p50s) // 2], max(r.p99_ms for r in rs), records[t])
+        if requests:
+            res.server_cpu_us_per_request = cpu[t][0] / requests * 1e6
+            res.instances_cpu_us_per_request = cpu[t][1] / requests * 1e6
+        out[t] = res
+    return out

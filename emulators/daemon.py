@@ -45,7 +45,7 @@ from .queues import DEFAULT_MAX_BYTES, MemoryQueue, Message, Queue, open_queue
 from .records import Record, Summary, summarize
 from .runtime.instance import Instance, InstanceFailure
 from .state import MemoryStateStore, SQLiteStateStore, StateStore
-from .supervisor import RestartPolicy, retry_delay
+from .supervisor import Inbox, RestartPolicy, retry_delay
 from .tracing import task_trace_id
 
 __all__ = ["Daemon", "shared_queue"]
@@ -73,7 +73,7 @@ class _Worker:
 
     index: int
     policy: RestartPolicy
-    inbox: asyncio.Queue[Message | None] = field(default_factory=asyncio.Queue)
+    inbox: Inbox[Message | None] = field(default_factory=Inbox)
     instance: Instance | None = None
     busy: bool = False
     retiring: bool = False
@@ -291,12 +291,9 @@ class Daemon:
             while True:
                 self._wake.set()  # idle: the dispatcher may have work for us
                 # An idle worker can die too (killed from outside): wait for work or for its death.
-                get = asyncio.ensure_future(w.inbox.get())
-                await asyncio.wait({get, died}, return_when=asyncio.FIRST_COMPLETED)
-                if not get.done():
-                    get.cancel()
+                if not await w.inbox.wait(died):
                     return True
-                msg = get.result()
+                msg = w.inbox.get_nowait()
                 if msg is None:
                     return False
                 w.busy = True
@@ -385,16 +382,23 @@ class Daemon:
         inv_id, trace_id = new_ids()[0], task_trace_id(task_id)  # attempts share the task's trace
         self._task_of[inv_id] = task_id
         raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
-        beat = asyncio.create_task(self._heartbeat(msg))
+        # The first heartbeat is due after a third of the visibility timeout: a timer until then, not a task
+        # (most tasks end before it, and a task created and cancelled per delivery is on every warm path).
+        beats: list[asyncio.Task[None]] = []
+        first_beat = asyncio.get_running_loop().call_later(
+            self.clock.to_wall(self.profile.visibility_timeout_s / 3),
+            lambda: beats.append(asyncio.create_task(self._heartbeat(msg))))
         t0, started_at = time.monotonic(), time.time()
         try:
             deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
             result, events = await inst.call(inv_id, call, raw, deadline,
                                              pending.on_event if pending is not None else None)
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            first_beat.cancel()
+            for beat in beats:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
             self._task_of.pop(inv_id, None)
         if session_id is not None and "state" in result and result.get("outcome") == "ok":
             await self._call(self.state.put_state, session_id, result["state"])
@@ -479,14 +483,14 @@ class Daemon:
                         session_id=pending.session_id, latency_s=self.clock.now() - pending.submitted)))
 
     async def _heartbeat(self, msg: Message) -> None:
-        """Keep a message invisible while its task runs (a third of the visibility timeout between beats)."""
+        """Keep a message invisible while its task runs: extend now, then every third of the visibility timeout."""
         assert self.queue is not None
         vis = self.profile.visibility_timeout_s
         while True:
-            await self.clock.sleep(vis / 3)
             self.queue_requests += 1
             with contextlib.suppress(Exception):
                 await self._call(self.queue.extend, msg, self.clock.to_wall(vis))
+            await self.clock.sleep(vis / 3)
 
     async def _ack(self, msg: Message) -> None:
         queue = self.queue

@@ -7,17 +7,68 @@ systemd's ``Restart=``, ``RestartSec=``, ``StartLimitBurst=`` and ``StartLimitIn
 is given up (systemd's "start request repeated too quickly"). ``always`` restarts after a clean exit too;
 ``no`` never restarts. All times are platform seconds on the clock.
 
+``Inbox`` is the hand-off from the dispatcher to one idle worker.
+
 ``retry_delay`` is the back-off before a failed task is tried again: exponential in the attempt number,
 capped, with full jitter (the AWS architecture blog's recommendation), seeded so a run can be repeated.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-__all__ = ["RESTART_POLICIES", "RestartPolicy", "retry_delay"]
+__all__ = ["RESTART_POLICIES", "Inbox", "RestartPolicy", "retry_delay"]
+
+T = TypeVar("T")
+
+
+class Inbox(Generic[T]):
+    """A worker's hand-off slot: items in order, and one waiter that also wakes when the worker dies.
+
+    An ``asyncio.Queue`` would need a task per wait (``get()`` raced against the instance's death with
+    ``asyncio.wait``); this is one future and two callbacks, on every task's warm path.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: T) -> None:
+        """Hand over ``item`` and wake the worker."""
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        """Whether nothing is waiting to be taken."""
+        return not self._items
+
+    def get_nowait(self) -> T:
+        """The oldest item (the inbox must not be empty)."""
+        return self._items.popleft()
+
+    async def wait(self, died: asyncio.Future[None]) -> bool:
+        """Wait for an item or for ``died`` to finish; True if an item is there to take."""
+        while not self._items:
+            if died.done():
+                return False
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+
+            def wake(_: object, waiter: asyncio.Future[None] = waiter) -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+            died.add_done_callback(wake)
+            try:
+                await waiter
+            finally:
+                died.remove_done_callback(wake)
+                self._waiter = None
+        return True
 
 RESTART_POLICIES = ("on-failure", "always", "no")
 

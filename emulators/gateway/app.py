@@ -27,7 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
 from ..tracing import GatewayCall
+from .invoke import json_body, query_value, race, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
 from .options import GatewayOptions
@@ -48,6 +49,7 @@ __all__ = ["HARNESS_HEADERS", "GatewayApp", "harness_headers", "status_for"]
 
 HARNESS_HEADERS = ("x-harness-outcome", "x-harness-cold-start", "x-harness-instance", "x-harness-latency-ms")
 _STATUS = {"ok": 200, "throttled": 429, "payload_too_large": 413, "timeout": 504, "gateway_timeout": 504}
+_SHUTTING_DOWN = {"error": "the gateway is shutting down; the call may not have finished", "code": "shutting_down"}
 _OPEN_PATHS = frozenset({"/healthz"})  # reachable without the API key, for readiness probes
 
 
@@ -64,6 +66,16 @@ def harness_headers(result: Result | None) -> dict[str, str]:
             "x-harness-instance": result.instance_id or "", "x-harness-latency-ms": f"{result.latency_ms:.3f}"}
 
 
+class _Asgi:
+    """Mounts a plain ASGI handler as a Starlette route (a bound method would be taken for a request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message, "code": code}, status, headers=headers or None)
 
@@ -71,8 +83,8 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
 class _Edge:
     """Pure-ASGI outer layer: API-key check, default ``x-harness-*`` headers, response counts."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int]) -> None:
-        self.app, self.api_key, self.responses = app, api_key, responses
+    def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int], invoke: ASGIApp) -> None:
+        self.app, self.api_key, self.responses, self.invoke = app, api_key, responses, invoke
 
     def _authorized(self, scope: Scope) -> bool:
         if self.api_key is None or scope.get("path") in _OPEN_PATHS:
@@ -85,7 +97,7 @@ class _Edge:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if not self._authorized(scope):
+        if not (self.api_key is None or self._authorized(scope)):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -94,16 +106,25 @@ class _Edge:
             self.responses[401] += 1
             await resp(scope, receive, send)
             return
+        if scope["path"] == "/invoke" and scope.get("method") == "POST":
+            await self.invoke(scope, receive, send)  # sets every header and counts its own response
+            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.decode("latin-1").lower() for k, _ in message.get("headers", [])}
-                extra = [(h.encode(), b"") for h in HARNESS_HEADERS if h not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-                self.responses[int(message["status"])] += 1
-            await send(message)
+        await self.app(scope, receive, counted(send, self.responses))
 
-        await self.app(scope, receive, send_with_headers)
+
+def counted(send: Send, responses: Counter[int]) -> Send:
+    """``send`` that adds the ``x-harness-*`` headers a response lacks (empty) and counts its status."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.decode("latin-1").lower() for k, _ in message.get("headers", [])}
+            extra = [(h.encode(), b"") for h in HARNESS_HEADERS if h not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+            responses[int(message["status"])] += 1
+        await send(message)
+
+    return send_with_headers
 
 
 class GatewayApp:
@@ -116,7 +137,8 @@ class GatewayApp:
         self.streams = 0
         self._calls: set[asyncio.Task[Record]] = set()  # /invoke calls in flight (cancelled on stop)
         routes = [
-            Route("/invoke", self.invoke, methods=["POST"]),
+            # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
+            Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
             Route("/invoke/stream", self.invoke_stream, methods=["POST"]),
             Route("/tasks", self.submit, methods=["POST"]),
             Route("/tasks/{task_id}", self.task_status, methods=["GET"], name="task_status"),
@@ -129,27 +151,24 @@ class GatewayApp:
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
-        self.asgi: ASGIApp = _Edge(app, options.api_key, self.responses)
+        self.asgi: ASGIApp = _Edge(app, options.api_key, self.responses, self.invoke)
 
     # ---- input ------------------------------------------------------------------------------------------
 
-    async def _read_task(self, request: Request, limit: int | None) -> Any:
+    async def _read_task(self, receive: Receive, session_id: str | None, limit: int | None) -> Any:
         """The JSON task from the body, or the error Response to answer instead."""
         cap = limit if limit is not None else self.options.max_body_bytes
         t0, started_at = time.monotonic(), time.time()
-        body = bytearray()
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= cap:
-                body += chunk
-            # Past the cap the rest is read and dropped, so the client gets the 413 rather than a reset.
+        got = await read_body(receive, cap)
+        if got is None:
+            raise ClientDisconnect()
+        body, size = got
         if size > cap:
             whose = f"the {limit}-byte request limit of {self.emulator.profile.name}" if limit is not None \
                 else f"the gateway's {cap}-byte body cap (GatewayOptions.max_body_bytes)"
             rec = rejected_record(pattern=self.emulator.pattern, profile=self.emulator.profile,
                                   outcome="payload_too_large", started_at=started_at,
-                                  session_id=request.query_params.get("session_id"), wall_s=time.monotonic() - t0,
+                                  session_id=session_id, wall_s=time.monotonic() - t0,
                                   error=f"request of {size} bytes exceeds {whose}")
             self.emulator.records.append(rec)  # one record per call, refused ones included
             traced(self.emulator.pool, rec)
@@ -176,30 +195,58 @@ class GatewayApp:
 
     # ---- routes -----------------------------------------------------------------------------------------
 
-    async def invoke(self, request: Request) -> Response:
-        """Sync invocation under the profile's gateway timeout."""
+    async def _invoke_routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.invoke(scope, receive, send, count=False)  # _Edge's wrapper counts this one
+
+    async def invoke(self, scope: Scope, receive: Receive, send: Send, *, count: bool = True) -> None:
+        """Sync invocation under the profile's gateway timeout (plain ASGI: the hot path, see ``invoke.py``)."""
+        counts = self.responses if count else Counter[int]()
         entry = GatewayCall("POST", "/invoke")  # the root span of the invocation's trace
-        task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
+        session_id = query_value(scope, "session_id")
+        try:
+            task = await self._read_task(receive, session_id, self.emulator.profile.request_limit_bytes)
+        except ClientDisconnect:
+            return  # nothing ran; nobody to answer
         if isinstance(task, Response):
-            return task
-        call = asyncio.create_task(self.emulator.invoke(task, request.query_params.get("session_id")),
-                                   context=entry.context())
+            await entry.answered(task)(scope, receive, counted(send, counts))
+            return
+        call = asyncio.create_task(self.emulator.invoke(task, session_id), context=entry.context())
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
         gateway_s = self.emulator.profile.gateway_timeout_s
         try:
-            # shield: a caller that goes away does not stop the work (the platform runs it to its end).
-            record = await (asyncio.shield(call) if gateway_s is None
-                            else asyncio.wait_for(asyncio.shield(call), self.clock.to_wall(gateway_s)))
-        except TimeoutError:
+            finished = await race(call, None if gateway_s is None else self.clock.to_wall(gateway_s))
+        except asyncio.CancelledError:
+            # The server is stopping with this request open: say so rather than leave a traceback in the log.
+            await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
+            return
+        if not finished:
             assert gateway_s is not None
             call.add_done_callback(lambda c: self._mark_gateway_timeout(c, gateway_s))
-            return entry.answered(self._result_response(Result(
+            result = Result(
                 ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
                 error=f"Endpoint request timed out: the gateway of {self.emulator.profile.name} answers 504 after "
                       f"{gateway_s:g} s; the invocation goes on without the caller (use POST /tasks, a "
-                      f"webhook or SSE for long tasks)")))
-        return entry.answered(self._result_response(record))
+                      f"webhook or SSE for long tasks)")
+        elif call.cancelled():  # stopped by aclose(): the gateway is closing
+            await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
+            return
+        elif call.exception() is not None:  # a harness bug: answer as the routes' exception handler does
+            exc = call.exception()
+            await self._send(send, counts, entry, {"error": f"the gateway failed: {type(exc).__name__}: {exc}",
+                                                   "code": "internal_error"}, 500, harness_headers(None))
+            return
+        else:
+            result = call.result()
+        await self._send(send, counts, entry, result_json(result), status_for(result.outcome), harness_headers(result))
+
+    @staticmethod
+    async def _send(send: Send, counts: Counter[int], entry: GatewayCall, content: Any, status: int,
+                    headers: dict[str, str]) -> None:
+        entry.end, entry.status = time.time(), status
+        counts[status] += 1
+        pairs = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+        await send_json(send, status, json_body(content), pairs)
 
     def _mark_gateway_timeout(self, call: asyncio.Task[Record], gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""
@@ -218,11 +265,12 @@ class GatewayApp:
 
     async def invoke_stream(self, request: Request) -> Response:
         """Sync invocation answered as SSE: progress events, then the result (resumable via its task id)."""
-        task = await self._read_task(request, self.emulator.profile.request_limit_bytes)
+        session_id = request.query_params.get("session_id")
+        task = await self._read_task(request.receive, session_id, self.emulator.profile.request_limit_bytes)
         if isinstance(task, Response):
             return task
         entry = GatewayCall("POST", "/invoke/stream")
-        t = entry.context().run(self.registry.submit, task, request.query_params.get("session_id"), retries=False)
+        t = entry.context().run(self.registry.submit, task, session_id, retries=False)
         entry.status, entry.end = 200, time.time()
         return self._stream(t.task_id, -1, {"x-harness-task-id": t.task_id,
                                             "content-location": str(request.url_for("task_status", task_id=t.task_id))})
@@ -230,14 +278,15 @@ class GatewayApp:
     async def submit(self, request: Request) -> Response:
         """Background run: 202 with the task id and where to poll, stream or listen."""
         p = self.emulator.profile
-        task = await self._read_task(request, async_request_limit(p.name, p.request_limit_bytes))
+        session_id = request.query_params.get("session_id")
+        task = await self._read_task(request.receive, session_id, async_request_limit(p.name, p.request_limit_bytes))
         if isinstance(task, Response):
             return task
         callback = self._callback(request)
         if isinstance(callback, Response):
             return callback
         entry = GatewayCall("POST", "/tasks")
-        t = entry.context().run(self.registry.submit, task, request.query_params.get("session_id"), callback)
+        t = entry.context().run(self.registry.submit, task, session_id, callback)
         entry.status, entry.end = 202, time.time()
         status_url = str(request.url_for("task_status", task_id=t.task_id))
         ws_url = str(request.url_for("task_ws", task_id=t.task_id)).replace("http", "ws", 1)

@@ -27,7 +27,7 @@ from .agent import detect_adapter, load_callable
 from .context import AgentContext, LambdaContext, warm_http
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
-from .wire import encode, recv_frame
+from .wire import FrameReader, encode
 
 __all__ = ["serve"]
 
@@ -38,6 +38,7 @@ class _Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.lock = threading.Lock()
+        self.reader = FrameReader(sock)  # every read of the socket goes through it (it buffers)
 
     def send(self, msg: dict[str, Any], raw: tuple[str, bytes] | None = None) -> None:
         data = encode(msg, raw)
@@ -55,6 +56,7 @@ class _Instance:
         self.chan = chan
         self.cfg = cfg
         self.fn: Callable[..., Any] = lambda *a: None
+        self.params = 2  # positional arguments the agent takes: (task) or (task, ctx); known after load
         self.adapter = "agent"
         self.is_async = False
         self.loop = asyncio.new_event_loop()
@@ -64,6 +66,7 @@ class _Instance:
         self.queued = limits.QueuedClock() if cfg.get("queue_correction", True) else None
         path = cfg.get("llm_time_path")
         self.llm_time = LLMTimeReader(path) if path else None
+        self.peak = limits.PeakMemory()
 
     def init(self) -> None:
         cfg = self.cfg
@@ -84,6 +87,7 @@ class _Instance:
             sys.stdout.flush()
             os._exit(3)
         self.is_async = inspect.iscoroutinefunction(self.fn)
+        self.params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2  # once: signature() is slow
         if cfg["instance_concurrency"] > 1:
             self.pool = ThreadPoolExecutor(cfg["instance_concurrency"], thread_name_prefix="invoke")
         self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
@@ -91,7 +95,7 @@ class _Instance:
 
     def serve(self) -> None:
         while True:
-            msg = recv_frame(self.chan.sock)
+            msg = self.chan.reader.recv()
             if msg is None or msg["op"] == "exit":
                 return
             if msg["op"] == "ping":
@@ -104,8 +108,7 @@ class _Instance:
 
     def _run(self, task: Any, ctx: AgentContext) -> Any:
         arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
-        params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2
-        result = self.fn(task) if params == 1 else self.fn(task, arg)
+        result = self.fn(task) if self.params == 1 else self.fn(task, arg)
         if inspect.isawaitable(result):
             loop = self.loop if threading.current_thread() is threading.main_thread() else self._thread_loop()
             result = loop.run_until_complete(result)
@@ -122,7 +125,7 @@ class _Instance:
         inv_id: str = msg["id"]
         cpu = time.thread_time if threaded else time.process_time
         if not threaded:
-            limits.reset_peak_rss()
+            self.peak.reset()
         timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu,
                               queued=None if threaded else self.queued)
         state_in = msg.get("state") or {}
@@ -162,7 +165,7 @@ class _Instance:
         out["duration_ms"] = timer.elapsed() * 1000.0
         out["wall_ms"] = timer.wall_elapsed() * 1000.0
         out["cpu_ms"] = (cpu() - timer.start_cpu) * 1000.0
-        out["peak_memory_mb"] = limits.peak_rss_mb()
+        out["peak_memory_mb"] = self.peak.mb()
         try:
             state_after = json.dumps(ctx.state, sort_keys=True)
         except (TypeError, ValueError) as exc:
@@ -209,7 +212,7 @@ def serve(sock: socket.socket, cfg: dict[str, Any]) -> None:
             warm_http()
     # A pre-forked spare: the process exists and sits in its cgroup; the cold start begins at "start".
     chan.send({"op": "prepared", "pid": os.getpid()})
-    start = recv_frame(sock)
+    start = chan.reader.recv()
     if start is None or start.get("op") != "start":
         return
     cfg.update(start.get("cfg") or {})

@@ -114,6 +114,7 @@ class Instance:
         self.final_peak_mb = 0.0
         self._polled_peak_mb = 0.0  # highest RSS the poller saw (no cgroup)
         self._queued: limits.QueuedClock | None = None
+        self._cpu_clock: limits.CpuClock | None = None
         self.boot: tuple[float, float] | None = None  # wall clock (UNIX s) its init began and ended (for traces)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ class Instance:
     async def start(self, init_timeout_s: float | None, overhead_ms: float) -> StartInfo | InstanceFailure:
         """Cold-start a prepared instance: the platform overhead, then the agent's real import."""
         phase = self._new_phase("init", init_timeout_s, factor=self.cfg["init_cpu_factor"])
-        phase.cpu_start = limits.cpu_seconds(self.pid) if self.pid else 0.0  # StartInfo.cpu_ms counts from here
+        phase.cpu_start = self._cpu() if self.pid else 0.0  # StartInfo.cpu_ms counts from here
         phase.cpu_limit_s = self.cfg.get("init_cpu_limit_s")  # a backstop for a runaway global scope (edge)
         assert self._writer is not None
         self._writer.write(encode({"op": "start", "cfg": {"overhead_ms": overhead_ms}}))
@@ -144,7 +145,7 @@ class Instance:
             self.boot = (phase.wall_at, time.time())
             self.last_used = time.monotonic()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
-                             cpu_ms=(limits.cpu_seconds(self.pid) - phase.cpu_start) * 1000.0)
+                             cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0)
         if msg.get("op") == "init_error":
             await self.kill()
             tail = self.log_tail()
@@ -336,10 +337,10 @@ class Instance:
     def _limit_cpu(self, phase: _Phase, limit_s: float | None) -> None:
         if limit_s is not None and self.pid:
             phase.cpu_limit_s = limit_s
-            phase.cpu_start = limits.cpu_seconds(self.pid)
+            phase.cpu_start = self._cpu()
 
     def _cpu_used(self, phase: _Phase) -> float:
-        phase.cpu_used_s = max(0.0, limits.cpu_seconds(self.pid) - phase.cpu_start) if self.alive else phase.cpu_used_s
+        phase.cpu_used_s = max(0.0, self._cpu() - phase.cpu_start) if self.alive else phase.cpu_used_s
         return phase.cpu_used_s
 
     def _cpu_message(self, phase: _Phase) -> str:
@@ -352,9 +353,15 @@ class Instance:
 
     # ---- internals -------------------------------------------------------------------------------------
 
+    def _cpu(self) -> float:
+        """CPU seconds the process has used (its cgroup's counter where it has one: see ``limits.CpuClock``)."""
+        if self._cpu_clock is None:
+            self._cpu_clock = limits.CpuClock(self.pid, self.cap)
+        return self._cpu_clock()
+
     def _mirror_timer(self, factor: float) -> PlatformTimer:
         pid = self.pid
-        cpu: Callable[[], float] = (lambda: limits.cpu_seconds(pid)) if factor != 1.0 and pid else (lambda: 0.0)
+        cpu: Callable[[], float] = self._cpu if factor != 1.0 and pid else _no_cpu
         if pid and self._queued is None and self.cfg.get("queue_correction", True):
             self._queued = limits.QueuedClock(pid)
         return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu, queued=self._queued)
@@ -503,6 +510,8 @@ class Instance:
             if not phase.future.done():
                 phase.future.set_result({"op": "died"})
                 _wake(phase.waiter)
+        if self._cpu_clock is not None:
+            self._cpu_clock.close()
         self.cap.remove()
         if self._llm_time is not None:
             self._llm_time.close()
@@ -527,6 +536,10 @@ class Instance:
             error = f"the instance process {death.error}" + (
                 f"\n--- instance log (last lines) ---\n{tail}" if tail else "")
         return InstanceFailure(death.outcome, error, platform_ms, wall_ms)
+
+
+def _no_cpu() -> float:
+    return 0.0
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -19,7 +19,9 @@ from pathlib import Path
 import psutil
 
 __all__ = [
+    "CpuClock",
     "MemoryCap",
+    "PeakMemory",
     "QueuedClock",
     "cpu_seconds",
     "join_cgroup",
@@ -60,6 +62,41 @@ def peak_rss_mb(pid: int | str = "self") -> float:
         except OSError:
             return 0.0
     return rss_mb(os.getpid() if pid == "self" else int(pid))
+
+
+class PeakMemory:
+    """This process's peak RSS per invocation: VmHWM reset and read through two /proc files kept open.
+
+    ``reset_peak_rss`` + ``peak_rss_mb`` open, use and close a file each on every call of an instance;
+    re-writing and ``pread``-ing open descriptors does the same with four fewer system calls. Create it in
+    the process it measures (``/proc/self`` is resolved when opened). Elsewhere than Linux: psutil's RSS.
+    """
+
+    def __init__(self) -> None:
+        self._clear: int | None = None
+        self._status: int | None = None
+        if _LINUX:
+            with contextlib.suppress(OSError):
+                self._clear = os.open("/proc/self/clear_refs", os.O_WRONLY)
+            with contextlib.suppress(OSError):
+                self._status = os.open("/proc/self/status", os.O_RDONLY)
+
+    def reset(self) -> None:
+        """Start a new peak from the current RSS."""
+        if self._clear is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._clear, b"5")
+
+    def mb(self) -> float:
+        """Peak resident memory since the last ``reset``, in MB."""
+        if self._status is None:
+            return peak_rss_mb()
+        try:
+            text = os.pread(self._status, 8192, 0)
+            at = text.index(b"VmHWM:")
+            return int(text[at + 6:text.index(b"kB", at)]) / 1024.0
+        except (OSError, ValueError):
+            return peak_rss_mb()
 
 
 def rss_mb(pid: int) -> float:
@@ -117,6 +154,82 @@ def cpu_seconds(pid: int) -> float:
         return float(t.user + t.system)
     except psutil.Error:
         return 0.0
+
+
+class CpuClock:
+    """CPU seconds used by one instance, read on every call's path (CPU factor, CPU limit, ``cpu_ms``).
+
+    Where the instance has its own cgroup v2 (the memory cap's): its ``cpu.stat`` ``usage_usec``, one
+    ``pread`` of a file kept open (it also counts processes the agent started, as the platform's sandbox
+    would). Otherwise the sum of the threads' ``schedstat`` as ``cpu_seconds`` reads it, but through
+    files kept open: the directory of threads is listed again only when ``/proc/<pid>/stat`` shows another
+    thread count or a thread's file fails (it ended). ``cpu_seconds`` lists and opens them on every read:
+    about eight system calls where this makes two.
+    """
+
+    def __init__(self, pid: int, cap: MemoryCap) -> None:
+        self.pid = pid
+        self._cg: int | None = None
+        self._stat: int | None = None
+        self._threads: dict[str, int] = {}  # tid -> its open schedstat
+        self._count = -1
+        if not _LINUX:
+            return
+        if cap.cgroup is not None and cap.version == 2:
+            with contextlib.suppress(OSError):
+                self._cg = os.open(cap.cgroup / "cpu.stat", os.O_RDONLY)
+            if self._cg is not None and self._cgroup() is None:  # not the format expected: don't use it
+                os.close(self._cg)
+                self._cg = None
+        if self._cg is None:
+            with contextlib.suppress(OSError):
+                self._stat = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+
+    def _cgroup(self) -> float | None:
+        assert self._cg is not None
+        try:
+            data = os.pread(self._cg, 256, 0)
+            return int(data[11:data.index(b"\n")]) / 1e6 if data.startswith(b"usage_usec ") else None
+        except (OSError, ValueError):
+            return None
+
+    def _relist(self) -> None:
+        tids = set(os.listdir(f"/proc/{self.pid}/task"))
+        for tid in [t for t in self._threads if t not in tids]:
+            os.close(self._threads.pop(tid))
+        for tid in tids - self._threads.keys():
+            with contextlib.suppress(OSError):  # it may have ended since the listing
+                self._threads[tid] = os.open(f"/proc/{self.pid}/task/{tid}/schedstat", os.O_RDONLY)
+
+    def _sum_threads(self) -> float | None:
+        assert self._stat is not None
+        try:
+            stat = os.pread(self._stat, 1024, 0)
+            count = int(stat[stat.rindex(b")") + 2:].split()[17])  # field 20, num_threads
+            for attempt in range(2):
+                if count != self._count or attempt:
+                    self._relist()
+                    self._count = count
+                try:
+                    return sum(int(os.pread(fd, 128, 0).split()[0]) for fd in self._threads.values()) / 1e9
+                except (OSError, ValueError, IndexError):
+                    continue  # a thread ended: list them again
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    def __call__(self) -> float:
+        value = self._cgroup() if self._cg is not None else self._sum_threads() if self._stat is not None else None
+        return cpu_seconds(self.pid) if value is None else value
+
+    def close(self) -> None:
+        """Release the file descriptors."""
+        for fd in [self._cg, self._stat, *self._threads.values()]:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._cg = self._stat = None
+        self._threads.clear()
 
 
 @dataclass

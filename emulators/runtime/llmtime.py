@@ -32,6 +32,7 @@ class LLMTimeWriter:
         finally:
             os.close(fd)
         self._seq = 0
+        self._zero = True  # what is published is all zeros (nothing to reset)
 
     def publish(self, wall_s: float, platform_s: float, began: float | None, length: float) -> None:
         """Totals of the waits that ended, and the group in progress (``began`` None: none)."""
@@ -42,10 +43,12 @@ class LLMTimeWriter:
         _FMT.pack_into(self._map, 0, self._seq, wall_s, platform_s, began or 0.0, length)
         self._seq += 1
         self._map[:8] = struct.pack("<Q", self._seq)
+        self._zero = not (wall_s or platform_s or began or length)
 
     def reset(self) -> None:
-        """A new invocation starts with no LLM waits."""
-        self.publish(0.0, 0.0, None, 0.0)
+        """A new invocation starts with no LLM waits (no write when nothing was published since the last)."""
+        if not self._zero:
+            self.publish(0.0, 0.0, None, 0.0)
 
     def close(self) -> None:
         """Unmap the file."""

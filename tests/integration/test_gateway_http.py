@@ -345,3 +345,34 @@ def test_gateway_false_serves_no_http_but_tasks_still_work() -> None:
         items = list(d.stream({"n": 2, "every": 0.1}))
     assert r.ok and r.events == ({"i": 0, "of": 2}, {"i": 1, "of": 2})
     assert items[:2] == [{"i": 0, "of": 2}, {"i": 1, "of": 2}] and isinstance(items[2], harness.Record)
+
+
+def test_closing_with_a_call_open_answers_503_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Closing the deployment while POST /invoke waits answers that caller 503 shutting_down, logging no error."""
+    got: list[httpx.Response] = []
+    with harness.deploy(SLEEPER, time_scale=0.01, timeout_s=900) as d:
+        client = httpx.Client(base_url=d.url, timeout=30)
+        caller = threading.Thread(target=lambda: got.append(client.post("/invoke", json={"seconds": 600})))
+        caller.start()
+        deadline = time.monotonic() + 10
+        while client.get("/stats").json()["instances"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the call is in the instance, its agent asleep
+    caller.join(10)
+    client.close()
+    (r,) = got
+    assert (r.status_code, r.json()["code"]) == (503, "shutting_down")
+    assert set(HEADERS) <= set(r.headers)
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR"], caplog.text
+
+
+def test_invoke_reads_session_id_from_the_query_and_counts_its_responses() -> None:
+    """POST /invoke?session_id=... reaches the agent's session, and /stats counts the answers by status."""
+    chat = f"{FIXTURES / 'chat_state.py'}:agent"
+    with harness.deploy(chat, time_scale=0.01) as d, httpx.Client(base_url=d.url) as c:
+        turns = [c.post("/invoke", params={"session_id": "s1"}, json={"message": "hi"}).json()["output"]
+                 for _ in range(3)]
+        c.post("/invoke", content=b"{not json")
+        stats = c.get("/stats").json()
+    assert [t["turn"] for t in turns] == [1, 2, 3]
+    assert stats["http_responses"]["200"] >= 3 and stats["http_responses"]["400"] == 1

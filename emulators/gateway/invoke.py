@@ -1,0 +1,96 @@
+"""The pieces of ``POST /invoke`` as a plain ASGI handler; the body reading every task-taking route shares.
+
+The sync path is the one a load test hammers, so it skips Starlette's per-request layers (its two
+exception middlewares, the router, a ``Request`` and a ``JSONResponse``): measured under ``wrk -c8`` they
+were a fifth of the gateway's own CPU per request (``docs/performance.md``). What it answers is exactly
+what the Starlette route answered: the same statuses, JSON bodies and ``x-harness-*`` headers; any other
+method or path still goes through the router.
+
+The race between the call and the profile's gateway timeout is a future and a timer rather than
+``asyncio.wait_for(asyncio.shield(call))``, which builds two more futures and a task per request. The
+call is never cancelled by its caller going away (the platform runs it to its end), as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["JSON_HEADER", "json_body", "query_value", "race", "read_body", "send_json"]
+
+JSON_HEADER = (b"content-type", b"application/json")
+
+
+def json_body(content: Any) -> bytes:
+    """The bytes Starlette's ``JSONResponse`` renders for ``content`` (same separators, no NaN)."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+def query_value(scope: Scope, name: str) -> str | None:
+    """One query parameter (the last if repeated, as Starlette's ``QueryParams.get``), or None."""
+    qs: bytes = scope.get("query_string", b"")
+    if not qs:
+        return None
+    return dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)).get(name)
+
+
+async def read_body(receive: Receive, cap: int) -> tuple[bytes, int] | None:
+    """The request body up to ``cap`` bytes and its full size; None when the client went away first.
+
+    Past the cap the rest is read and dropped, so the client gets the 413 rather than a reset.
+    """
+    first = await receive()
+    if first["type"] != "http.request":
+        return None
+    body: bytes = first.get("body", b"")
+    if not first.get("more_body", False) and len(body) <= cap:
+        return body, len(body)  # the usual case: one message holds the whole body
+    size = len(body)
+    kept = bytearray(body if size <= cap else b"")
+    more = first.get("more_body", False)
+    while more:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return None
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size <= cap:
+            kept += chunk
+        more = msg.get("more_body", False)
+    return bytes(kept), size
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer with a JSON body (``content-length`` and ``content-type`` set here)."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode()), JSON_HEADER]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def race(call: asyncio.Task[Any], timeout_s: float | None) -> bool:
+    """Wait for ``call`` up to ``timeout_s`` wall seconds (None: no limit); True if it finished.
+
+    Cancelling the waiter (a stopping server) leaves ``call`` running, as ``asyncio.shield`` did.
+    """
+    if call.done():
+        return True
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not done.done():
+            done.set_result(None)
+
+    call.add_done_callback(wake)
+    timer = loop.call_later(timeout_s, wake) if timeout_s is not None else None
+    try:
+        await done
+    finally:
+        if timer is not None:
+            timer.cancel()
+        call.remove_done_callback(wake)
+    return call.done()
