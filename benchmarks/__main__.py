@@ -205,7 +205,8 @@ class Run:
         self.details["throughput"] = {"tool": tool, "wrk_version": _wrk_version() if tool == "wrk" else None,
                                       "connections": CONNECTIONS, "duration_s": secs, "rounds": THROUGHPUT_ROUNDS,
                                       **{k: v.to_json() for k, v in res.items()}}
-        how = f"wrk -t1 -c{CONNECTIONS}, {THROUGHPUT_ROUNDS} interleaved runs of {secs / THROUGHPUT_ROUNDS:g} s per " \
+        slice_s = max(1, round(secs / THROUGHPUT_ROUNDS))
+        how = f"wrk -t1 -c{CONNECTIONS}, {THROUGHPUT_ROUNDS} interleaved runs of {slice_s} s per " \
             "target, every target served at once" if tool == "wrk" else \
             f"python -m benchmarks.loadgen ({CONNECTIONS} connections, {secs:g} s; wrk not installed)"
         errs = ", ".join(f"{k} {v.non_2xx}/{v.errors}" for k, v in res.items())

@@ -31,7 +31,7 @@ import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -183,7 +183,7 @@ class Daemon:
                      on_event: OnEvent | None = None) -> str:
         """Put ``task`` on the queue and return its id (``task_id`` makes a resubmission idempotent)."""
         assert self.queue is not None, "start() the daemon first"
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_ids()[0]
         body = {"task": task, "session_id": session_id, "submitted": self.clock.now()}
         json.dumps(body, allow_nan=False)  # a ValueError/TypeError here names the bad value
         fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
@@ -406,8 +406,7 @@ class Daemon:
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
             wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
-            billable=False)
-        attempt = replace(attempt, attempts=msg.receive_count)
+            billable=False, attempts=msg.receive_count)
         self.attempts_log.append(attempt)
         await self._settle(task_id, body, msg, attempt, known)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from emulators.runtime.wire import HEADER, MAX_FRAME, decode, encode, recv_frame, send_frame
+from emulators.runtime.wire import HEADER, MAX_FRAME, FrameReader, decode, encode, recv_frame, send_frame
 
 
 @pytest.fixture
@@ -98,3 +98,40 @@ def test_eof_mid_frame_returns_none(pair: tuple[socket.socket, socket.socket]) -
     a.sendall(encode({"a": 1})[:-2])
     a.close()
     assert recv_frame(b) is None
+
+
+def test_frame_reader_splits_frames_that_arrive_together(pair: tuple[socket.socket, socket.socket]) -> None:
+    """FrameReader returns each of several frames sent in one write, in order, then None at EOF."""
+    a, b = pair
+    a.sendall(encode({"n": 1}) + encode({"n": 2}, raw=("output", b'"x"')) + encode({"n": 3}))
+    a.close()
+    reader = FrameReader(b)
+    assert [reader.recv(), reader.recv(), reader.recv(), reader.recv()] == [
+        {"n": 1}, {"output": "x", "n": 2}, {"n": 3}, None]
+
+
+def test_frame_reader_reassembles_a_large_frame(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A frame larger than the socket buffer (and than one read) comes back whole."""
+    a, b = pair
+    msg = {"blob": "y" * (3 * 1024 * 1024)}
+    sender = threading.Thread(target=lambda: (send_frame(a, msg), send_frame(a, {"after": True})))
+    sender.start()
+    try:
+        reader = FrameReader(b)
+        assert reader.recv() == msg
+        assert reader.recv() == {"after": True}
+    finally:
+        sender.join(timeout=10)
+
+
+def test_frame_reader_rejects_an_oversized_header_and_a_cut_frame(pair: tuple[socket.socket, socket.socket]) -> None:
+    """Over MAX_FRAME is a ValueError; a frame cut by EOF is None, as with recv_frame."""
+    a, b = pair
+    a.sendall(HEADER.pack(MAX_FRAME + 1))
+    with pytest.raises(ValueError, match="exceeds"):
+        FrameReader(b).recv()
+    c, d = socket.socketpair()
+    with c, d:
+        c.sendall(encode({"a": 1})[:-2])
+        c.close()
+        assert FrameReader(d).recv() is None
