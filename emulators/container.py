@@ -261,11 +261,13 @@ class Container(ReplicaFleet):
             return result, events, share
 
         work = asyncio.create_task(run(), name=f"call-{inv_id}")
-        await asyncio.wait((work, gave_up), return_when=asyncio.FIRST_COMPLETED)
+        # The call's end or the ingress limit, whichever comes first (a done-callback on the same future
+        # on_limit sets, not asyncio.wait: that builds a waiter, callbacks and sets on every request).
+        work.add_done_callback(lambda _: on_limit())
+        await gave_up
         if not work.done():
             work.add_done_callback(self._bill_orphan)
             return self._timeout_record(session_id, started_at, limit_s, "while the replica was working")
-        gave_up.cancel()
         result, events, share = work.result()
         record = finish_record(
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,

@@ -98,6 +98,15 @@ class GatewayCall:
         ctx.run(_GATEWAY.set, self)
         return ctx
 
+    def enter(self) -> contextvars.Token[GatewayCall | None]:
+        """Make invocations in the current task know they came through this request (``leave`` undoes it)."""
+        return _GATEWAY.set(self)
+
+    @staticmethod
+    def leave(token: contextvars.Token[GatewayCall | None]) -> None:
+        """Undo ``enter``."""
+        _GATEWAY.reset(token)
+
     def answered(self, response: R) -> R:
         """Note the response's status and time; returns the response."""
         self.end = time.time()

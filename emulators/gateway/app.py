@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
 from ..tracing import GatewayCall
-from .invoke import json_body, query_value, race, read_body, send_json
+from .invoke import json_body, query_value, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
 from .options import GatewayOptions
@@ -135,7 +135,7 @@ class GatewayApp:
         self.url: str | None = None
         self.responses: Counter[int] = Counter()
         self.streams = 0
-        self._calls: set[asyncio.Task[Record]] = set()  # /invoke calls in flight (cancelled on stop)
+        self._calls: set[asyncio.Task[Any]] = set()  # /invoke requests in flight (cancelled on stop)
         routes = [
             # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
             Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
@@ -210,35 +210,56 @@ class GatewayApp:
         if isinstance(task, Response):
             await entry.answered(task)(scope, receive, counted(send, counts))
             return
-        call = asyncio.create_task(self.emulator.invoke(task, session_id), context=entry.context())
-        self._calls.add(call)
-        call.add_done_callback(self._calls.discard)
+        # The invocation runs in this request's own task (uvicorn cancels it only when the server stops, not
+        # when the caller goes away, so the work runs to its end as on the platform). A timer answers 504 if
+        # the profile's gateway timeout passes first; the work goes on and its record is relabelled.
         gateway_s = self.emulator.profile.gateway_timeout_s
+        early: list[asyncio.Task[None]] = []  # the 504, once sent
+
+        def time_out() -> None:
+            assert gateway_s is not None
+            res = self._gateway_timeout_result(gateway_s)
+            early.append(asyncio.ensure_future(self._send(send, counts, entry, result_json(res), 504,
+                                                          harness_headers(res))))
+
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.clock.to_wall(gateway_s), time_out) if gateway_s is not None else None
+        me = asyncio.current_task()
+        if me is not None:
+            self._calls.add(me)  # aclose() cancels it: the gateway is closing
+        token = entry.enter()
         try:
-            finished = await race(call, None if gateway_s is None else self.clock.to_wall(gateway_s))
+            record = await self.emulator.invoke(task, session_id)
         except asyncio.CancelledError:
             # The server is stopping with this request open: say so rather than leave a traceback in the log.
-            await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
+            if not early:
+                await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
             return
-        if not finished:
+        except Exception as exc:  # a harness bug: answer as the routes' exception handler does
+            if not early:
+                await self._send(send, counts, entry, {"error": f"the gateway failed: {type(exc).__name__}: {exc}",
+                                                       "code": "internal_error"}, 500, harness_headers(None))
+            return
+        finally:
+            entry.leave(token)
+            if timer is not None:
+                timer.cancel()
+            if me is not None:
+                self._calls.discard(me)
+            for answered in early:
+                await answered
+        if early:
             assert gateway_s is not None
-            call.add_done_callback(lambda c: self._mark_gateway_timeout(c, gateway_s))
-            result = Result(
-                ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
-                error=f"Endpoint request timed out: the gateway of {self.emulator.profile.name} answers 504 after "
-                      f"{gateway_s:g} s; the invocation goes on without the caller (use POST /tasks, a "
-                      f"webhook or SSE for long tasks)")
-        elif call.cancelled():  # stopped by aclose(): the gateway is closing
-            await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
+            self._mark_gateway_timeout(record, gateway_s)
             return
-        elif call.exception() is not None:  # a harness bug: answer as the routes' exception handler does
-            exc = call.exception()
-            await self._send(send, counts, entry, {"error": f"the gateway failed: {type(exc).__name__}: {exc}",
-                                                   "code": "internal_error"}, 500, harness_headers(None))
-            return
-        else:
-            result = call.result()
-        await self._send(send, counts, entry, result_json(result), status_for(result.outcome), harness_headers(result))
+        await self._send(send, counts, entry, result_json(record), status_for(record.outcome), harness_headers(record))
+
+    def _gateway_timeout_result(self, gateway_s: float) -> Result:
+        return Result(
+            ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
+            error=f"Endpoint request timed out: the gateway of {self.emulator.profile.name} answers 504 after "
+                  f"{gateway_s:g} s; the invocation goes on without the caller (use POST /tasks, a "
+                  f"webhook or SSE for long tasks)")
 
     @staticmethod
     async def _send(send: Send, counts: Counter[int], entry: GatewayCall, content: Any, status: int,
@@ -248,11 +269,8 @@ class GatewayApp:
         pairs = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
         await send_json(send, status, json_body(content), pairs)
 
-    def _mark_gateway_timeout(self, call: asyncio.Task[Record], gateway_s: float) -> None:
+    def _mark_gateway_timeout(self, rec: Record, gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""
-        if call.cancelled() or call.exception() is not None:
-            return
-        rec = call.result()
         records = self.emulator.records
         for i in range(len(records) - 1, -1, -1):
             if records[i] is rec:

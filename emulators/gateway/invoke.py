@@ -6,21 +6,21 @@ were a fifth of the gateway's own CPU per request (``docs/performance.md``). Wha
 what the Starlette route answered: the same statuses, JSON bodies and ``x-harness-*`` headers; any other
 method or path still goes through the router.
 
-The race between the call and the profile's gateway timeout is a future and a timer rather than
-``asyncio.wait_for(asyncio.shield(call))``, which builds two more futures and a task per request. The
-call is never cancelled by its caller going away (the platform runs it to its end), as before.
+The invocation runs in the request's own task, with a timer for the profile's gateway timeout, rather
+than in a task of its own raced with ``asyncio.wait_for(asyncio.shield(call))`` (two more futures, a
+task and an event-loop turn per request). uvicorn cancels a request's task only when the server stops,
+never because the caller went away, so the work still runs to its end as on the platform.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["JSON_HEADER", "json_body", "query_value", "race", "read_body", "send_json"]
+__all__ = ["JSON_HEADER", "json_body", "query_value", "read_body", "send_json"]
 
 JSON_HEADER = (b"content-type", b"application/json")
 
@@ -69,28 +69,3 @@ async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[by
     await send({"type": "http.response.start", "status": status,
                 "headers": [*headers, (b"content-length", str(len(body)).encode()), JSON_HEADER]})
     await send({"type": "http.response.body", "body": body})
-
-
-async def race(call: asyncio.Task[Any], timeout_s: float | None) -> bool:
-    """Wait for ``call`` up to ``timeout_s`` wall seconds (None: no limit); True if it finished.
-
-    Cancelling the waiter (a stopping server) leaves ``call`` running, as ``asyncio.shield`` did.
-    """
-    if call.done():
-        return True
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not done.done():
-            done.set_result(None)
-
-    call.add_done_callback(wake)
-    timer = loop.call_later(timeout_s, wake) if timeout_s is not None else None
-    try:
-        await done
-    finally:
-        if timer is not None:
-            timer.cancel()
-        call.remove_done_callback(wake)
-    return call.done()
