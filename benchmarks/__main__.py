@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Measure the harness's own overhead next to floors measured in the same run.")
-    parser.add_argument("--quick", action="store_true", help="short run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
     parser.add_argument("--json", metavar="PATH", type=Path,
                         help="also write the results as JSON to PATH "
                              "(benchmarks/results/latest.json is always written)")
