@@ -25,7 +25,7 @@ from .limits import MemoryCap
 from .llmtime import LLMTimeWriter
 from .ptime import PlatformTimer
 from .spawner import Spawner, describe_status
-from .wire import HEADER, MAX_FRAME, decode, encode
+from .wire import FrameProtocol, encode
 
 __all__ = ["Instance", "InstanceFailure", "StartInfo"]
 
@@ -105,8 +105,7 @@ class Instance:
         path = cfg.get("llm_time_path")
         self._llm_time = LLMTimeWriter(path) if path else None
         self._on_checkpoint = on_checkpoint
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: FrameProtocol | None = None  # the channel: frames in (to _dispatch) and out
         self._pump: asyncio.Task[None] | None = None
         self._phases: dict[str, _Phase] = {}
         self._kill_reason: str | None = None
@@ -125,7 +124,8 @@ class Instance:
         pid, sock = await self.spawner.spawn(self.id, self.cfg)
         self.pid = pid
         self.alive = True
-        self._reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_FRAME)
+        _, self._writer = await asyncio.get_running_loop().create_unix_connection(
+            lambda: FrameProtocol(self._dispatch_safely), sock=sock)
         self._pump = asyncio.create_task(self._read_frames(), name=f"instance-{self.id}")
         msg = await self._watch("prepare", phase)
         if msg.get("op") != "prepared":
@@ -445,17 +445,21 @@ class Instance:
         return wall if poll is None else min(wall, poll)
 
     async def _read_frames(self) -> None:
-        assert self._reader is not None
+        """The instance's pump: frames are dispatched as they arrive; this ends with the channel."""
+        assert self._writer is not None
         try:
-            while True:
-                head = await self._reader.readexactly(HEADER.size)
-                (length,) = HEADER.unpack(head)
-                msg = decode(await self._reader.readexactly(length))
-                self._dispatch(msg)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
-            pass
+            await self._writer.closed
         finally:
             await self._ended()
+
+    def _dispatch_safely(self, msg: dict[str, Any]) -> None:
+        try:
+            self._dispatch(msg)
+        except Exception:
+            # A frame this side cannot handle ends the channel, as a broken frame does.
+            assert self._writer is not None
+            self._writer.close()
+            raise
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         op = msg["op"]

@@ -6,12 +6,14 @@ instance and decoded once in the control process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HEADER", "MAX_FRAME", "FrameReader", "decode", "encode", "recv_frame", "send_frame"]
+__all__ = ["HEADER", "MAX_FRAME", "FrameProtocol", "FrameReader", "decode", "encode", "recv_frame", "send_frame"]
 
 HEADER = struct.Struct(">I")
 # Large enough for the biggest platform payload (Lambda's 6 MB, JSON-escaped) with room to spare; a frame
@@ -93,3 +95,62 @@ class FrameReader:
             if not chunk:
                 return None
             buf += chunk
+
+
+class FrameProtocol(asyncio.Protocol):
+    """Control side: frames are decoded and handed to ``on_frame`` as their bytes arrive.
+
+    A protocol rather than a ``StreamReader`` and a task awaiting ``readexactly`` twice per frame: the
+    frame is handled in the same event-loop turn that read it (one task wake-up less per call on the
+    engine's loop). A malformed or oversized frame closes the channel (the instance is then treated as
+    ended); ``closed`` resolves when the connection is gone.
+    """
+
+    def __init__(self, on_frame: Callable[[dict[str, Any]], None]) -> None:
+        self.on_frame = on_frame
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buf = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        while len(buf) >= HEADER.size:
+            (length,) = HEADER.unpack_from(buf)
+            if length > MAX_FRAME:
+                self._abort()
+                return
+            end = HEADER.size + length
+            if len(buf) < end:
+                return
+            body = bytes(buf[HEADER.size:end])
+            del buf[:end]
+            try:
+                msg = decode(body)
+            except ValueError:
+                self._abort()
+                return
+            self.on_frame(msg)
+
+    def _abort(self) -> None:
+        self._buf.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes (dropped once the channel is closing)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close the channel."""
+        if self.transport is not None:
+            self.transport.close()

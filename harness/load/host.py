@@ -159,16 +159,22 @@ async def _run(args: argparse.Namespace) -> int:
         sampler = _Sampler({d.pattern: d.url for d in deps})
         _emit(READY, {"urls": sampler.urls, "profiles": {d.pattern: d.profile.name for d in deps}})
 
+        stop_sampling = asyncio.Event()
+
         async def sample_loop() -> None:
-            while True:
-                await asyncio.sleep(args.sample_s)
+            while not stop_sampling.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop_sampling.wait(), args.sample_s)
+                    return
                 _emit(STATS, await sampler.sample())
 
         sampling = asyncio.create_task(sample_loop())
         try:
             extra = await _stop_signal()
         finally:
-            sampling.cancel()
+            # Let a poll in flight finish rather than cancel it: a /stats the gateway answered (and counted)
+            # but the sampler never counted would make the gateway's total one request over Locust's.
+            stop_sampling.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
         seen = await sampler.requests_seen()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from emulators.runtime.wire import HEADER, MAX_FRAME, FrameReader, decode, encode, recv_frame, send_frame
+from emulators.runtime.wire import (
+    HEADER,
+    MAX_FRAME,
+    FrameProtocol,
+    FrameReader,
+    decode,
+    encode,
+    recv_frame,
+    send_frame,
+)
 
 
 @pytest.fixture
@@ -135,3 +145,40 @@ def test_frame_reader_rejects_an_oversized_header_and_a_cut_frame(pair: tuple[so
         c.sendall(encode({"a": 1})[:-2])
         c.close()
         assert FrameReader(d).recv() is None
+
+
+def _protocol_run(chunks: list[bytes]) -> tuple[list[dict[str, object]], bool]:
+    """Feed ``chunks`` from a real socket into a FrameProtocol; the frames it handed over and whether it closed."""
+    async def main() -> tuple[list[dict[str, object]], bool]:
+        a, b = socket.socketpair()
+        got: list[dict[str, object]] = []
+        _, proto = await asyncio.get_running_loop().create_unix_connection(lambda: FrameProtocol(got.append), sock=b)
+        with a:
+            for chunk in chunks:
+                a.sendall(chunk)
+                await asyncio.sleep(0.01)  # separate reads
+            try:
+                await asyncio.wait_for(asyncio.shield(proto.closed), 0.2)
+                closed = True
+            except TimeoutError:
+                closed = False
+        proto.close()
+        return got, closed
+
+    return asyncio.run(main())
+
+
+def test_frame_protocol_hands_over_frames_split_and_joined_across_reads() -> None:
+    """Frames cut at any byte and frames arriving together are decoded whole, in order."""
+    data = encode({"n": 1}) + encode({"n": 2}, raw=("output", b'[1,2]')) + encode({"n": 3})
+    got, closed = _protocol_run([data[:3], data[3:9], data[9:]])
+    assert got == [{"n": 1}, {"output": [1, 2], "n": 2}, {"n": 3}] and not closed
+
+
+def test_frame_protocol_closes_on_an_oversized_or_malformed_frame() -> None:
+    """A header over MAX_FRAME or a body that is not a JSON object closes the channel; earlier frames stand."""
+    got, closed = _protocol_run([encode({"ok": 1}) + HEADER.pack(MAX_FRAME + 1)])
+    assert got == [{"ok": 1}] and closed
+    bad = b"[1]"
+    got, closed = _protocol_run([HEADER.pack(len(bad)) + bad])
+    assert got == [] and closed
