@@ -27,7 +27,6 @@ __all__ = [
     "join_cgroup",
     "make_memory_cap",
     "peak_rss_mb",
-    "reset_peak_rss",
     "rss_mb",
 ]
 
@@ -44,15 +43,8 @@ def join_cgroup(path: str | None) -> None:
         Path(path, "cgroup.procs").write_text(str(os.getpid()))
 
 
-def reset_peak_rss() -> None:
-    """Reset VmHWM so the next ``peak_rss_mb`` is this invocation's peak (Linux; no-op elsewhere)."""
-    if _LINUX:
-        with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-
-
 def peak_rss_mb(pid: int | str = "self") -> float:
-    """Peak resident memory since the last reset, in MB."""
+    """Peak resident memory (VmHWM: since the process started or ``PeakMemory.reset``), in MB."""
     if _LINUX:
         try:
             with open(f"/proc/{pid}/status") as f:
@@ -67,9 +59,9 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 class PeakMemory:
     """This process's peak RSS per invocation: VmHWM reset and read through two /proc files kept open.
 
-    ``reset_peak_rss`` + ``peak_rss_mb`` open, use and close a file each on every call of an instance;
-    re-writing and ``pread``-ing open descriptors does the same with four fewer system calls. Create it in
-    the process it measures (``/proc/self`` is resolved when opened). Elsewhere than Linux: psutil's RSS.
+    Opening, using and closing ``/proc/self/clear_refs`` and ``/proc/self/status`` on every call of an
+    instance cost four more system calls than re-writing and ``pread``-ing descriptors kept open. Create it
+    in the process it measures (``/proc/self`` is resolved when opened). Elsewhere than Linux: psutil's RSS.
     """
 
     def __init__(self) -> None:
