@@ -34,7 +34,7 @@ from .fleet import run_fleet
 from .floors import agent_import_ms, fork_floor_ms, machine_facts, median, python_start_ms
 from .over_http import HttpResult, http_interleaved
 from .report import Row, fmt_ms, render
-from .throughput import CONNECTIONS, load_tool, throughput_interleaved
+from .throughput import CONNECTIONS, load_tool, slice_seconds, throughput_interleaved
 from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, loop_hop, warm_async, warm_sync
 
 WARM_TARGET_MS = 0.5  # the harness adds at most this much to a warm invoke at p50
@@ -205,7 +205,7 @@ class Run:
         self.details["throughput"] = {"tool": tool, "wrk_version": _wrk_version() if tool == "wrk" else None,
                                       "connections": CONNECTIONS, "duration_s": secs, "rounds": THROUGHPUT_ROUNDS,
                                       **{k: v.to_json() for k, v in res.items()}}
-        slice_s = max(1, round(secs / THROUGHPUT_ROUNDS))
+        slice_s = slice_seconds(secs, THROUGHPUT_ROUNDS)
         how = f"wrk -t1 -c{CONNECTIONS}, {THROUGHPUT_ROUNDS} interleaved runs of {slice_s} s per " \
             "target, every target served at once" if tool == "wrk" else \
             f"python -m benchmarks.loadgen ({CONNECTIONS} connections, {secs:g} s; wrk not installed)"

@@ -29,7 +29,7 @@ from ._stats import Stats, ns_to_ms
 from .bare import bare_endpoint
 from .warm import PATTERN_KW
 
-__all__ = ["HttpResult", "http_bare", "http_interleaved", "http_pattern"]
+__all__ = ["HttpResult", "http_interleaved"]
 
 
 @dataclass
@@ -62,16 +62,6 @@ def _posts(client: httpx.Client, n: int, harness_headers: bool, samples: list[in
     return bad
 
 
-def _time_posts(url: str, n: int, warmup: int, harness_headers: bool) -> HttpResult:
-    with httpx.Client(base_url=url, timeout=30) as client:
-        _posts(client, warmup, harness_headers, [])
-        gc.collect()
-        samples: list[int] = []
-        bad = _posts(client, n, harness_headers, samples)
-    ms = ns_to_ms(samples)
-    return HttpResult(Stats.of(ms), bad, ms)
-
-
 def http_interleaved(patterns: tuple[str, ...], n: int, warmup: int, rounds: int) -> dict[str, HttpResult]:
     """The bare endpoint (key ``bare``) and a deployment per pattern, all served at once, measured in rounds."""
     with ExitStack() as stack:
@@ -93,15 +83,3 @@ def http_interleaved(patterns: tuple[str, ...], n: int, warmup: int, rounds: int
         ms = ns_to_ms(xs)
         out[k] = HttpResult(Stats.of(ms), bad[k], ms)
     return out
-
-
-def http_bare(n: int, warmup: int) -> HttpResult:
-    """The floor: the bare uvicorn + starlette endpoint, one keep-alive connection."""
-    with bare_endpoint() as url:
-        return _time_posts(url, n, warmup, harness_headers=False)
-
-
-def http_pattern(pattern: str, n: int, warmup: int) -> HttpResult:
-    """``POST {d.url}/invoke`` on a deployment of the echo agent under ``pattern``."""
-    with harness.deploy(ECHO_SPEC, **PATTERN_KW[pattern]) as d:
-        return _time_posts(d.url, n, warmup, harness_headers=True)

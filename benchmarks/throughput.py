@@ -10,7 +10,7 @@ asyncio). ``BENCH_LOADGEN=python`` forces the fallback. Each target first gets a
 counted), which also starts the serverless instances.
 
 ``throughput_interleaved`` serves every target at once and gives each the load in turns (``rounds`` runs
-of ``duration / rounds`` seconds per target), so a change in the machine's load falls on all of them alike.
+of ``slice_seconds`` per target), so a change in the machine's load falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import harness
 from . import ECHO_SPEC, REPO_ROOT
 from .bare import bare_endpoint
 
-__all__ = ["CONNECTIONS", "LoadResult", "load_tool", "throughput", "throughput_interleaved"]
+__all__ = ["CONNECTIONS", "LoadResult", "load_tool", "slice_seconds", "throughput_interleaved"]
 
 CONNECTIONS = 8
 WARMUP_S = 1.0
@@ -144,24 +144,14 @@ def _cpu_s() -> tuple[float, float]:
     return own.user + own.system, kids
 
 
-def throughput(target: str, duration_s: float) -> LoadResult:
-    """Requests/s of ``target`` (``bare``, ``container`` or ``serverless``) over ``duration_s``."""
-    with _served(target) as (url, d):
-        _load(f"{url}/invoke", WARMUP_S)
-        own0, kids0 = _cpu_s()
-        result = _load(f"{url}/invoke", duration_s)
-        own1, kids1 = _cpu_s()
-        if d is not None:
-            result.records = len(d.records())
-    if result.requests:
-        result.server_cpu_us_per_request = (own1 - own0) / result.requests * 1e6
-        result.instances_cpu_us_per_request = (kids1 - kids0) / result.requests * 1e6
-    return result
+def slice_seconds(duration_s: float, rounds: int) -> int:
+    """Seconds of each of a target's ``rounds`` load runs (whole seconds: ``wrk -d`` takes no fraction)."""
+    return max(1, round(duration_s / rounds))
 
 
 def throughput_interleaved(targets: tuple[str, ...], duration_s: float, rounds: int) -> dict[str, LoadResult]:
-    """Requests/s of each target (as ``throughput``), served together and loaded in ``rounds`` turns each."""
-    slice_s = max(1.0, round(duration_s / rounds))
+    """Requests/s of each target (``bare``, ``container``, ``serverless``), served together, loaded in turns."""
+    slice_s = slice_seconds(duration_s, rounds)
     with ExitStack() as stack:
         served = {t: stack.enter_context(_served(t)) for t in targets}
         for url, _ in served.values():

@@ -97,7 +97,7 @@ class _Edge:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if not (self.api_key is None or self._authorized(scope)):
+        if not self._authorized(scope):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -237,8 +237,8 @@ class GatewayApp:
             return
         except Exception as exc:  # a harness bug: answer as the routes' exception handler does
             if not early:
-                await self._send(send, counts, entry, {"error": f"the gateway failed: {type(exc).__name__}: {exc}",
-                                                       "code": "internal_error"}, 500, harness_headers(None))
+                await self._send(send, counts, entry, {"error": _failed(exc), "code": "internal_error"}, 500,
+                                 harness_headers(None))
             return
         finally:
             entry.leave(token)
@@ -384,7 +384,7 @@ class GatewayApp:
                       **(exc.headers or {}))
 
     async def _server_error(self, request: Request, exc: Exception) -> Response:
-        return _error(500, "internal_error", f"the gateway failed: {type(exc).__name__}: {exc}")
+        return _error(500, "internal_error", _failed(exc))
 
     async def aclose(self) -> None:
         """Cancel the /invoke calls still in flight (their callers are gone with the server)."""
@@ -396,6 +396,11 @@ class GatewayApp:
 
 def _unknown_task(task_id: str) -> JSONResponse:
     return _error(404, "unknown_task", f"no task with id {task_id!r}; use the task_id POST /tasks returned")
+
+
+def _failed(exc: BaseException) -> str:
+    """The message of a 500: the gateway itself failed (a harness bug, not the agent's)."""
+    return f"the gateway failed: {type(exc).__name__}: {exc}"
 
 
 def _no_constant(name: str) -> Any:
