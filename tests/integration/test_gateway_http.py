@@ -233,7 +233,10 @@ def test_throttled_is_429() -> None:
 
 def test_timeout_is_504() -> None:
     """A call past the execution limit (timeout) is a 504 whose body names the outcome."""
-    with harness.deploy(SLEEPER, time_scale=0.001, timeout_s=3) as d, httpx.Client(base_url=d.url) as c:
+    # Warm first and keep the scale at 0.01: the gateway's 29-second timer (290 ms here) also covers a cold
+    # start, whose real spawn time is not scaled, so at 0.001 a slow machine's cold start alone passes it.
+    with harness.deploy(SLEEPER, time_scale=0.01, timeout_s=3) as d, httpx.Client(base_url=d.url) as c:
+        assert c.post("/invoke", json={"seconds": 0}).status_code == 200
         r = c.post("/invoke", json={"seconds": 20})
     assert (r.status_code, r.json()["outcome"]) == (504, "timeout")
 
