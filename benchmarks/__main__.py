@@ -34,6 +34,7 @@ from .fleet import run_fleet
 from .floors import agent_import_ms, fork_floor_ms, machine_facts, median, python_start_ms
 from .over_http import HttpResult, http_interleaved
 from .report import Row, fmt_ms, render
+from .sustained import sustained
 from .throughput import CONNECTIONS, load_tool, slice_seconds, throughput_interleaved
 from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, loop_hop, warm_async, warm_sync
 
@@ -47,16 +48,18 @@ COMPRESSION_TARGET = 1000.0  # platform seconds per wall second
 COMPRESSION_ERROR_TARGET = 5.0  # percent
 MEMORY_TARGET_MB = 10.0  # RSS per warm instance over a bare interpreter with the agent imported
 
-GROUPS = ("warm", "http", "throughput", "cold", "compression", "daemon", "memory", "scale")
+GROUPS = ("warm", "http", "throughput", "sustained", "cold", "compression", "daemon", "memory", "scale")
 
 
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {"warm": 2000, "warmup": 200, "http": 2000, "http_warmup": 200, "throughput_s": 10.0, "cold": 30,
-             "fork": 50, "python": 10, "import": 5, "daemon_tasks": 1000, "daemon_raw": 1000, "sqs_tasks": 200,
-             "sqs_raw": 200, "memory_instances": 100, "scale_instances": 200, "scale_bursts": 5},
-    "quick": {"warm": 300, "warmup": 50, "http": 300, "http_warmup": 50, "throughput_s": 3.0, "cold": 10,
-              "fork": 50, "python": 10, "import": 3, "daemon_tasks": 200, "daemon_raw": 300, "sqs_tasks": 50,
-              "sqs_raw": 50, "memory_instances": 100, "scale_instances": 200, "scale_bursts": 2},
+    "full": {"warm": 2000, "warmup": 200, "http": 2000, "http_warmup": 200, "throughput_s": 10.0,
+             "sustained_s": 15.0, "cold": 30, "fork": 50, "python": 10, "import": 5, "daemon_tasks": 1000,
+             "daemon_raw": 1000, "sqs_tasks": 200, "sqs_raw": 200, "memory_instances": 100,
+             "scale_instances": 200, "scale_bursts": 5},
+    "quick": {"warm": 300, "warmup": 50, "http": 300, "http_warmup": 50, "throughput_s": 3.0,
+              "sustained_s": 5.0, "cold": 10, "fork": 50, "python": 10, "import": 3, "daemon_tasks": 200,
+              "daemon_raw": 300, "sqs_tasks": 50, "sqs_raw": 50, "memory_instances": 100,
+              "scale_instances": 200, "scale_bursts": 2},
 }
 
 
@@ -217,6 +220,22 @@ class Run:
                           + "; in the instances: "
                           + ", ".join(f"{k} {v.instances_cpu_us_per_request:.0f} µs" for k, v in res.items()
                                       if k != "bare"))
+
+    def sustained(self) -> None:
+        """p99 through a long load: serverless as shipped and without its gc.freeze, vs the bare endpoint."""
+        secs = self.size["sustained_s"]
+        res = sustained(secs)
+        bare = res["bare"].load
+        for key, label in (("serverless", "serverless"), ("serverless_no_freeze", "serverless, HARNESS_GC_FREEZE=0")):
+            r = res[key].load
+            self.rows.append(Row(f"sustained_p99_{key}", f"p99 over {secs:g} s of load, {label}", r.p99_ms, "ms",
+                                 "bare endpoint", bare.p99_ms, "ratio", n=r.requests))
+        self.details["sustained"] = {"duration_s": secs, **{k: v.to_json() for k, v in res.items()}}
+        self.notes.append(f"sustained: each target alone, {secs:g} s of load after 1 s of warm-up; "
+                          + "; ".join(f"{k}: {v.load.requests:,} requests, max {fmt_ms(v.load.max_ms)}, non-2xx "
+                                      f"{v.load.non_2xx}, {len(v.gen2_pauses_ms)} generation-2 collections"
+                                      + (f" (longest {fmt_ms(max(v.gen2_pauses_ms))})" if v.gen2_pauses_ms else "")
+                                      for k, v in res.items()))
 
     def _cold_rows(self, key: str, label: str, cold: ColdResult, target: bool) -> Stats:
         share = Stats.of(cold.harness_share_ms(self.import_ms))

@@ -35,7 +35,7 @@ import harness
 from . import ECHO_SPEC, REPO_ROOT
 from .bare import bare_endpoint
 
-__all__ = ["CONNECTIONS", "LoadResult", "load_tool", "slice_seconds", "throughput_interleaved"]
+__all__ = ["CONNECTIONS", "LoadResult", "load", "load_tool", "served", "slice_seconds", "throughput_interleaved"]
 
 CONNECTIONS = 8
 WARMUP_S = 1.0
@@ -61,6 +61,7 @@ class LoadResult:
     records: int | None = None  # invocations the deployment recorded during the whole target (warm-up too)
     server_cpu_us_per_request: float = 0.0  # this process's CPU (user + sys) during the run, per request
     instances_cpu_us_per_request: float = 0.0  # the child processes' CPU (instances, zygote), per request
+    max_ms: float = 0.0  # the slowest request (wrk's "Latency ... Max"; 0 from the Python load generator)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -100,9 +101,11 @@ def _run_wrk(url: str, duration_s: float) -> LoadResult:
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    worst = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
     return LoadResult("wrk", rps, requests, took, int(non2xx.group(1)) if non2xx else 0,
                       sum(int(g) for g in errs.groups()) if errs else 0,
-                      _ms(p50.group(1)) if p50 else 0.0, _ms(p99.group(1)) if p99 else 0.0)
+                      _ms(p50.group(1)) if p50 else 0.0, _ms(p99.group(1)) if p99 else 0.0,
+                      max_ms=_ms(worst.group(1)) if worst else 0.0)
 
 
 def _run_python(url: str, duration_s: float) -> LoadResult:
@@ -114,12 +117,14 @@ def _run_python(url: str, duration_s: float) -> LoadResult:
                       r["errors"], r["p50_ms"], r["p99_ms"])
 
 
-def _load(url: str, duration_s: float) -> LoadResult:
+def load(url: str, duration_s: float) -> LoadResult:
+    """One load run of ``duration_s`` against ``url`` (wrk where installed)."""
     return _run_wrk(url, duration_s) if load_tool() == "wrk" else _run_python(url, duration_s)
 
 
 @contextmanager
-def _served(target: str) -> Iterator[tuple[str, Any]]:
+def served(target: str) -> Iterator[tuple[str, Any]]:
+    """The URL (and deployment, None for ``bare``) of a target, served until the block ends."""
     if target == "bare":
         with bare_endpoint() as url:
             yield url, None
@@ -153,15 +158,15 @@ def throughput_interleaved(targets: tuple[str, ...], duration_s: float, rounds: 
     """Requests/s of each target (``bare``, ``container``, ``serverless``), served together, loaded in turns."""
     slice_s = slice_seconds(duration_s, rounds)
     with ExitStack() as stack:
-        served = {t: stack.enter_context(_served(t)) for t in targets}
+        served = {t: stack.enter_context(served(t)) for t in targets}
         for url, _ in served.values():
-            _load(f"{url}/invoke", WARMUP_S)
+            load(f"{url}/invoke", WARMUP_S)
         runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
         cpu = {t: [0.0, 0.0] for t in targets}
         for _ in range(rounds):
             for t, (url, _) in served.items():
                 own0, kids0 = _cpu_s()
-                runs[t].append(_load(f"{url}/invoke", slice_s))
+                runs[t].append(load(f"{url}/invoke", slice_s))
                 own1, kids1 = _cpu_s()
                 cpu[t][0] += own1 - own0
                 cpu[t][1] += kids1 - kids0

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from emulators import heap
 from emulators.clock import Clock
 from emulators.container import Container
 from emulators.edge import Edge, EdgePool
@@ -147,6 +148,7 @@ class AsyncDeployment:
         """Start the deployment (its runtime, provisioned instances, background loops, HTTP gateway)."""
         if not self._started:
             self._started = True
+            heap.opened()
             try:
                 await self._emulator.start()
                 if self.gateway_options.serve:
@@ -231,9 +233,13 @@ class AsyncDeployment:
             await self._registry.close()
             await self._webhooks.aclose()
         finally:
-            await self._emulator.close()
-            if self._tracer is not None:  # the last spans are built and exported off the event loop
-                await asyncio.to_thread(self._tracer.close)
+            try:
+                await self._emulator.close()
+                if self._tracer is not None:  # the last spans are built and exported off the event loop
+                    await asyncio.to_thread(self._tracer.close)
+            finally:
+                if self._started:
+                    heap.closed()
 
     async def __aenter__(self) -> AsyncDeployment:
         return await self.start()
