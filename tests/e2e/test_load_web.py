@@ -114,6 +114,28 @@ def _chromium(profile: str) -> Iterator[_Page]:
         reap_tree(proc.pid, grace_s=2.0)
 
 
+def _state(base: str) -> str:
+    """Locust's runner state ("ready", "spawning", "running", ...) from its own stats endpoint."""
+    with urllib.request.urlopen(f"{base}/stats/requests", timeout=5) as r:
+        return str(json.loads(r.read())["state"])
+
+
+def _start(page: _Page, base: str, timeout_s: float = 30.0) -> None:
+    """Click Start until the runner leaves "ready".
+
+    A click that lands while the React form is still setting itself up is lost (seen in CI: the form still
+    on screen, status READY, 40 s later), so the click is repeated until Locust says the run began.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.js("document.querySelector('button[type=submit]')?.click()")
+        for _ in range(10):
+            if _state(base) != "ready":
+                return
+            time.sleep(0.3)
+        assert time.monotonic() < deadline, f"Start never started the run (state still {_state(base)!r})"
+
+
 _ROWS = ("[...document.querySelectorAll('table tbody tr')]"
          ".map(tr => [...tr.cells].map(c => c.textContent.trim()))")
 
@@ -134,7 +156,7 @@ def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -
             assert page.wait_js("!!document.querySelector('button[type=submit]')", 20), "no Start button"
             # The custom arguments are fields of the form (shown under "Custom parameters").
             assert page.js("document.querySelector('[name=shape]') !== null")
-            page.js("document.querySelector('button[type=submit]').click()")
+            _start(page, f"http://127.0.0.1:{port}")
             tab = "[...document.querySelectorAll('[role=tab]')].find(b => b.textContent.trim() === 'Patterns')"
             assert page.wait_js(f"!!{tab}", 30), "no Patterns tab"
             page.js(f"{tab}.click()")
