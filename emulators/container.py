@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
 import time
@@ -37,7 +36,7 @@ from .fleet import ReplicaFleet
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .records import Cost, Record, Summary, percentile, summarize
+from .records import Cost, Record, Summary, amended, percentile, summarize
 from .replica import BOUNCED, LoadBalancer, Replica
 from .state import StateStore
 
@@ -276,7 +275,7 @@ class Container(ReplicaFleet):
         busy_s = record.duration_ms / 1000.0 * share
         self.busy_s += busy_s
         info = replica.info
-        record = dataclasses.replace(
+        record = amended(
             record, latency_ms=record.latency_ms + wait_ms, cold_start=cold,
             init_ms=info.init_ms if cold and info is not None else 0.0,
             wall_ms=(time.monotonic() - t0) * 1000.0, billed_ms=busy_s * 1000.0,

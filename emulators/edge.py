@@ -25,7 +25,6 @@ which is itself a finding: it does not fit an edge budget).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import time
@@ -36,7 +35,7 @@ from .edge_geo import Geography
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .records import Record, Summary, summarize
+from .records import Record, Summary, amended, summarize
 from .runtime.agent import CodeSize, code_size
 from .runtime.instance import Instance, InstanceFailure
 from .state import StateStore
@@ -183,7 +182,7 @@ class Edge:
             await self.pool.discard_dead(inst)
         rec = record(result=result, events=events, instance_id=inst.id,
                             wall_s=time.monotonic() - t0, cold=cold, init_ms=init_ms, init_wall_ms=init_wall)
-        return dataclasses.replace(
+        return amended(
             rec, cpu_limit_ms=p.cpu_limit_ms, memory_cap_mb=p.memory_mb, subrequests=int(result.get("subrequests", 0)),
             subrequest_limit=p.subrequest_limit)
 

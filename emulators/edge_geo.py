@@ -14,7 +14,6 @@ same agent can be compared side by side with the edge (``region_comparison``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import tomllib
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from .errors import ConfigError, close_matches_hint
 from .profiles import Profile
-from .records import Record, Summary
+from .records import Record, Summary, amended
 from .serverless import Serverless
 
 __all__ = ["CENTRAL_REGION", "Geography", "RegionalServerless", "RttTable", "geography_for", "has_geography",
@@ -123,10 +122,10 @@ class Geography:
         """The record as the caller saw it: plus the client's round trip, with where it ran and why."""
         if record.instance_id is None and record.duration_ms == 0 and record.outcome in ("throttled",
                                                                                          "payload_too_large"):
-            return dataclasses.replace(record, caller_region=caller, region=region)
+            return amended(record, caller_region=caller, region=region)
         client = self.table.rtt_ms(caller, region)
         trips = record.llm_calls if subrequests is None else subrequests
-        return dataclasses.replace(
+        return amended(
             record, latency_ms=record.latency_ms + client, client_rtt_ms=client, caller_region=caller,
             region=region, network_ms=trips * self.llm_rtt_s(region) * 1000.0)
 

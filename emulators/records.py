@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "ReplicaPoint", "Result", "Summary", "headroom", "percentile",
-           "summarize"]
+__all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "ReplicaPoint", "Result", "Summary", "amended", "headroom",
+           "percentile", "summarize"]
 
 Outcome = Literal[
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -106,6 +106,26 @@ class Record(Result):
         d["cost"] = self.cost.to_json()
         d["events"] = list(self.events)
         return d
+
+
+_RECORD_FIELDS = frozenset(Record.__dataclass_fields__)
+
+
+def amended(record: Record, **changes: Any) -> Record:
+    """``dataclasses.replace(record, **changes)`` for the per-call paths: 2 us where replace takes ~10.
+
+    ``replace`` re-runs the generated ``__init__``, which sets each of the ~40 fields through
+    ``object.__setattr__`` (the class is frozen); a Record has no ``__post_init__`` and no slots, so copying
+    its ``__dict__`` builds the same value.
+    """
+    unknown = changes.keys() - _RECORD_FIELDS
+    if unknown:
+        raise TypeError(f"Record has no field(s) {', '.join(sorted(unknown))}")
+    new = object.__new__(type(record))
+    state = new.__dict__
+    state.update(record.__dict__)
+    state.update(changes)
+    return new
 
 
 def headroom(used: float, allowed: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import fields
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emulators.records import OUTCOMES, Cost, Record, Result, percentile, summarize
+from emulators.records import OUTCOMES, Cost, Record, Result, amended, percentile, summarize
 
 DESIGN_OUTCOMES = (
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -131,3 +132,16 @@ def test_summary_to_json_is_serializable() -> None:
 def test_outcome_literal_matches_outcomes() -> None:
     """Every OUTCOMES entry is a snake_case identifier, as reports and headers use it."""
     assert all(re.fullmatch(r"[a-z_]+", o) for o in OUTCOMES)
+
+
+def test_amended_is_replace_without_init() -> None:
+    """amended() builds the same Record as dataclasses.replace, leaves the original alone, refuses unknown fields."""
+    rec = Record(ok=True, outcome="ok", latency_ms=3.0, invocation_id="i", trace_id="t", events=("a",))
+    fast = amended(rec, latency_ms=5.0, region="us-east-1")
+    assert fast == dataclasses.replace(rec, latency_ms=5.0, region="us-east-1")
+    assert hash(fast) == hash(dataclasses.replace(rec, latency_ms=5.0, region="us-east-1"))
+    assert (rec.latency_ms, rec.region) == (3.0, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.ok = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="latency"):
+        amended(rec, latency=1.0)
