@@ -158,19 +158,19 @@ def throughput_interleaved(targets: tuple[str, ...], duration_s: float, rounds: 
     """Requests/s of each target (``bare``, ``container``, ``serverless``), served together, loaded in turns."""
     slice_s = slice_seconds(duration_s, rounds)
     with ExitStack() as stack:
-        served = {t: stack.enter_context(served(t)) for t in targets}
-        for url, _ in served.values():
+        up = {t: stack.enter_context(served(t)) for t in targets}
+        for url, _ in up.values():
             load(f"{url}/invoke", WARMUP_S)
         runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
         cpu = {t: [0.0, 0.0] for t in targets}
         for _ in range(rounds):
-            for t, (url, _) in served.items():
+            for t, (url, _) in up.items():
                 own0, kids0 = _cpu_s()
                 runs[t].append(load(f"{url}/invoke", slice_s))
                 own1, kids1 = _cpu_s()
                 cpu[t][0] += own1 - own0
                 cpu[t][1] += kids1 - kids0
-        records = {t: (len(d.records()) if d is not None else None) for t, (_, d) in served.items()}
+        records = {t: (len(d.records()) if d is not None else None) for t, (_, d) in up.items()}
     out: dict[str, LoadResult] = {}
     for t, rs in runs.items():
         requests = sum(r.requests for r in rs)
