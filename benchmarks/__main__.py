@@ -36,10 +36,11 @@ from .over_http import HttpResult, http_interleaved
 from .report import Row, fmt_ms, render
 from .sustained import sustained
 from .throughput import CONNECTIONS, load_tool, slice_seconds, throughput_interleaved
-from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, loop_hop, warm_async, warm_sync
+from .warm import DEPLOY_KW, PATTERN_KW, PATTERNS, direct_call, warm_interleaved
 
 WARM_TARGET_MS = 0.5  # the harness adds at most this much to a warm invoke at p50
 THROUGHPUT_ROUNDS = 3  # wrk runs per target, taking turns
+WARM_ROUNDS = 10  # the warm API targets take turns this many times (see warm.py)
 HTTP_ROUNDS = 10  # the HTTP and throughput targets take turns this many times (see over_http.py)
 HTTP_TARGET_RATIO = 1.5  # POST /invoke p50 at most this many times the bare endpoint's
 THROUGHPUT_TARGET_RATIO = 0.5  # gateway requests/s at least this share of the bare endpoint's
@@ -134,40 +135,34 @@ class Run:
     # ---- groups ------------------------------------------------------------------------------------------
 
     def warm(self) -> None:
-        """Warm invoke through the Python API, per pattern, vs the direct call."""
+        """Warm invoke through the Python API, per pattern, vs the direct call; all timed in interleaved rounds."""
         n, w = self.size["warm"], self.size["warmup"]
         direct = direct_call(n, w)
         d50, d99 = direct.stats.p50, direct.stats.p99
-        results = {}
-        for pattern in PATTERNS:
-            r = warm_sync(n, w, pattern)
-            results[pattern] = r
-            if pattern == "serverless":
-                self.machine["memory_enforcement"] = r.memory_enforcement
-            rid = "warm_sync" if pattern == "serverless" else f"warm_{pattern}"
+        results, spread = warm_interleaved(n, w, WARM_ROUNDS)
+        self.machine["memory_enforcement"] = results["serverless"].memory_enforcement
+        for key, rid, label in [*((p, "warm_sync" if p == "serverless" else f"warm_{p}", f"{p}, sync API")
+                                   for p in PATTERNS[:1]),
+                                ("serverless_async", "warm_async", "serverless, async API"),
+                                *((p, f"warm_{p}", f"{p}, sync API") for p in PATTERNS[1:])]:
+            r = results[key]
             self.rows += [
-                Row(f"{rid}_p50", f"warm invoke, {pattern}, sync API, p50", r.stats.p50, "ms", "direct call", d50,
+                Row(f"{rid}_p50", f"warm invoke, {label}, p50", r.stats.p50, "ms", "direct call", d50,
                     "difference", WARM_TARGET_MS, "difference", n=r.stats.n),
-                Row(f"{rid}_p99", f"warm invoke, {pattern}, sync API, p99", r.stats.p99, "ms", "direct call", d99,
+                Row(f"{rid}_p99", f"warm invoke, {label}, p99", r.stats.p99, "ms", "direct call", d99,
                     "difference", n=r.stats.n),
             ]
-            if pattern == "serverless":
-                a = warm_async(n, w)
-                results["serverless_async"] = a
-                self.rows += [
-                    Row("warm_async_p50", "warm invoke, serverless, async API, p50", a.stats.p50, "ms",
-                        "direct call", d50, "difference", WARM_TARGET_MS, "difference", n=a.stats.n),
-                    Row("warm_async_p99", "warm invoke, serverless, async API, p99", a.stats.p99, "ms",
-                        "direct call", d99, "difference", n=a.stats.n),
-                ]
-        hop = loop_hop(n, w)
-        self.details["warm"] = {"loop_thread_noop_round_trip": hop.to_json(),
+        hop = results.pop("hop")
+        self.details["warm"] = {"loop_thread_noop_round_trip": hop.to_json(), **spread,
                                 "deploy": PATTERN_KW, "serverless_deploy": DEPLOY_KW, "n": n, "warmup": w,
                                 "direct": direct.to_json(), **{k: v.to_json() for k, v in results.items()}}
         bad = ", ".join(f"{k} {v.not_warm_ok}" for k, v in results.items())
-        self.notes.append(f"warm API: N={n} per pattern after {w} warm-up calls (not warm ok: {bad}); the sync "
-                          f"facade's own thread hop (a no-op coroutine through harness._loop.LoopThread): p50 "
-                          f"{fmt_ms(hop.stats.p50)}, p99 {fmt_ms(hop.stats.p99)}")
+        hop_rounds = spread["round_p50_ms"]["hop"]
+        self.notes.append(f"warm API: every target open at once, N={n} per target in {WARM_ROUNDS} interleaved "
+                          f"rounds after {w} warm-up calls (not warm ok: {bad}); the sync facade's own thread hop "
+                          f"(a no-op coroutine through harness._loop.LoopThread): p50 {fmt_ms(hop.stats.p50)}, "
+                          f"p99 {fmt_ms(hop.stats.p99)}, its p50 per round {fmt_ms(min(hop_rounds))} to "
+                          f"{fmt_ms(max(hop_rounds))}")
 
     def http(self) -> None:
         """POST /invoke per pattern vs the bare endpoint, all served at once and measured in interleaved rounds."""

@@ -1,8 +1,8 @@
 """Warm invoke through the Python API versus calling the agent function directly.
 
 Every deployment here uses ``time_scale=0.01``; the serverless one also ``memory_mb=1769`` (one full vCPU
-on the Lambda profile, so the emulated CPU throttle stretches nothing). ``warm_sync`` runs any pattern with
-its default profile (``PATTERN_KW`` adds what a pattern needs: one container replica, no autoscaling
+on the Lambda profile, so the emulated CPU throttle stretches nothing). The other patterns run with
+their default profile (``PATTERN_KW`` adds what a pattern needs: one container replica, no autoscaling
 noise). Each call is timed with ``perf_counter_ns`` around it, after a warm-up; a measured call that was
 not a warm ``ok`` is counted in ``not_warm_ok``. The edge pattern's calls include the emulated caller
 round trip of its region table (an injected wait: 3.4 platform ms, 34 µs of wall time at this scale).
@@ -11,6 +11,7 @@ round trip of its region table (an injected wait: 3.4 platform ms, 34 µs of wal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import time
@@ -24,11 +25,11 @@ from harness._loop import LoopThread
 from . import ECHO_PATH, ECHO_SPEC
 from ._stats import Stats, ns_to_ms
 
-__all__ = ["DEPLOY_KW", "PATTERNS", "PATTERN_KW", "WarmResult", "direct_call", "loop_hop", "warm_async",
-           "warm_sync"]
+__all__ = ["DEPLOY_KW", "PATTERNS", "PATTERN_KW", "WarmResult", "direct_call", "warm_interleaved"]
 
 DEPLOY_KW: dict[str, Any] = {"time_scale": 0.01, "memory_mb": 1769}
 PATTERNS = ("serverless", "container", "daemon", "edge")
+TURN_WARMUP = 5  # untimed calls at the start of each turn: the first after another target's turn is slower
 PATTERN_KW: dict[str, dict[str, Any]] = {
     "serverless": {"pattern": "serverless", **DEPLOY_KW},
     "container": {"pattern": "container", "time_scale": 0.01, "min_replicas": 1, "max_replicas": 1},
@@ -74,64 +75,69 @@ def direct_call(n: int, warmup: int) -> WarmResult:
     return WarmResult(Stats.of(ns_to_ms(samples)), 0)
 
 
-def warm_sync(n: int, warmup: int, pattern: str = "serverless") -> WarmResult:
-    """``d.invoke({})`` through the sync facade ``harness.deploy``, on ``pattern``."""
-    with harness.deploy(ECHO_SPEC, **PATTERN_KW[pattern]) as d:
-        enforcement = d._async._emulator.pool.memory_enforcement
-        for _ in range(warmup):
-            d.invoke({})
-        gc.collect()
+class _Target:
+    """One thing timed in the rounds: a call to make, and its samples so far."""
+
+    def __init__(self, call: Any, check: bool = True) -> None:
+        self.call, self.check = call, check
+        self.samples: list[int] = []
+        self.round_p50_ms: list[float] = []
+        self.bad = 0
+
+    def run(self, n: int) -> None:
         pc = time.perf_counter_ns
-        samples: list[int] = []
-        bad = 0
+        call, mine = self.call, []
+        for _ in range(TURN_WARMUP):
+            call()
         for _ in range(n):
             t0 = pc()
-            r = d.invoke({})
-            samples.append(pc() - t0)
-            if not r.ok or r.cold_start:
-                bad += 1
-    return WarmResult(Stats.of(ns_to_ms(samples)), bad, enforcement)
-
-
-async def _warm_async(n: int, warmup: int) -> WarmResult:
-    async with harness.adeploy(ECHO_SPEC, **DEPLOY_KW) as d:
-        for _ in range(warmup):
-            await d.invoke({})
-        gc.collect()
-        pc = time.perf_counter_ns
-        samples: list[int] = []
-        bad = 0
-        for _ in range(n):
-            t0 = pc()
-            r = await d.invoke({})
-            samples.append(pc() - t0)
-            if not r.ok or r.cold_start:
-                bad += 1
-    return WarmResult(Stats.of(ns_to_ms(samples)), bad)
-
-
-def warm_async(n: int, warmup: int) -> WarmResult:
-    """``await d.invoke({})`` through ``harness.adeploy``, all in one asyncio loop."""
-    return asyncio.run(_warm_async(n, warmup))
+            r = call()
+            mine.append(pc() - t0)
+            if self.check and (not r.ok or r.cold_start):
+                self.bad += 1
+        self.samples += mine
+        self.round_p50_ms.append(Stats.of(ns_to_ms(mine)).p50)
 
 
 async def _noop() -> None:
     return None
 
 
-def loop_hop(n: int, warmup: int) -> WarmResult:
-    """Context for the sync rows: a no-op coroutine through the sync facade's loop thread, timed the same way."""
-    loop = LoopThread(name="bench-hop")
+def warm_interleaved(n: int, warmup: int, rounds: int) -> tuple[dict[str, WarmResult], dict[str, Any]]:
+    """Every warm target open at once, timed in ``rounds`` turns of ``n // rounds`` calls each.
+
+    Targets: ``d.invoke({})`` through the sync facade per pattern (``PATTERNS``), ``await d.invoke({})``
+    through ``harness.adeploy`` (serverless, in an event loop of this thread: ``serverless_async``) and, for
+    context, a no-op coroutine through the sync facade's loop thread (``hop``). A slow spell of the machine
+    falls on all of them alike, as in the HTTP group; the order rotates each round, and each turn starts with
+``TURN_WARMUP`` untimed calls (the first call after another target's turn finds its instance asleep).
+    """
+    per_round = max(1, n // rounds)
+    loop = asyncio.new_event_loop()
+    hop_loop = LoopThread(name="bench-hop")
+    adeploy = harness.adeploy(ECHO_SPEC, **DEPLOY_KW)
     try:
-        for _ in range(warmup):
-            loop.call(_noop)
-        gc.collect()
-        pc = time.perf_counter_ns
-        samples: list[int] = []
-        for _ in range(n):
-            t0 = pc()
-            loop.call(_noop)
-            samples.append(pc() - t0)
+        with contextlib.ExitStack() as stack:
+            deps = {p: stack.enter_context(harness.deploy(ECHO_SPEC, **PATTERN_KW[p])) for p in PATTERNS}
+            ad = loop.run_until_complete(adeploy.__aenter__())
+            try:
+                targets = {p: _Target(lambda d=d: d.invoke({})) for p, d in deps.items()}
+                targets["serverless_async"] = _Target(lambda: loop.run_until_complete(ad.invoke({})))
+                targets["hop"] = _Target(lambda: hop_loop.call(_noop), check=False)
+                for t in targets.values():
+                    for _ in range(warmup):
+                        t.call()
+                gc.collect()
+                order = list(targets)
+                for r in range(rounds):
+                    for key in order[r % len(order):] + order[:r % len(order)]:
+                        targets[key].run(per_round)
+            finally:
+                loop.run_until_complete(adeploy.__aexit__(None, None, None))
+            enforcement = deps["serverless"]._async._emulator.pool.memory_enforcement
     finally:
-        loop.stop()
-    return WarmResult(Stats.of(ns_to_ms(samples)), 0)
+        loop.close()
+        hop_loop.stop()
+    out = {k: WarmResult(Stats.of(ns_to_ms(t.samples)), t.bad, enforcement) for k, t in targets.items()}
+    spread = {k: t.round_p50_ms for k, t in targets.items()}
+    return out, {"rounds": rounds, "per_round": per_round, "round_p50_ms": spread}
