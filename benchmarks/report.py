@@ -15,7 +15,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Row", "fmt_ms", "fmt_value", "render"]
+__all__ = ["Row", "fmt_ms", "fmt_value", "markdown", "render"]
 
 Compare = Literal["difference", "ratio"]
 Unit = Literal["ms", "s", "req/s", "tasks/s", "MB", "x", "%"]
@@ -114,6 +114,20 @@ class Row:
         """JSON form, derived values included."""
         return {**asdict(self), "difference": self.difference, "ratio": self.ratio, "verdict": self.verdict}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Row:
+        """The row ``to_json`` wrote (derived values are recomputed)."""
+        return cls(**{k: v for k, v in data.items() if k not in ("difference", "ratio", "verdict")})
+
+    def cells(self) -> tuple[str, str, str, str, str, str]:
+        """The table's six columns as plain text."""
+        if self.skipped is not None:
+            return (self.figure, "skipped", self.skipped, "—", self.target_text(),
+                    "skipped" if self.target is not None else "—")
+        floor = "—" if self.floor is None else f"{fmt_value(self.floor, self.unit)} {self.floor_name}"
+        measured = fmt_value(self.measured, self.unit) if self.n else "no data"
+        return self.figure, measured, floor, self.compare_text(), self.target_text(), self.verdict or "—"
+
 
 def render(console: Console, machine: dict[str, Any], rows: list[Row], notes: list[str]) -> None:
     """Print the machine facts, the one table, then short notes (floors, run time, leftovers)."""
@@ -133,16 +147,26 @@ def render(console: Console, machine: dict[str, Any], rows: list[Row], notes: li
     table.add_column("target", justify="right")
     table.add_column("verdict")
     for r in rows:
-        if r.skipped is not None:
-            table.add_row(r.figure, "skipped", r.skipped, "—", r.target_text(),
-                          "[yellow]skipped[/yellow]" if r.target is not None else "—")
-            continue
-        floor = "—" if r.floor is None else f"{fmt_value(r.floor, r.unit)} {r.floor_name}"
-        verdict = r.verdict
-        colour = {"meets": "green", "misses": "red"}.get(verdict or "", "yellow")
-        shown = "—" if verdict is None else f"[{colour}]{verdict}[/{colour}]"
-        measured = fmt_value(r.measured, r.unit) if r.n else "no data"
-        table.add_row(r.figure, measured, floor, r.compare_text(), r.target_text(), shown)
+        *cells, verdict = r.cells()
+        colour = {"meets": "green", "misses": "red"}.get(verdict, "yellow")
+        table.add_row(*cells, verdict if verdict == "—" else f"[{colour}]{verdict}[/{colour}]")
     console.print(table)
     for note in notes:
         console.print(note, highlight=False)
+
+
+def markdown(rows: list[Row]) -> str:
+    """The table as Markdown (what docs/performance.md shows): ``python -m benchmarks.report RUN.json``."""
+    lines = ["| figure | measured | floor (same run) | ratio / diff. | target | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m benchmarks.report RUN.json   (prints the run's table as Markdown)")
+    print(markdown([Row.from_json(r) for r in json.loads(Path(sys.argv[1]).read_text())["rows"]]))

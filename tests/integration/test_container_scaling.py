@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,22 @@ def test_two_idle_replicas_for_a_platform_hour_cost_the_profile_price() -> None:
     assert grown_usd == pytest.approx(hour, rel=0.03)  # and those are one hour each (wall-clock sleep jitter)
     assert after.busy_cost_usd == 0 and after.calls == 0
     assert after.fixed_cost_usd == pytest.approx(after.idle_cost_usd)
+
+
+def test_one_replica_runs_its_concurrent_calls_at_once() -> None:
+    """A replica with replica_concurrency=4 runs 4 calls in parallel (its threads take turns reading)."""
+    with harness.deploy(SLEEPER, pattern="container", time_scale=0.01, min_replicas=1, max_replicas=1,
+                        replica_concurrency=4, gateway=False) as d:
+        assert d.invoke({"seconds": 0}).ok  # the replica is up
+        t0 = time.monotonic()
+        one = d.invoke({"seconds": 30})  # 0.3 s of wall time
+        alone = time.monotonic() - t0
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(4) as callers:
+            records = list(callers.map(lambda _: d.invoke({"seconds": 30}), range(4)))
+        together = time.monotonic() - t0
+        after = [d.invoke({"seconds": 0}) for _ in range(3)]  # and it still serves calls one by one
+    assert [r.outcome for r in [one, *records, *after]] == ["ok"] * 8
+    assert len({r.instance_id for r in records}) == 1
+    # One after another they would take 4x as long as one call; at once, about as long.
+    assert together < 2.5 * alone, (together, alone)
