@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import limits
@@ -59,7 +60,7 @@ class _Instance:
         self.adapter = "agent"
         self.is_async = False
         self.loop = asyncio.new_event_loop()
-        self.threads = 1  # invocations at once (a container replica's concurrency); known after load
+        self.pool: ThreadPoolExecutor | None = None
         self.local = threading.local()
         # the main thread's run-queue wait; off in a container, where waiting out the CPU quota is the platform's
         self.queued = limits.QueuedClock() if cfg.get("queue_correction", True) else None
@@ -87,64 +88,23 @@ class _Instance:
             os._exit(3)
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2  # once: signature() is slow
-        self.threads = max(1, int(cfg["instance_concurrency"]))
+        if cfg["instance_concurrency"] > 1:
+            self.pool = ThreadPoolExecutor(cfg["instance_concurrency"], thread_name_prefix="invoke")
         self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
                         "adapter": self.adapter, "pid": os.getpid()})
 
     def serve(self) -> None:
-        if self.threads == 1:
-            while (msg := self._next()) is not None:
-                self._dispatch(msg, threaded=False)
-            return
-        # Concurrent invocations (a container replica): leader/followers. One thread at a time reads the
-        # socket; the thread that read an invocation runs it itself while another takes over the reading.
-        # (A reader thread handing each call to a pool cost a thread wake-up and GIL hand-offs per call.)
-        # Threads are started as they are needed, up to the replica's concurrency (80 on most profiles):
-        # when the reader takes an invocation and no other thread is free to read, it starts one first.
-        done = threading.Event()
-        reading, counting = threading.Lock(), threading.Lock()
-        free = [0]  # threads reading or waiting to read
-        started = [0]
-
-        def start_one() -> None:  # called with `counting` held
-            free[0] += 1
-            started[0] += 1
-            threading.Thread(target=follow, name=f"invoke_{started[0]}", daemon=True).start()
-
-        def follow() -> None:
-            while True:
-                with reading:
-                    msg = None if done.is_set() else self._next()
-                    if msg is None:
-                        done.set()
-                        return
-                    if msg["op"] != "invoke":  # a ping is answered by the reader, in passing
-                        self._dispatch(msg, threaded=True)
-                        continue
-                with counting:
-                    free[0] -= 1
-                    if free[0] == 0 and started[0] < self.threads:
-                        start_one()
-                try:
-                    self._dispatch(msg, threaded=True)
-                finally:
-                    with counting:
-                        free[0] += 1
-
-        with counting:
-            start_one()
-        done.wait()
-
-    def _next(self) -> dict[str, Any] | None:
-        """The next message to act on; None when the control side closed the channel or said exit."""
-        msg = self.chan.reader.recv()
-        return None if msg is None or msg["op"] == "exit" else msg
-
-    def _dispatch(self, msg: dict[str, Any], threaded: bool) -> None:
-        if msg["op"] == "ping":
-            self.chan.send({"op": "pong", "id": msg.get("id")})
-        elif msg["op"] == "invoke":
-            self.invoke(msg, threaded)
+        while True:
+            msg = self.chan.reader.recv()
+            if msg is None or msg["op"] == "exit":
+                return
+            if msg["op"] == "ping":
+                self.chan.send({"op": "pong", "id": msg.get("id")})
+            elif msg["op"] == "invoke":
+                if self.pool is None:
+                    self.invoke(msg, threaded=False)
+                else:
+                    self.pool.submit(self.invoke, msg, True)
 
     def _run(self, task: Any, ctx: AgentContext) -> Any:
         arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
