@@ -110,7 +110,7 @@ def warm_interleaved(n: int, warmup: int, rounds: int) -> tuple[dict[str, WarmRe
     through ``harness.adeploy`` (serverless, in an event loop of this thread: ``serverless_async``) and, for
     context, a no-op coroutine through the sync facade's loop thread (``hop``). A slow spell of the machine
     falls on all of them alike, as in the HTTP group; the order rotates each round, and each turn starts with
-``TURN_WARMUP`` untimed calls (the first call after another target's turn finds its instance asleep).
+    ``TURN_WARMUP`` untimed calls (the first call after another target's turn finds its instance asleep).
     """
     per_round = max(1, n // rounds)
     loop = asyncio.new_event_loop()
