@@ -82,6 +82,11 @@ def _leftover_children() -> list[dict[str, Any]]:
     return out
 
 
+def _progress(line: str) -> None:
+    """One line of progress on stderr (the table goes to stdout once everything has run)."""
+    print(f"benchmarks: {line}", file=sys.stderr, flush=True)
+
+
 def _loadavg() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -359,13 +364,17 @@ class Run:
     def execute(self) -> dict[str, Any]:
         """Floors, then every selected group; the results model (JSON-ready)."""
         started = time.monotonic()
+        _progress("floors (fork, python -c pass, the echo import) ...")
         self.measure_floors()
-        for group in GROUPS:
-            if group in self.only:
-                t0 = time.monotonic()
-                step: Callable[[], None] = getattr(self, group)
-                step()
-                self.timings[group] = round(time.monotonic() - t0, 2)
+        chosen = [g for g in GROUPS if g in self.only]
+        for i, group in enumerate(chosen, 1):
+            _progress(f"[{i}/{len(chosen)}] {group}: {getattr(self, group).__doc__.splitlines()[0]}")
+            t0 = time.monotonic()
+            step: Callable[[], None] = getattr(self, group)
+            step()
+            self.timings[group] = round(time.monotonic() - t0, 2)
+            _progress(f"[{i}/{len(chosen)}] {group} done in {self.timings[group]:.1f} s "
+                      f"({time.monotonic() - started:.0f} s so far)")
         self.machine["loadavg_end"] = _loadavg()
         self.machine.setdefault("memory_enforcement", "?")
         leftovers = _leftover_children()
