@@ -6,7 +6,9 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -79,3 +81,33 @@ def test_ctrl_c_while_waiting_cancels_the_call(engine: LoopThread) -> None:
         engine.call(long)
     assert ended.wait(5)
     assert engine.call(asyncio.sleep, 0) is None  # the engine still serves calls
+
+
+def test_ctrl_c_between_scheduling_and_waiting_still_cancels(engine: LoopThread,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C that lands just after the call was scheduled, before the wait began, cancels it too."""
+    async def long() -> None:
+        await asyncio.sleep(30)
+
+    real = engine.loop.call_soon_threadsafe
+    interrupted: list[bool] = []
+
+    def schedule_then_interrupt(callback: Any, *args: Any) -> Any:
+        handle = real(callback, *args)
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt  # as the signal handler would, right after the call was queued
+        return handle
+
+    monkeypatch.setattr(engine.loop, "call_soon_threadsafe", schedule_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        engine.call(long)
+    monkeypatch.undo()
+
+    async def others() -> int:
+        return len(asyncio.all_tasks()) - 1
+
+    deadline = time.monotonic() + 5
+    while engine.call(others) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert engine.call(others) == 0  # nothing of the interrupted call is left running on the engine
