@@ -77,9 +77,12 @@ def test_memory_hog_over_the_cap_is_oom_from_the_engine_state(engine: Any) -> No
         assert r.outcome == "oom", r.error
         assert "128 MB" in (r.error or "")
         assert d.invoke({"mb": 10}).ok  # a new container took the killed one's place
-    events = engine.events(since=since, until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "oom", "label": f"{LABEL}={run_id}"})
-    assert [e["Action"] for e in events] == ["oom"]
+    events = list(engine.events(since=since, until=int(time.time()) + 1, decode=True,
+                                filters={"type": "container", "event": "oom", "label": f"{LABEL}={run_id}"}))
+    # One container was OOM-killed: the one running the hog. The engine may report that one kill more than
+    # once (seen in CI: two "oom" events for one container), so count containers, not events.
+    assert events and {e["Action"] for e in events} == {"oom"}
+    assert len({e["Actor"]["ID"] for e in events}) == 1, events
 
 
 CASES = [
