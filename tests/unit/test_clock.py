@@ -1,4 +1,6 @@
-"""The clock: platform <-> wall conversion, time_scale validation, and the memory-tied CPU factor."""
+"""The clock, scaled mode: platform <-> wall conversion, time_scale validation, the memory-tied CPU factor.
+
+The virtual mode has its own file, test_virtual_clock.py."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def test_non_positive_time_scale_is_config_error(scale: float) -> None:
 
 def test_now_counts_platform_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     """now() is wall time since the clock was made, converted to platform seconds."""
-    c = Clock(0.5, _origin=100.0)
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    c = Clock(0.5)
     monkeypatch.setattr(time, "monotonic", lambda: 101.0)
     assert c.now() == pytest.approx(2.0)
 
