@@ -16,7 +16,9 @@ Work goes on a queue (``emulators.queues``: memory, Redis, SQS, RabbitMQ); ``wor
   [``min_workers``, ``max_workers``], polled every ``scale_interval_s``.
 
 Records: one per task (``trigger="invoke"``), written when it ends: ``latency_ms`` is platform time from
-submit to the end (queue wait and back-off included, measured on the clock), ``duration_ms`` and the LLM
+submit to the end (queue wait and back-off included): on the virtual clock the span between the two, on a
+scaled clock computed (``_TaskTime``: the harness's own dispatch 1:1, each attempt at its platform duration,
+a back-off at its length, a wait for a busy worker scaled), ``duration_ms`` and the LLM
 figures sum every attempt, ``attempts`` counts deliveries. Each attempt is also kept in ``attempts_log``.
 Cost is worker-hours (every worker, busy or idle, while it exists) plus queue requests, in ``fixed_cost``.
 """
@@ -30,6 +32,7 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -55,6 +58,48 @@ _NO_DEADLINE_S = 10 * 365 * 86400.0  # daemons usually run without a per-task li
 _FINAL = ("succeeded", "dead_lettered")
 
 
+class _TaskTime:
+    """A task's platform time, computed rather than read off ``clock.now()``.
+
+    On a scaled clock ``now()`` is wall time over ``time_scale``: the harness's own millisecond of dispatch
+    would count as a platform second at 0.001. Here real time counts 1:1 (``real=True``), and the stretches
+    that stand for emulated time are swapped for their platform length: an attempt for its duration, a
+    back-off for its length, a wait for a worker to come free for its span over ``time_scale`` (it ends with
+    another task's attempt). On the virtual clock (``now=clock.now``, scale 1) the spans are read off the
+    timeline and the harness's own dispatch is left out (``real=False``), as ``finish_record`` leaves it out.
+    """
+
+    __slots__ = ("mark", "now", "platform_in", "real", "scale", "start", "wall_out")
+
+    def __init__(self, scale: float, now: Callable[[], float] = time.monotonic, real: bool = True) -> None:
+        self.scale = scale
+        self.now = now
+        self.real = real
+        self.start = now()
+        self.wall_out = 0.0  # wall seconds of the stretches swapped out
+        self.platform_in = 0.0  # their platform length
+        self.mark: float | None = None  # wall start of the stretch in progress
+
+    def enter(self) -> None:
+        """A stretch that stands for emulated time begins."""
+        if self.mark is None:
+            self.mark = self.now()
+
+    def leave(self, platform_s: float | None = None) -> None:
+        """It ends; it stands for ``platform_s`` (None: its wall time over ``time_scale``)."""
+        if self.mark is None:
+            return
+        wall = self.now() - self.mark
+        self.wall_out += wall
+        self.platform_in += wall / self.scale if platform_s is None else platform_s
+        self.mark = None
+
+    def elapsed(self) -> float:
+        """Platform seconds since submit."""
+        real = self.now() - self.start - self.wall_out if self.real else 0.0
+        return max(0.0, real + self.platform_in)
+
+
 @dataclass
 class _Pending:
     """A task submitted by this process: who waits for it and what its attempts produced."""
@@ -65,6 +110,9 @@ class _Pending:
     on_event: OnEvent | None = None
     attempts: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    timing: _TaskTime | None = None  # its platform time (latency), computed
+    submitted_at: float = field(default_factory=time.time)  # wall clock (UNIX s), the task record's started_at
+    backoff_s: float | None = None  # the back-off in progress (platform seconds)
 
 
 @dataclass
@@ -107,6 +155,7 @@ class Daemon:
         self._io = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"daemon-io-{pool.run_id}")
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._releases: set[asyncio.Task[None]] = set()  # retries waiting out their back-off (virtual clock)
         self._closing = False
         self._inline = False  # set at start: call embedded backends directly, not through the I/O threads
         self._rng = random.Random(profile.seed)
@@ -122,7 +171,7 @@ class Daemon:
             url = p.queue or None
             self.queue = await self._call(
                 open_queue, url, run_id=_shared_run_id(url, self.pool.run_id),
-                visibility_s=self.clock.to_wall(p.visibility_timeout_s), max_receives=p.max_receives,
+                visibility_s=self._visibility_wall(), max_receives=p.max_receives,
                 max_bytes=p.request_limit_bytes or DEFAULT_MAX_BYTES)
         self._inline = self._embedded()
         await self.pool.open()
@@ -148,16 +197,21 @@ class Daemon:
         """
         self._closing = True
         self._wake.set()
-        for loop in self._loops:
+        for loop in [*self._loops, *self._releases]:
             loop.cancel()
-        for loop in self._loops:
+        for loop in [*self._loops, *self._releases]:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         for w in self._workers:
             w.inbox.put_nowait(None)
         running = [w.task for w in self._workers if w.task is not None]
         if running:
-            _, late = await asyncio.wait(running, timeout=self.clock.to_wall(self.profile.shutdown_grace_s))
+            grace = asyncio.ensure_future(self.clock.sleep(self.profile.shutdown_grace_s))
+            await asyncio.wait([*running, grace], return_when=asyncio.FIRST_COMPLETED)
+            while not grace.done() and not all(t.done() for t in running):
+                await asyncio.wait([*[t for t in running if not t.done()], grace], return_when=asyncio.FIRST_COMPLETED)
+            grace.cancel()
+            late = [t for t in running if not t.done()]
             for t in late:
                 t.cancel()
             for t in late:
@@ -187,7 +241,12 @@ class Daemon:
         body = {"task": task, "session_id": session_id, "submitted": self.clock.now()}
         json.dumps(body, allow_nan=False)  # a ValueError/TypeError here names the bad value
         fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(task_id, _Pending(body["submitted"], session_id, fut, on_event))
+        pending = self._pending.setdefault(task_id, _Pending(body["submitted"], session_id, fut, on_event))
+        if pending.timing is None:
+            pending.timing = _TaskTime(self.clock.scale) if not self.clock.virtual else \
+                _TaskTime(1.0, now=self.clock.now, real=False)
+            if not self._idle():
+                pending.timing.enter()  # every worker is busy: it waits for one to come free
         def enqueue() -> None:  # one trip to the I/O threads: each hop costs a context switch
             if self.state.get_task(task_id) is None:
                 self.state.put_task(task_id, {"status": "queued", "attempts": 0})
@@ -316,7 +375,7 @@ class Daemon:
         """Receive as many messages as there are idle workers and hand them out."""
         assert self.queue is not None
         poll_wall = max(0.002, min(0.05, self.clock.to_wall(1.0)))
-        vis_wall = self.clock.to_wall(self.profile.visibility_timeout_s)
+        vis_wall = self._visibility_wall()
         while not self._closing:
             idle = self._idle()
             if not idle:
@@ -379,15 +438,19 @@ class Daemon:
             self.attempts_log.append(duplicate_record(task_id, known, msg.receive_count, pattern=self.pattern,
                                                       profile=self.profile.name))
             return
+        ttime = pending.timing if pending is not None else None
+        if pending is not None and ttime is not None:  # the wait before this attempt (busy workers, a back-off)
+            ttime.leave(pending.backoff_s)
+            pending.backoff_s = None
+            ttime.enter()  # the attempt stands for its platform duration
         inv_id, trace_id = new_ids()[0], task_trace_id(task_id)  # attempts share the task's trace
         self._task_of[inv_id] = task_id
         raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
         # The first heartbeat is due after a third of the visibility timeout: a timer until then, not a task
         # (most tasks end before it, and a task created and cancelled per delivery is on every warm path).
         beats: list[asyncio.Task[None]] = []
-        first_beat = asyncio.get_running_loop().call_later(
-            self.clock.to_wall(self.profile.visibility_timeout_s / 3),
-            lambda: beats.append(asyncio.create_task(self._heartbeat(msg))))
+        first_beat = self.clock.call_later(self.profile.visibility_timeout_s / 3,
+                                           lambda: beats.append(asyncio.create_task(self._heartbeat(msg))))
         t0, started_at = time.monotonic(), time.time()
         try:
             deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
@@ -406,7 +469,9 @@ class Daemon:
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
             wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
-            billable=False, attempts=msg.receive_count)
+            billable=False, attempts=msg.receive_count, count_overhead=not self.clock.virtual)
+        if ttime is not None:
+            ttime.leave(attempt.duration_ms / 1000.0)
         self.attempts_log.append(attempt)
         await self._settle(task_id, body, msg, attempt, known)
 
@@ -430,18 +495,29 @@ class Daemon:
             record, outcome = {"status": "retrying", "attempts": n, "errors": errors}, None
         record["worker"] = attempt.instance_id
         p = self.profile
-        delay = 0.0 if outcome else self.clock.to_wall(retry_delay(n, p.retry_backoff_s, p.retry_backoff_max_s,
-                                                                   self._rng))
+        backoff = 0.0 if outcome else retry_delay(n, p.retry_backoff_s, p.retry_backoff_max_s, self._rng)
+        # On the virtual clock the back-off is a platform deadline the worker waits out before it releases
+        # the message (the broker's delay would be wall time); on a scaled clock the broker delays it.
+        later = self.clock.virtual and backoff > 0
+        delay = 0.0 if later else self.clock.to_wall(backoff)
 
         def write_then_settle() -> None:
             self.state.put_task(task_id, record)
             if outcome == "ok":
                 queue.ack(msg)
-            else:  # the last delivery's nack moves it to the dead-letter queue
+            elif not later:  # the last delivery's nack moves it to the dead-letter queue
                 queue.nack(msg, delay_s=delay, error=reason)
 
         self.queue_requests += 1
         await self._must(write_then_settle)
+        if later:
+            release = asyncio.create_task(self._release_after(msg, backoff, reason))
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
+        pending = self._pending.get(task_id)
+        if outcome is None and pending is not None and pending.timing is not None:
+            pending.backoff_s = backoff
+            pending.timing.enter()
         if outcome is not None:
             self._finish(task_id, body, attempt, n, errors, outcome)
         else:
@@ -449,13 +525,23 @@ class Daemon:
             if pending is not None:
                 pending.attempts.append(attempt)
 
+    async def _release_after(self, msg: Message, backoff_s: float, reason: str) -> None:
+        """Wait out a retry's back-off on the clock, then make the message visible again."""
+        await self.clock.sleep(backoff_s)
+        queue = self.queue
+        assert queue is not None
+        await self._must(lambda: queue.nack(msg, delay_s=0.0, error=reason))
+        self._wake.set()
+
     def _finish(self, task_id: str, body: dict[str, Any], last: Record, attempts: int, errors: list[str],
                 outcome: str) -> None:
         pending = self._pending.pop(task_id, None)
         submitted = pending.submitted if pending else float(body.get("submitted", self.clock.now()))
+        latency_s = pending.timing.elapsed() if pending is not None and pending.timing is not None \
+            else self.clock.now() - submitted
         record = self._add(task_record(last, [*(pending.attempts if pending else []), last], task_id=task_id,
-                                       outcome=outcome, attempts=attempts, errors=errors,
-                                       latency_s=self.clock.now() - submitted))
+                                       outcome=outcome, attempts=attempts, errors=errors, latency_s=latency_s,
+                                       submitted_at=pending.submitted_at if pending is not None else None))
         if pending is not None and not pending.future.done():
             pending.future.set_result(record)
 
@@ -464,7 +550,7 @@ class Daemon:
 
         Their final record appears in the shared state store; tasks a local worker is handling are left to it.
         """
-        period = max(0.02, min(0.5, self.clock.to_wall(1.0)))
+        period = max(0.02, min(0.5, self.clock.to_wall(1.0)))  # wall time: other processes live in it
         while True:
             await asyncio.sleep(period)
             waiting = [t for t, p in self._pending.items() if not p.future.done() and t not in self._local]
@@ -488,7 +574,7 @@ class Daemon:
         while True:
             self.queue_requests += 1
             with contextlib.suppress(Exception):
-                await self._call(self.queue.extend, msg, self.clock.to_wall(vis))
+                await self._call(self.queue.extend, msg, self._visibility_wall())
             await self.clock.sleep(vis / 3)
 
     async def _ack(self, msg: Message) -> None:
@@ -564,7 +650,17 @@ class Daemon:
         if self._inline:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._io, lambda: fn(*args, **kwargs))
+        with self.clock.busy():  # real I/O in flight: time does not jump over it
+            return await loop.run_in_executor(self._io, lambda: fn(*args, **kwargs))
+
+    def _visibility_wall(self) -> float:
+        """The broker's visibility timeout in wall seconds.
+
+        Scaled clock: the profile's, scaled. Virtual clock: the broker's timer is real time, which no
+        longer maps onto platform time; heartbeats keep extending it while a task runs, so the profile's
+        value, unscaled, only matters if this process dies (then the message comes back after it).
+        """
+        return self.clock.to_wall(self.profile.visibility_timeout_s)
 
     def _add(self, record: Record) -> Record:
         self.records.append(record)

@@ -19,10 +19,14 @@ __all__ = ["duplicate_record", "remote_record", "task_record"]
 
 
 def task_record(last: Record, tries: list[Record], *, task_id: str, outcome: str, attempts: int,
-                errors: list[str], latency_s: float) -> Record:
-    """The record of a task that ended with ``last`` after ``tries`` (``last`` included)."""
+                errors: list[str], latency_s: float, submitted_at: float | None = None) -> Record:
+    """The record of a task that ended with ``last`` after ``tries`` (``last`` included).
+
+    ``submitted_at`` (wall clock, UNIX s) is when the task was submitted: the record's ``started_at``.
+    """
     return replace(
-        last, outcome=outcome, ok=outcome == "ok", trigger="invoke", attempts=attempts,
+        last, outcome=outcome, started_at=last.started_at if submitted_at is None else submitted_at,
+        ok=outcome == "ok", trigger="invoke", attempts=attempts,
         error=None if outcome == "ok" else "; ".join(errors),
         output=last.output if outcome == "ok" else None, invocation_id=task_id,
         latency_ms=max(0.0, latency_s) * 1000.0,

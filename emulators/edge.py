@@ -148,7 +148,8 @@ class Edge:
         p = self.profile
         inv_id, trace_id = new_ids()
         record = functools.partial(finish_record, pattern=self.pattern, profile=p, invocation_id=inv_id,
-                                   trace_id=trace_id, session_id=session_id, started_at=started_at)
+                                   trace_id=trace_id, session_id=session_id, started_at=started_at,
+                                   count_overhead=not self.clock.virtual)
         too_big = code_size_error(self.code, p) if self.code is not None else None
         if too_big is not None:
             return record(instance_id=None, wall_s=time.monotonic() - t0, cold=False, init_ms=0.0,

@@ -72,21 +72,21 @@ class ReplicaFleet:
     # ---- requests waiting for any replica --------------------------------------------------------------
 
     async def wait_for_ready(self, deadline: float) -> bool:
-        """Wait for a replica to become ready (or to fail); False once ``deadline`` (monotonic) has passed.
+        """Wait for a replica to become ready (or to fail); False once ``deadline`` (platform time) has passed.
 
-        While a replica is still starting the wait goes on past the deadline: its start includes the
-        agent's real import time, which the clock cannot tell from waiting, so the caller judges the
-        platform time waited once the start is over.
+        While a replica is still starting the wait goes on past the deadline: on a scaled clock its start
+        includes the agent's real import time, which the clock cannot tell from waiting, so the caller
+        judges the platform time waited once the start is over.
         """
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append(fut)
         try:
-            left = deadline - time.monotonic()
+            left = deadline - self.clock.now()
             starting = any(r.state == "starting" for r in self.replicas)
             if left <= 0 and not starting:
                 return False
             try:
-                await asyncio.wait_for(asyncio.shield(fut), None if starting and left <= 0 else max(left, 0.0))
+                await self.clock.wait(asyncio.shield(fut), None if starting and left <= 0 else max(left, 0.0))
             except TimeoutError:
                 return any(r.state == "starting" for r in self.replicas)
             return True

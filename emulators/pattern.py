@@ -73,16 +73,20 @@ def rejected_record(*, pattern: str, profile: Profile, outcome: str, error: str,
 def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], events: list[Any],
                   invocation_id: str, trace_id: str, instance_id: str | None, session_id: str | None,
                   started_at: float, wall_s: float, cold: bool, init_ms: float, init_wall_ms: float,
-                  trigger: str = "invoke", billable: bool = True, attempts: int = 1) -> Record:
+                  trigger: str = "invoke", billable: bool = True, attempts: int = 1,
+                  count_overhead: bool = True) -> Record:
     """Price and record one executed invocation.
 
     Latency is platform time as the caller sees it: the harness's own real overhead (the wall time not
-    spent inside the instance's init or invocation) + the platform init time on a cold start + the
-    invocation's platform duration.
+    spent inside the instance's init or invocation; on a scaled clock, ``count_overhead``) + the platform
+    init time on a cold start + the invocation's platform duration. On the virtual clock the harness's
+    routing is left out: it is the emulator's, not the platform's, and leaving it out is what makes a
+    wait-only agent's figures the same on any host.
     """
     duration_ms = float(result.get("duration_ms", 0.0))
     call_wall_ms = float(result.get("wall_ms", 0.0))
-    overhead_ms = max(0.0, wall_s * 1000.0 - call_wall_ms - (init_wall_ms if cold else 0.0))
+    overhead_ms = max(0.0, wall_s * 1000.0 - call_wall_ms - (init_wall_ms if cold else 0.0)) if count_overhead \
+        else 0.0
     latency_ms = overhead_ms + (init_ms if cold else 0.0) + duration_ms
     billed = 0.0
     cost = Cost()

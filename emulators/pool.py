@@ -30,6 +30,7 @@ __all__ = ["Pool"]
 
 _PREPARE_TIMEOUT_S = 10.0  # wall seconds for a fork to join its cgroup and say "prepared" (it takes ~5 ms)
 _PREPARE_ATTEMPTS = 3
+_VIRTUAL_SCALE = 1e-9  # what the instance's timer takes for time_scale on the virtual clock (see PlatformTimer)
 
 
 class Pool:
@@ -125,7 +126,7 @@ class Pool:
         cap = self._docker.prepare(instance_id, cfg) if self._docker is not None else \
             limits.make_memory_cap(self._cgroups, instance_id, self.profile.memory_mb)
         cfg["cgroup"] = str(cap.cgroup) if cap.cgroup else None
-        inst = Instance(self.spawner, instance_id, cfg, cap, on_checkpoint=self.on_checkpoint)
+        inst = Instance(self.spawner, instance_id, cfg, cap, clock=self.clock, on_checkpoint=self.on_checkpoint)
         try:
             await asyncio.wait_for(inst.prepare(), _PREPARE_TIMEOUT_S)
         except BaseException:
@@ -160,7 +161,9 @@ class Pool:
             "pattern": self.pattern,
             "function_name": self.function_name,
             "memory_mb": p.memory_mb,
-            "time_scale": self.clock.time_scale,
+            # The virtual clock wakes blocked waits itself; a wait in progress then counts at its full length.
+            "time_scale": self.clock.time_scale or _VIRTUAL_SCALE,
+            "virtual": self.clock.virtual,
             "cpu_factor": p.cpu_factor(),
             "init_cpu_factor": p.cpu_factor(init=True),
             "instance_concurrency": (p.instance_concurrency if self.pattern == "serverless"
@@ -183,7 +186,8 @@ class Pool:
             raise InstanceStartError("the deployment is closing; no new instance starts")
         spare = self._spare if self._spare is not None else asyncio.create_task(self._prepare())
         self._spare = asyncio.create_task(self._prepare(), name=f"spare-{self.run_id}")
-        inst = await spare
+        with self.clock.busy():  # a cold start waiting on the fork is real work in flight
+            inst = await spare
         self.instances.append(inst)
         try:
             info = await inst.start(self.profile.init_timeout_s, self.profile.cold_start_overhead_ms.sample(self.rng))

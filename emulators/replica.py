@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from .billing import ReplicaMeter
+from .clock import Clock
 from .runtime.instance import Instance, StartInfo
 
 __all__ = ["BOUNCED", "LoadBalancer", "Replica"]
@@ -39,7 +40,7 @@ class Replica:
         self.running = 0
         self.queue: deque[asyncio.Future[bool]] = deque()
         self.restarts = 0
-        self.ready_at = 0.0  # platform clock when the current instance became ready
+        self.ready_at = -1.0  # platform clock when the current instance became ready
         self.ready_wall = 0.0  # time.monotonic() of the same moment
         self.boot_wall = 0.0  # time.monotonic() when its current instance began to start
         self.booted: asyncio.Future[str | None] | None = None  # the first boot: None, or its error
@@ -70,10 +71,10 @@ class Replica:
         self.running = 0
         self._check_idle()
 
-    async def acquire(self, concurrency: int, timeout: float | None) -> int | None:
+    async def acquire(self, concurrency: int, timeout: float | None, clock: Clock) -> int | None:
         """Take a slot: its generation (>= 1) once running, BOUNCED if the replica died first, None on timeout.
 
-        ``timeout`` is in wall seconds.
+        ``timeout`` is in platform seconds on ``clock``.
         """
         gen = self.generation
         if self.running < concurrency and not self.queue:
@@ -84,7 +85,7 @@ class Replica:
         self.queue.append(fut)
         self.idle.clear()
         try:
-            granted = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            granted = await clock.wait(asyncio.shield(fut), timeout)
         except (TimeoutError, asyncio.CancelledError) as exc:
             if fut.done() and not fut.cancelled() and fut.result():
                 self.release(self.generation)  # granted at the very moment the wait ended: give it back

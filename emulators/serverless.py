@@ -141,7 +141,7 @@ class Serverless:
                     instance_id=inst.id, session_id=session_id, started_at=started_at,
                     wall_s=time.monotonic() - t0, cold=True, init_ms=info.platform_ms,
                     init_wall_ms=info.wall_ms, trigger=trigger, events=[],
-                    result={"outcome": info.outcome, "error": info.error})
+                    result={"outcome": info.outcome, "error": info.error}, count_overhead=not self.clock.virtual)
         init_ms = info.init_ms if isinstance(info, StartInfo) else 0.0
         init_wall = info.wall_ms if isinstance(info, StartInfo) else 0.0
         if trigger == "warmup":
@@ -159,7 +159,7 @@ class Serverless:
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
             wall_s=time.monotonic() - t0, cold=cold, init_ms=init_ms, init_wall_ms=init_wall,
-            trigger=trigger)
+            trigger=trigger, count_overhead=not self.clock.virtual)
 
     async def _ping(self, inst: Instance, inv_id: str) -> tuple[dict[str, Any], list[Any]]:
         """A keep-warm ping: the handler returns at once without running the agent's logic."""
@@ -168,15 +168,16 @@ class Serverless:
             return {"outcome": "ok", "output": None, "duration_ms": 0.0, "wall_ms": 0.0}, []
         finally:
             inst.inflight -= 1
-            inst.last_used = time.monotonic()
+            inst.last_used = self.clock.now()
 
     def _expired(self, inst: Instance, now: float) -> bool:
+        """Idle for ``idle_expiry_s`` platform seconds at platform time ``now``."""
         return (inst.ready and not inst.provisioned and inst.inflight == 0
-                and now - inst.last_used >= self.clock.to_wall(self.profile.idle_expiry_s))
+                and now - inst.last_used >= self.profile.idle_expiry_s)
 
     def _acquire(self) -> Instance | None:
         """The warm instance to use: provisioned first, then the most recently used with spare capacity."""
-        now = time.monotonic()
+        now = self.clock.now()
         best: Instance | None = None
         for inst in self.pool.instances:
             if not inst.ready or inst.inflight >= self.profile.instance_concurrency or self._expired(inst, now):
@@ -194,14 +195,19 @@ class Serverless:
     # ---- background ------------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
-        """Recycle instances idle past the expiry."""
-        period = max(0.005, self.clock.to_wall(self.profile.idle_expiry_s) / 4)
+        """Recycle instances idle past the expiry (a call never takes an expired one: ``_acquire`` checks)."""
+        expiry = self.profile.idle_expiry_s
         while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
+            # Sleep until the earliest idle instance expires (a quarter of the expiry when none is idle): on
+            # the virtual clock every wake is a deadline time may jump to, so none is wasted.
+            now = self.clock.now()
+            idle = [i.last_used + expiry - now for i in self.pool.instances
+                    if i.ready and not i.provisioned and i.inflight == 0]
+            await self.clock.sleep(max(min(idle, default=expiry / 4), expiry / 1000, 1e-3))
+            now = self.clock.now()
             for inst in [i for i in self.pool.instances if i.alive and self._expired(i, now)]:
                 # Re-check: an earlier retire() awaited, and this instance may have taken a call since.
-                if self._expired(inst, time.monotonic()):
+                if self._expired(inst, self.clock.now()):
                     await self.pool.retire(inst)
 
     async def _warmup_loop(self) -> None:

@@ -273,13 +273,12 @@ _Item = tuple[Record, list[tuple[Record, Sequence[Any], Any]], GatewayCall | Non
 class Tracer:
     """The traces of one deployment: its TracerProvider, the JSON exporter and (optionally) OTLP/HTTP."""
 
-    def __init__(self, *, resource: Mapping[str, str], time_scale: float, env: Mapping[str, str] = {},
+    def __init__(self, *, resource: Mapping[str, str], env: Mapping[str, str] = {},
                  path: str | Path | None = None, otlp: str | None = None, flush_interval_s: float = 1.0) -> None:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-        self.time_scale = time_scale
         self.resource = Resource.create(dict(resource))
         self.exporter = JsonSpanExporter(path)
         self._processor: SynchronousMultiSpanProcessor = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
@@ -397,14 +396,21 @@ class Tracer:
         daemon_task = record.pattern == "daemon" and record.trigger == "invoke" and bool(material)
         root_kind = 0 if parent is not None else 1
         if daemon_task:
-            submitted = added - record.latency_ms / 1000.0 * self.time_scale  # latency: platform time since submit
+            submitted = min(record.started_at, material[0][0].started_at)  # a task's record starts at submit
             root = self._span(out, "task", trace_id, parent, submitted, added, self._record_attrs(record, "task"),
                               kind=root_kind, error=None if record.ok else record.error or record.outcome)
+            # The waits' platform time is what the task's latency has beyond its attempts, shared by wall time.
+            gaps, prev = [], submitted
+            for attempt, _, _ in material:
+                gaps.append(max(0.0, attempt.started_at - prev))
+                prev = attempt.ended_at
+            waited_ms = max(0.0, record.latency_ms - sum(a.duration_ms for a, _, _ in material))
             prev = submitted
             for n, (attempt, llm, call) in enumerate(material, 1):
+                share = gaps[n - 1] / sum(gaps) if sum(gaps) > 0 else 1.0 / len(gaps)
                 self._span(out, "queue wait", trace_id, root, prev, attempt.started_at,
                            {"harness.kind": "queue_wait", "harness.attempt": n,
-                            "harness.platform_ms": max(0.0, attempt.started_at - prev) / self.time_scale * 1000.0})
+                            "harness.platform_ms": waited_ms * share})
                 ctx = self._span(out, f"attempt {n}", trace_id, root, attempt.started_at, attempt.ended_at,
                                  {**self._record_attrs(attempt, "attempt"), "harness.attempt": n}, kind=4,
                                  error=None if attempt.ok else attempt.error or attempt.outcome)

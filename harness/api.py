@@ -89,7 +89,7 @@ def _tracer(cfg: DeployConfig, emulator: Emulator, opts: TraceOptions) -> Tracer
     return Tracer(resource={"service.name": pool.function_name, "service.namespace": "agent-deploy-harness",
                             "harness.pattern": cfg.pattern, "harness.profile": cfg.profile.name,
                             "harness.run_id": pool.run_id},
-                  time_scale=cfg.time_scale, env=cfg.env, path=opts.path, otlp=opts.otlp)
+                  env=cfg.env, path=opts.path, otlp=opts.otlp)
 
 
 class AsyncDeployment:
@@ -104,7 +104,7 @@ class AsyncDeployment:
         self._tracer = None if trace_opts is None else _tracer(cfg, self._emulator, trace_opts)
         self._emulator.pool.tracer = self._tracer
         opts = self.gateway_options
-        clock = Clock(cfg.time_scale)
+        clock = self.clock = self._emulator.pool.clock  # one timeline: the gateway and tasks share it
         # One machinery: the gateway's routes and submit/status/wait/stream below share this registry.
         self._webhooks = WebhookSender(opts.webhook_secret, clock, allow=opts.webhook_allow,
                                        attempts=opts.webhook_attempts, backoff_s=opts.webhook_backoff_s)
@@ -150,12 +150,12 @@ class AsyncDeployment:
             self._started = True
             heap.opened()
             try:
-                await self._emulator.start()
+                async with self.clock.caller():  # provisioned or warm instances' start overhead is platform time
+                    await self._emulator.start()
                 if self.gateway_options.serve:
                     from emulators.gateway.server import Gateway  # uvicorn/starlette: only when serving HTTP
 
-                    self._gateway = Gateway(self._emulator, self._registry, Clock(self.config.time_scale),
-                                            self.gateway_options)
+                    self._gateway = Gateway(self._emulator, self._registry, self.clock, self.gateway_options)
                     await self._gateway.start()
             except BaseException:
                 await self.aclose()
@@ -169,7 +169,8 @@ class AsyncDeployment:
     async def invoke(self, task: Any, session_id: str | None = None) -> Record:
         """Run the agent on ``task`` synchronously, as the platform would; never raises for platform failures."""
         self._check_open()
-        return await self._emulator.invoke(task, session_id)
+        async with self.clock.caller():
+            return await self._emulator.invoke(task, session_id)
 
     async def submit(self, task: Any, session_id: str | None = None, callback_url: str | None = None) -> str:
         """Start ``task`` in the background (as ``POST /tasks``) and return its id at once.
@@ -189,15 +190,26 @@ class AsyncDeployment:
 
     async def wait(self, task_id: str, timeout_s: float | None = None) -> Record:
         """Wait (wall seconds) for a submitted task's result; TimeoutError past ``timeout_s``."""
-        return await self._registry.get(task_id).wait(timeout_s)
+        async with self.clock.caller():
+            return await self._registry.get(task_id).wait(timeout_s)
+
+    async def advance(self, platform_s: float) -> None:
+        """Let ``platform_s`` platform seconds of idle time pass (idle expiry, scale-down, back-offs, ...).
+
+        On the virtual clock it returns as soon as everything due in that span has run (a 10-minute idle
+        expiry takes milliseconds); on a scaled clock it sleeps ``platform_s * time_scale`` wall seconds.
+        """
+        self._check_open()
+        await self.clock.advance(platform_s)
 
     async def stream(self, task: Any, session_id: str | None = None) -> AsyncIterator[Any]:
         """Yield the agent's progress events as they come, then the final Record."""
         self._check_open()
         t = self._registry.submit(task, session_id, retries=False)
         try:
-            async for _, _, item in t.follow():
-                yield item
+            async with self.clock.caller():
+                async for _, _, item in t.follow():
+                    yield item
         finally:
             if t.runner is not None and not t.runner.done():
                 t.runner.cancel()  # the caller left: a sync stream's call ends with its caller
@@ -216,7 +228,8 @@ class AsyncDeployment:
         restart = getattr(self._emulator, "restart", None)
         if restart is None:
             raise ConfigError(f"the {self.pattern} pattern has no rolling restart; it is a container feature")
-        await restart()
+        async with self.clock.caller():  # the drain and start periods are platform time
+            await restart()
 
     def summary(self) -> Summary:
         """Counts per outcome, latency percentiles, cold starts and cost, from the records."""
@@ -227,6 +240,10 @@ class AsyncDeployment:
         if self._closed:
             return
         self._closed = True
+        async with self.clock.caller():  # a daemon's grace period for running tasks is platform time
+            await self._aclose()
+
+    async def _aclose(self) -> None:
         try:
             if self._gateway is not None:
                 await self._gateway.stop()
@@ -257,7 +274,7 @@ def _gateway_options(gateway: bool | GatewayOptions) -> GatewayOptions:
 
 
 def adeploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
-            profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
+            profile: str | Path | Profile | None = None, time_scale: float | None = None, *,
             gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
             **kwargs: Any) -> AsyncDeployment:
     """An AsyncDeployment; use ``async with harness.adeploy(...) as d``. Arguments as ``deploy``."""
@@ -367,6 +384,10 @@ class Deployment:
         """Every span of this deployment so far, as dicts (works after close too)."""
         return self._async.traces()
 
+    def advance(self, platform_s: float) -> None:
+        """Let ``platform_s`` platform seconds of idle time pass (see ``AsyncDeployment.advance``)."""
+        self._call(self._async.advance, platform_s)
+
     def restart(self) -> None:
         """Rolling restart (container): replace the replicas one at a time, failing no request."""
         self._call(self._async.restart)
@@ -395,12 +416,15 @@ async def _sync_summary(dep: AsyncDeployment) -> Summary:
 
 
 def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
-           profile: str | Path | Profile | None = None, time_scale: float = 1.0, *, adapter: str = "auto",
+           profile: str | Path | Profile | None = None, time_scale: float | None = None, *, adapter: str = "auto",
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
            gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
            **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
+
+    ``time_scale=None`` (default): the virtual clock (emulated waits cost no wall time; ``d.advance(s)``
+    passes idle time); a number: wall seconds per platform second, for callers that live in real time.
 
     ``pattern=None`` takes the named profile's pattern (``profile="k8s-hpa"`` is a container), else serverless.
 

@@ -29,7 +29,7 @@ class DeployConfig:
     agent: AgentRef
     pattern: str
     profile: Profile
-    time_scale: float = 1.0
+    time_scale: float | None = None  # None: the virtual clock; a number: wall seconds per platform second
     adapter: str = "auto"
     state: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -41,7 +41,7 @@ class DeployConfig:
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
-                 profile: str | Path | Profile | None = None, time_scale: float = 1.0, *,
+                 profile: str | Path | Profile | None = None, time_scale: float | None = None, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
                  llm_script: str | Path | None = None, runtime: str = "process", **overrides: Any) -> DeployConfig:
@@ -52,9 +52,11 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
     if pattern is None:
         pattern = "serverless" if profile is None else profile_pattern(profile)
     check_pattern(pattern)
-    if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or not time_scale > 0:
+    if time_scale is not None and (isinstance(time_scale, bool) or not isinstance(time_scale, int | float)
+                                   or not time_scale > 0):
         raise ConfigError(
-            f"time_scale must be a positive number (wall seconds per platform second), got {time_scale!r}"
+            f"time_scale must be None (virtual time, the default) or a positive number (wall seconds per platform "
+            f"second), got {time_scale!r}"
         )
     if adapter not in ADAPTERS:
         raise ConfigError(f"unknown adapter {adapter!r}; expected one of: {', '.join(ADAPTERS)}")
@@ -68,10 +70,28 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
     if overrides:
         prof = prof.replace(**overrides)
     return DeployConfig(
-        agent=resolve_agent(agent), pattern=pattern, profile=prof, time_scale=float(time_scale),
+        agent=resolve_agent(agent), pattern=pattern, profile=prof,
+        time_scale=None if time_scale is None else float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
         llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
     )
+
+
+def parse_time_scale(value: object) -> float | None:
+    """A time scale as users write it: ``virtual`` (or None, empty) for the virtual clock, else a positive number.
+
+    Raises ConfigError naming the value.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "virtual", "none")):
+        return None
+    try:
+        scale = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if isinstance(value, bool) or not (scale > 0) or scale == float("inf"):
+        raise ConfigError(f"time scale {value!r}: expected 'virtual' (the default: emulated waits cost no wall "
+                          f"time) or a positive number of wall seconds per platform second, e.g. 0.01")
+    return scale
 
 
 def project_defaults(start: Path | None = None) -> dict[str, Any]:

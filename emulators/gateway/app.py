@@ -222,14 +222,14 @@ class GatewayApp:
             early.append(asyncio.ensure_future(self._send(send, counts, entry, result_json(res), 504,
                                                           harness_headers(res))))
 
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(self.clock.to_wall(gateway_s), time_out) if gateway_s is not None else None
+        timer = self.clock.call_later(gateway_s, time_out) if gateway_s is not None else None
         me = asyncio.current_task()
         if me is not None:
             self._calls.add(me)  # aclose() cancels it: the gateway is closing
         token = entry.enter()
         try:
-            record = await self.emulator.invoke(task, session_id)
+            async with self.clock.caller():  # on the virtual clock, a waiting HTTP caller lets time jump
+                record = await self.emulator.invoke(task, session_id)
         except asyncio.CancelledError:
             # The server is stopping with this request open: say so rather than leave a traceback in the log.
             if not early:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,9 +26,10 @@ from starlette.types import Receive, Scope, Send
 from ..clock import Clock
 from .sse import Frame
 
-__all__ = ["BATCH_WALL_S", "PartialResponse", "StreamResponse", "Waiter", "quiet_cut_logs"]
+__all__ = ["BATCH_WALL_S", "VIRTUAL_BATCH_S", "PartialResponse", "StreamResponse", "Waiter", "quiet_cut_logs"]
 
 BATCH_WALL_S = 0.005
+VIRTUAL_BATCH_S = 0.1  # on the virtual clock: frames due within 100 platform ms go together (one jump, not ten)
 _UNFINISHED = "ASGI callable returned without completing response."
 _CUT: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_cut", default=False)
 
@@ -120,12 +120,12 @@ class StreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         plan = self.ttft_s + self.total_tokens / self.tokens_per_s
         self.on_begin(plan)
-        began = time.monotonic()
+        began = clock.now()
         watch = self.waiter.watch(receive)
         how, sent, held, buffer = "done", 0, 0, bytearray()
         first_due = last_due = 0.0  # platform due times of the first and last frame held in ``buffer``
         half = self.total_tokens // 2
-        window = clock.to_platform(BATCH_WALL_S)
+        window = VIRTUAL_BATCH_S if clock.virtual else clock.to_platform(BATCH_WALL_S)
         try:
             for frame in self.frames:
                 if self.cut and not frame.lead and (frame.tokens > half or half == 0):
@@ -153,16 +153,16 @@ class StreamResponse(Response):
             raise
         finally:
             watch.cancel()
-            waited = plan if how == "done" else clock.to_platform(time.monotonic() - began)
+            waited = plan if how == "done" else clock.now() - began
             self.on_end(waited, sent, how)
         if how != "done":
             _CUT.set(True)  # returning now leaves the body unfinished: uvicorn closes the connection
 
     async def _flush(self, send: Send, buffer: bytearray, due: float, began: float, watch: asyncio.Task[None],
                      *, last: bool = False) -> str:
-        """Wait until ``due`` (platform seconds after ``began``), then send the held frames."""
+        """Wait until ``due`` (platform seconds after ``began``, a platform time), then send the held frames."""
         clock = self.waiter.clock
-        ahead = due - clock.to_platform(time.monotonic() - began)
+        ahead = due - (clock.now() - began)
         if ahead > 0:
             how = await self.waiter.wait(ahead, watch=watch)
             if how != "done":

@@ -201,9 +201,19 @@ class LLMEndpoint:
     async def _serve(self, request: Request, api: Api) -> Response:
         meta = _Meta(request.path_params.get("caller"), request.headers.get("x-harness-invocation"), api,
                      time.monotonic())
-        ended = self._backoffs.end((meta.caller, meta.invocation_id), request.headers.get("x-stainless-retry-count"))
-        if ended is not None:
-            self._notify(meta, "end", ended)
+        key, retry = (meta.caller, meta.invocation_id), request.headers.get("x-stainless-retry-count")
+        if self.clock.virtual:
+            left = self._backoffs.left(key, retry)
+            if left is not None:  # the retry came at once: it waits out its back-off here, on the clock
+                self._notify(meta, "begin", left)
+                try:
+                    await self.clock.sleep(left)
+                finally:
+                    self._notify(meta, "end", left)
+        else:
+            ended = self._backoffs.end(key, retry)
+            if ended is not None:
+                self._notify(meta, "end", ended)
         try:
             return await self._answer(request, meta)
         except ApiError as err:
@@ -292,12 +302,12 @@ class LLMEndpoint:
         Returns how it ended (done, disconnected, stopped) and the platform seconds it lasted.
         """
         self._notify(meta, "begin", platform_s)
-        began = time.monotonic()
+        began = self.clock.now()
         how, waited = "stopped", 0.0
         try:
             how = await self._waiter.wait(platform_s, request.receive)
         finally:
-            waited = platform_s if how == "done" else self.clock.to_platform(time.monotonic() - began)
+            waited = platform_s if how == "done" else self.clock.now() - began
             self._notify(meta, "end", waited)
         return how, waited
 
@@ -358,13 +368,15 @@ class LLMEndpoint:
             message = (f"Rate limit reached for {meta.model} on {per} per min ({unit}): "
                        f"Limit {limit}. Please try again in {wait:.3f}s.")
             err = ApiError(429, message, kind=per, code="rate_limit_exceeded")
-        wall_ms = max(0.001, math.ceil(self.clock.to_wall(wait) * 1e6) / 1e3)
+        # On the virtual clock the retry comes at once and waits out its back-off here (backoff.py).
+        wall_ms = 0.001 if self.clock.virtual else max(0.001, math.ceil(self.clock.to_wall(wait) * 1e6) / 1e3)
         err.headers = {**headers, "retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": f"{wall_ms:.3f}"}
         self._record(meta, 429, fault="rate_limited", retry_after_s=wait)
         if meta.caller is not None or meta.invocation_id is not None:
             # The client's sleep on retry-after-ms is an emulated wait (backoff.py says why).
             self._backoffs.begin((meta.caller, meta.invocation_id), wait)
-            self._notify(meta, "begin", wait)
+            if not self.clock.virtual:
+                self._notify(meta, "begin", wait)
         out = {**err.headers, **self._answer_headers(meta.api, 0.0)}
         return JSONResponse(meta.api.error_body(err), status_code=429, headers=out)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,17 +35,73 @@ __all__ = ["serve"]
 
 
 class _Channel:
-    """The instance's end of the socket; sends are locked because invocations may run in threads."""
+    """The instance's end of the socket; sends are locked because invocations may run in threads.
+
+    On the virtual clock an emulated wait blocks until the control process sends its ``wake``: whichever
+    thread needs a frame (the serve loop for the next invocation, an agent thread in ``ctx.sleep``) takes
+    the reader role and routes what it reads, so a wake reaches its waiter whoever read it.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.lock = threading.Lock()
         self.reader = FrameReader(sock)  # every read of the socket goes through it (it buffers)
+        self._cond = threading.Condition()
+        self._reading = False
+        self._woken: set[str] = set()
+        self._backlog: deque[dict[str, Any] | None] = deque()
+        self._closed = False
+        self._keys = itertools.count(1)
 
     def send(self, msg: dict[str, Any], raw: tuple[str, bytes] | None = None) -> None:
         data = encode(msg, raw)
         with self.lock:
             self.sock.sendall(data)
+
+    def recv(self) -> dict[str, Any] | None:
+        """The next frame that is not a wake; None once the control process closed the channel."""
+        self._pump(lambda: bool(self._backlog))
+        with self._cond:
+            return self._backlog.popleft()
+
+    def wait_key(self, inv_id: str) -> str:
+        """A fresh key for one blocking wait of ``inv_id`` (the control process wakes it by this key)."""
+        return f"{inv_id}/{next(self._keys)}"
+
+    def block(self, key: str) -> None:
+        """Block until the control process wakes the wait ``key`` (or goes away)."""
+        self._pump(lambda: key in self._woken or self._closed)
+        with self._cond:
+            self._woken.discard(key)
+
+    def _pump(self, done: Callable[[], bool]) -> None:
+        with self._cond:
+            while not done():
+                if not self._reading:
+                    self._reading = True
+                    break
+                self._cond.wait()
+            else:
+                return
+        try:
+            while True:
+                with self._cond:
+                    if done():
+                        return
+                msg = self.reader.recv()
+                with self._cond:
+                    if msg is None:
+                        self._closed = True
+                        self._backlog.append(None)
+                    elif msg.get("op") == "wake":
+                        self._woken.add(msg["id"])
+                    else:
+                        self._backlog.append(msg)
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
 
 
 def _tail(exc: BaseException, lines: int = 12) -> str:
@@ -72,12 +130,7 @@ class _Instance:
         cfg = self.cfg
         timer = PlatformTimer(cpu_factor=cfg["init_cpu_factor"], time_scale=cfg["time_scale"],
                               cpu=time.process_time, queued=self.queued)
-        overhead_s = cfg["overhead_ms"] / 1000.0
-        timer.begin_wait(overhead_s)
-        self.chan.send({"op": "wait", "id": "init", "s": overhead_s})
-        time.sleep(overhead_s * cfg["time_scale"])
-        timer.end_wait(overhead_s)
-        self.chan.send({"op": "waitend", "id": "init", "s": overhead_s})
+        self.emulated_wait("init", cfg["overhead_ms"] / 1000.0, timer)
         try:
             self.fn = load_callable(cfg["agent"])
             self.adapter = detect_adapter(self.fn, cfg["adapter"])
@@ -93,9 +146,28 @@ class _Instance:
         self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
                         "adapter": self.adapter, "pid": os.getpid()})
 
+    def emulated_wait(self, inv_id: str, seconds: float, timer: PlatformTimer) -> None:
+        """An emulated wait of ``seconds`` platform seconds, announced to the control process.
+
+        Scaled clock: sleep ``seconds * time_scale`` of wall time. Virtual clock: block until the control
+        process wakes it, which it does when the platform deadline comes (at once, if nothing else is real).
+        """
+        timer.begin_wait(seconds)
+        if self.cfg.get("virtual") and seconds > 0:
+            key = self.chan.wait_key(inv_id)
+            self.chan.send({"op": "wait", "id": inv_id, "s": seconds, "w": key})
+            self.chan.block(key)
+        else:
+            self.chan.send({"op": "wait", "id": inv_id, "s": seconds})
+            time.sleep(seconds * self.cfg["time_scale"])
+        timer.end_wait(seconds)
+        self.chan.send({"op": "waitend", "id": inv_id, "s": seconds})
+
     def serve(self) -> None:
+        # On the virtual clock frames go through the channel's router (a wait's wake may come to any thread).
+        recv = self.chan.recv if self.cfg.get("virtual") else self.chan.reader.recv
         while True:
-            msg = self.chan.reader.recv()
+            msg = recv()
             if msg is None or msg["op"] == "exit":
                 return
             if msg["op"] == "ping":
@@ -114,6 +186,15 @@ class _Instance:
             result = loop.run_until_complete(result)
         return result
 
+    def _thread_queued(self) -> limits.QueuedClock | None:
+        """This pool thread's own run-queue clock (``thread-self`` resolves to the thread that opens it)."""
+        if self.queued is None:
+            return None
+        clock: limits.QueuedClock | None = getattr(self.local, "queued", None)
+        if clock is None:
+            clock = self.local.queued = limits.QueuedClock()
+        return clock
+
     def _thread_loop(self) -> asyncio.AbstractEventLoop:
         loop: asyncio.AbstractEventLoop | None = getattr(self.local, "loop", None)
         if loop is None:
@@ -127,12 +208,13 @@ class _Instance:
         if not threaded:
             self.peak.reset()
         timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu,
-                              queued=None if threaded else self.queued)
+                              queued=self._thread_queued() if threaded else self.queued)
         state_in = msg.get("state") or {}
         state_before = json.dumps(state_in, sort_keys=True)
         ctx = AgentContext(
             invocation_id=inv_id, pattern=cfg["pattern"], instance_id=cfg["instance_id"],
             session_id=msg.get("session_id"), timeout_s=msg["timeout_s"], timer=timer, send=self.chan.send,
+            block=self.chan if cfg.get("virtual") else None,
             state=state_in, checkpoints=msg.get("checkpoints") or {}, function_name=cfg["function_name"],
             memory_mb=cfg["memory_mb"], llm_time=self.llm_time,
             subrequest_limit=msg.get("subrequest_limit"), subrequest_rtt_s=msg.get("subrequest_rtt_s", 0.0),

@@ -1,7 +1,8 @@
 """What the agent sees: ``ctx`` for harness agents and an AWS-style ``context`` for Lambda handlers.
 
 Both live in the instance process. Time is platform time (``PlatformTimer``): ``ctx.sleep(20)`` is an
-emulated 20-second wait that takes ``20 * time_scale`` wall seconds and counts 20 s against the limit.
+emulated 20-second wait that counts 20 s against the limit. On a scaled clock it takes ``20 * time_scale``
+wall seconds; on the virtual clock it blocks until the control process wakes it at the platform deadline.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .llmtime import LLMTimeReader, with_llm_waits
 from .ptime import PlatformTimer
@@ -21,6 +22,13 @@ __all__ = ["AgentContext", "LambdaContext", "SubrequestLimitError", "warm_http"]
 Send = Callable[[dict[str, Any]], None]
 _LLM_CLIENT: Any = None
 _HTTP_TRANSPORT: Any = None
+
+
+class WaitChannel(Protocol):
+    """How a wait blocks on the virtual clock: announce it under a key, then block until woken."""
+
+    def wait_key(self, inv_id: str) -> str: ...
+    def block(self, key: str) -> None: ...
 
 
 class SubrequestLimitError(RuntimeError):
@@ -51,7 +59,7 @@ class AgentContext:
                  timeout_s: float, timer: PlatformTimer, send: Send, state: dict[str, Any],
                  checkpoints: dict[str, Any], function_name: str, memory_mb: float,
                  llm_time: LLMTimeReader | None = None, subrequest_limit: int | None = None,
-                 subrequest_rtt_s: float = 0.0) -> None:
+                 subrequest_rtt_s: float = 0.0, block: WaitChannel | None = None) -> None:
         self.invocation_id = invocation_id
         self.pattern = pattern
         self.instance_id = instance_id
@@ -70,35 +78,50 @@ class AgentContext:
         self.subrequests = 0  # ctx.http requests made (requests to the LLM endpoint are counted there)
         self._subrequest_limit = subrequest_limit
         self._subrequest_rtt_s = subrequest_rtt_s
+        self._block = block  # set on the virtual clock
 
     def remaining_time_ms(self) -> float:
         """Platform milliseconds left before the time limit."""
         elapsed = with_llm_waits(self._timer.elapsed(), self._llm_time, self._timer.time_scale)
         return max(0.0, self.timeout_s - elapsed) * 1000.0
 
-    def _begin_wait(self, seconds: float) -> None:
+    def _begin_wait(self, seconds: float) -> str | None:
+        """Announce a wait; on the virtual clock returns the key its wake will carry."""
         self._timer.begin_wait(seconds)
+        if self._block is not None and seconds > 0:
+            key = self._block.wait_key(self.invocation_id)
+            self._send({"op": "wait", "id": self.invocation_id, "s": seconds, "w": key})
+            return key
         self._send({"op": "wait", "id": self.invocation_id, "s": seconds})
+        return None
 
     def _end_wait(self, seconds: float) -> None:
-        self._timer.end_wait(seconds)
         self._send({"op": "waitend", "id": self.invocation_id, "s": seconds})
+        self._timer.end_wait(seconds)  # after the frame: telling the harness is part of the wait, not the agent
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` platform seconds (scaled by time_scale in wall time)."""
+        """Wait ``seconds`` platform seconds (an emulated wait: see the module docstring)."""
         seconds = max(0.0, float(seconds))
-        self._begin_wait(seconds)
+        key = self._begin_wait(seconds)
         try:
-            time.sleep(seconds * self._timer.time_scale)
+            if key is not None:
+                assert self._block is not None
+                self._block.block(key)
+            else:
+                time.sleep(seconds * self._timer.time_scale)
         finally:
             self._end_wait(seconds)
 
     async def asleep(self, seconds: float) -> None:
-        """``sleep`` for async agents."""
+        """``sleep`` for async agents (other coroutines of the agent run meanwhile)."""
         seconds = max(0.0, float(seconds))
-        self._begin_wait(seconds)
+        key = self._begin_wait(seconds)
         try:
-            await asyncio.sleep(seconds * self._timer.time_scale)
+            if key is not None:
+                assert self._block is not None
+                await asyncio.get_running_loop().run_in_executor(None, self._block.block, key)
+            else:
+                await asyncio.sleep(seconds * self._timer.time_scale)
         finally:
             self._end_wait(seconds)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock, TimerHandle
 from ..errors import InstanceStartError
 from . import limits
 from .limits import MemoryCap
@@ -64,6 +65,7 @@ class _Phase:
     checked: bool = False
     llm_calls: list[Any] = field(default_factory=list)  # LLMCall records attributed to this phase
     llm_began: float | None = None  # wall start of the current group of overlapping LLM waits
+    llm_began_p: float = 0.0  # its platform time (clock.now())
     llm_active: int = 0  # LLM waits in progress (an agent may make calls in parallel)
     llm_group: int = 0  # waits begun in the current group
     llm_group_len: float = 0.0  # platform end of the group as announced (its latest announced end)
@@ -82,23 +84,27 @@ class _Phase:
     subrequests: int = 0  # LLM calls + ctx.http requests made in this phase (edge budgets)
     wall_at: float = field(default_factory=time.time)  # wall clock (UNIX s) the phase began (for traces)
     http: list[list[Any]] = field(default_factory=list)  # ctx.http requests: [method, host, begin, end, status]
+    held: bool = False  # virtual clock: this phase holds a busy token (it runs real code)
+    wake: TimerHandle | None = None  # virtual clock: the pending wake of a blocking wait
+    started_p: float = 0.0  # platform time the phase began
+    ended: bool = False
 
 
 class Instance:
     """One running instance process."""
 
     def __init__(self, spawner: Spawner, instance_id: str, cfg: dict[str, Any], cap: MemoryCap,
-                 *, on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
+                 *, clock: Clock, on_checkpoint: Callable[[str, str, Any], None] | None = None) -> None:
         self.spawner = spawner
         self.id = instance_id
         self.cfg = cfg
         self.cap = cap
-        self.time_scale: float = cfg["time_scale"]
+        self.clock = clock
         self.cpu_factor: float = cfg["cpu_factor"]
         self.pid = 0
         self.inflight = 0
         self.provisioned = False
-        self.last_used = time.monotonic()
+        self.last_used = clock.now()  # platform time it last finished a call (idle expiry)
         self.alive = False
         self.ready = False  # init finished and the process is alive: it may take calls
         self.log_path = Path(cfg["log_path"])
@@ -143,7 +149,7 @@ class Instance:
         if msg.get("op") == "ready":
             self.ready = self.alive
             self.boot = (phase.wall_at, time.time())
-            self.last_used = time.monotonic()  # idle time counts from the end of init
+            self.last_used = self.clock.now()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
                              cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0)
         if msg.get("op") == "init_error":
@@ -249,9 +255,11 @@ class Instance:
             self._writer.write(encode({**msg, "op": "invoke", "id": inv_id, "timeout_s": timeout_s},
                                       raw=("task", task_json)))
             result = await self._watch(inv_id, phase)
+            if self.clock.virtual and result.get("op") == "result":
+                await self._owe_stretch(phase, result)
         finally:
             self.inflight -= 1
-            self.last_used = time.monotonic()
+            self.last_used = self.clock.now()
         if result.get("op") != "result":
             f = self._failure_from(result, phase)
             result = {"op": "result", "outcome": f.outcome, "error": f.error, "duration_ms": f.platform_ms,
@@ -290,23 +298,30 @@ class Instance:
         phase = self._llm_phase(invocation_id)
         if phase is None:
             return
-        now = time.monotonic()
+        now, now_p = time.monotonic(), self.clock.now()
         # Overlapping waits (parallel calls, a backoff beside a call) form one group: the timer sees one
         # wait from the first begin to the last end, standing for the platform time the group spanned.
         if event == "begin":
             if phase.llm_active == 0 or phase.llm_began is None:
                 phase.llm_began, phase.llm_group, phase.llm_group_end = now, 0, 0.0
+                phase.llm_began_p = now_p
                 phase.llm_group_len = platform_s
                 phase.timer.begin_wait(platform_s)
             else:
-                offset = (now - phase.llm_began) / self.time_scale
+                offset = now_p - phase.llm_began_p
                 phase.llm_group_len = max(phase.llm_group_len, offset + platform_s)
                 phase.timer.wait_len = phase.llm_group_len
             phase.llm_active += 1
             phase.llm_group += 1
+            was_held = phase.held
+            self._hold(phase)
+            if was_held and not phase.held and self.pid:
+                # The agent may be sending more requests at once: no jump while its process is on a CPU.
+                pid = self.pid
+                self.clock.probe(lambda: not phase.held and not phase.ended and self.alive and limits.on_cpu(pid))
         elif phase.llm_active > 0 and phase.llm_began is not None:
             phase.llm_active -= 1
-            offset = min((now - phase.llm_began) / self.time_scale, phase.llm_group_len)
+            offset = min(now_p - phase.llm_began_p, phase.llm_group_len)
             phase.llm_group_end = max(phase.llm_group_end, offset)
             if phase.llm_active == 0:
                 platform = platform_s if phase.llm_group == 1 else phase.llm_group_end
@@ -314,6 +329,7 @@ class Instance:
                 phase.llm_wall_s += now - phase.llm_began
                 phase.llm_platform_s += platform
                 phase.llm_began = None
+                self._hold(phase)
         if self._llm_time is not None:
             self._llm_time.publish(phase.llm_wall_s, phase.llm_platform_s, phase.llm_began, phase.llm_group_len)
         _wake(phase.waiter)
@@ -364,13 +380,62 @@ class Instance:
         cpu: Callable[[], float] = self._cpu if factor != 1.0 and pid else _no_cpu
         if pid and self._queued is None and self.cfg.get("queue_correction", True):
             self._queued = limits.QueuedClock(pid)
-        return PlatformTimer(cpu_factor=factor, time_scale=self.time_scale, cpu=cpu, queued=self._queued)
+        if self.clock.virtual:
+            # Mirrored on the virtual clock: real time passes 1:1 on it, a wait's span is its platform length.
+            return PlatformTimer(cpu_factor=factor, time_scale=1.0, cpu=cpu, queued=self._queued, wall=self.clock.now)
+        return PlatformTimer(cpu_factor=factor, time_scale=self.clock.scale, cpu=cpu, queued=self._queued)
 
     def _new_phase(self, key: str, limit_s: float | None, factor: float) -> _Phase:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        phase = _Phase(timer=self._mirror_timer(factor), limit_s=limit_s, future=fut)
+        phase = _Phase(timer=self._mirror_timer(factor), limit_s=limit_s, future=fut, started_p=self.clock.now())
         self._phases[key] = phase
+        self._hold(phase)
         return phase
+
+    # ---- the virtual clock: is this phase running real code, or waiting on an emulated deadline? ----------
+
+    def _hold(self, phase: _Phase) -> None:
+        """Hold the clock while the phase runs real code; release it while it waits (a wait, an LLM wait)."""
+        if not self.clock.virtual:
+            return
+        want = not phase.ended and phase.wake is None and phase.llm_active == 0
+        if want and not phase.held:
+            phase.held = True
+            self.clock.hold()
+        elif not want and phase.held:
+            phase.held = False
+            self.clock.release()
+
+    def _block(self, phase: _Phase, seconds: float, key: str) -> None:
+        """The instance blocks on a wait: wake it when its platform deadline comes."""
+        if phase.wake is not None:
+            phase.wake.cancel()
+
+        def wake() -> None:
+            phase.wake = None
+            self._hold(phase)
+            if self._writer is not None:
+                self._writer.write(encode({"op": "wake", "id": key}))
+
+        phase.wake = self.clock.call_later(seconds, wake)
+        self._hold(phase)
+
+    def _unblock(self, phase: _Phase) -> None:
+        if phase.wake is not None:
+            phase.wake.cancel()
+            phase.wake = None
+        self._hold(phase)
+
+    async def _owe_stretch(self, phase: _Phase, result: dict[str, Any]) -> None:
+        """CPU stretched by the profile's CPU factor took less real time than it stands for: the rest is owed.
+
+        The call's own figures already count it; waiting it out on the virtual clock keeps the fleet's
+        timeline (the replica busy, the next request queued) in step with them.
+        """
+        platform_s = result.get("duration_ms", 0.0) / 1000.0 + phase.llm_platform_s - phase.llm_wall_s
+        owed = platform_s - (self.clock.now() - phase.started_p)
+        if owed > 1e-4:
+            await self.clock.sleep(owed)
 
     async def _watch(self, key: str, phase: _Phase) -> dict[str, Any]:
         """Wait for the phase's ending frame while enforcing its time limit (and the polled memory cap)."""
@@ -394,15 +459,30 @@ class Instance:
                 loop = asyncio.get_running_loop()
                 waiter = phase.waiter = loop.create_future()
                 timer = loop.call_later(wait, _wake, waiter) if wait is not None else None
+                vtimer = self._virtual_limit(phase, waiter)
                 try:
                     await waiter
                 finally:
                     if timer is not None:
                         timer.cancel()
+                    if vtimer is not None:
+                        vtimer.cancel()
                     phase.waiter = None
             return await phase.future
         finally:
             self._phases.pop(key, None)
+            phase.ended = True
+            if phase.wake is not None:
+                phase.wake.cancel()
+                phase.wake = None
+            self._hold(phase)
+
+    def _virtual_limit(self, phase: _Phase, waiter: asyncio.Future[None]) -> TimerHandle | None:
+        """On the virtual clock a time limit is also a platform deadline: a jump over a wait must stop at it."""
+        if not self.clock.virtual or phase.limit_s is None or not phase.timer.waiting:
+            return None
+        remaining = max(0.0, phase.limit_s - phase.timer.elapsed())
+        return self.clock.call_later(remaining, lambda: _wake(waiter))
 
     def _over_memory(self) -> bool:
         if self.cap.kernel_enforced:
@@ -431,15 +511,16 @@ class Instance:
         # The first check comes right after the phase began: nothing has elapsed, no /proc read needed.
         remaining = phase.limit_s - (phase.timer.elapsed() if phase.checked else 0.0)
         phase.checked = True
-        if remaining <= 0:
+        if remaining <= 1e-9:
             return 0.0
         # The fastest platform time can pass: scaled while waiting (up to the wait's announced end),
         # CPU-stretched otherwise.
         left = phase.timer.wait_left()
+        scale = phase.timer.time_scale
         if phase.timer.waiting and left is None:
-            wall = remaining * self.time_scale
+            wall = remaining * scale
         elif left:
-            wall = min(remaining, left) * self.time_scale
+            wall = min(remaining, left) * scale
         else:  # not waiting, or past the wait's announced end: only real (CPU-stretched) time counts
             wall = remaining / phase.timer.cpu_factor
         return wall if poll is None else min(wall, poll)
@@ -469,9 +550,12 @@ class Instance:
             return
         if op == "wait":
             phase.timer.begin_wait(msg["s"])
+            if "w" in msg:
+                self._block(phase, msg["s"], msg["w"])
             _wake(phase.waiter)
         elif op == "waitend":
             phase.timer.end_wait(msg["s"])
+            self._unblock(phase)
             _wake(phase.waiter)
         elif op == "emit":
             phase.events.append(msg["event"])

@@ -130,6 +130,28 @@ class QueuedClock:
             self._fd = None
 
 
+def on_cpu(pid: int) -> bool:
+    """Whether any thread of process ``pid`` is running or runnable (state R): it is doing real work.
+
+    Used by the virtual clock before it jumps over an instance's LLM wait: an agent that fires several
+    requests at once is still sending the next one while the first already waits. Unreadable (the process
+    is gone, or not on this kernel): False.
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] == b"R":
+            return True
+    return False
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds used by all threads of ``pid``: nanosecond schedstat on Linux, psutil elsewhere."""
     if _LINUX:

@@ -18,6 +18,7 @@ from emulators.profiles import PATTERNS, list_profiles, load_profile
 
 from ..config import IMPLEMENTED, project_defaults
 from .run import RunOptions, run_patterns
+from .scale import TIME_SCALE, scale_of
 
 __all__ = ["main"]
 
@@ -93,7 +94,9 @@ def cli() -> None:
               help="Profile name or .toml path, for all patterns or one (repeatable).")
 @click.option("--requests", "-n", type=click.IntRange(min=1), default=None, help="Calls per pattern. [default: 20]")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None, help="Calls in flight. [default: 1]")
-@click.option("--time-scale", type=float, default=None, help="Wall seconds per platform second. [default: 0.01]")
+@click.option("--time-scale", type=TIME_SCALE, default=None,
+              help="'virtual' (emulated waits cost no wall time) or wall seconds per platform second. "
+                   "[default: virtual]")
 @click.option("--task", default=None, help="The task as JSON. [default: {}]")
 @click.option("--task-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Read the task JSON from a file.")
@@ -114,7 +117,7 @@ def cli() -> None:
               help="A TOML script of scripted LLM answers (see fixtures/llm/).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
-        concurrency: int | None, time_scale: float | None, task: str | None, task_file: Path | None,
+        concurrency: int | None, time_scale: float | str | None, task: str | None, task_file: Path | None,
         session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, report_paths: tuple[Path, ...],
         llm: str, llm_script: Path | None, quiet: bool) -> None:
     """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
@@ -132,7 +135,7 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
         profiles=profile_map,
         requests=requests or int(defaults.get("requests", 20)),
         concurrency=concurrency or int(defaults.get("concurrency", 1)),
-        time_scale=time_scale if time_scale is not None else float(defaults.get("time_scale", 0.01)),
+        time_scale=scale_of(time_scale, defaults),
         task=_parse_task(task, task_file),
         session=session,
         overrides=_parse_sets(sets),

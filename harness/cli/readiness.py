@@ -19,6 +19,8 @@ from rich.console import Console
 
 from emulators.errors import ConfigError, HarnessError
 
+from .scale import TIME_SCALE, scale_of
+
 __all__ = ["readiness_command"]
 
 
@@ -80,8 +82,9 @@ def _task(text: str | None) -> Any:
               help="LLM rate limits to check against: 'anthropic-tier1' (default) or 'rpm=N,tpm=N'.")
 @click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The agent's LLM script (see fixtures/llm/); faults and limits are added to it.")
-@click.option("--time-scale", type=click.FloatRange(min=1e-6, max=1.0), default=0.001, show_default=True,
-              help="Wall seconds per platform second.")
+@click.option("--time-scale", type=TIME_SCALE, default=None,
+              help="'virtual' (emulated waits cost no wall time) or wall seconds per platform second. "
+                   "[default: virtual]")
 @click.option("--calls", type=click.IntRange(min=1, max=50), default=3, show_default=True,
               help="Solo calls per pattern for the duration and cost measurements.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -89,8 +92,9 @@ def _task(text: str | None) -> Any:
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the HTML report (with its readiness section and crossover chart) to this file.")
 def readiness_command(agent: str, traffic: str | None, budget: str | None, task: str | None, patterns: str,
-                      profiles: tuple[str, ...], llm_tier: str | None, llm_script: Path | None, time_scale: float,
-                      calls: int, json_path: Path | None, html_path: Path | None) -> None:
+                      profiles: tuple[str, ...], llm_tier: str | None, llm_script: Path | None,
+                      time_scale: float | str | None, calls: int, json_path: Path | None,
+                      html_path: Path | None) -> None:
     """Run the production checklist for AGENT on every pattern and recommend one."""
     from ..config import build_config
     from ..readiness import ReadinessOptions, arun_readiness, parse_budget, parse_tier, parse_traffic
@@ -98,12 +102,13 @@ def readiness_command(agent: str, traffic: str | None, budget: str | None, task:
     from ..reports import build_report, write_report
 
     chosen = _patterns(patterns)
+    scale = None if time_scale is None else scale_of(time_scale)
     try:
         opts = ReadinessOptions(agent=agent, task=_task(task), traffic=parse_traffic(traffic),
                                 budget=parse_budget(budget), tier=parse_tier(llm_tier), patterns=chosen,
-                                profiles=_profiles(profiles, chosen), time_scale=time_scale, calls=calls,
+                                profiles=_profiles(profiles, chosen), time_scale=scale, calls=calls,
                                 llm_script=None if llm_script is None else str(llm_script))
-        build_config(agent, chosen[0], opts.profiles.get(chosen[0]), time_scale)  # a bad agent fails here, fast
+        build_config(agent, chosen[0], opts.profiles.get(chosen[0]), scale)  # a bad agent fails here, fast
         result = asyncio.run(arun_readiness(opts))
     except ConfigError as exc:
         raise _InputError(str(exc)) from None

@@ -29,7 +29,7 @@ class RunOptions:
     patterns: Sequence[str]
     requests: int = 20
     concurrency: int = 1
-    time_scale: float = 0.01
+    time_scale: float | None = None  # None: the virtual clock
     task: Any = field(default_factory=dict)
     session: str = "none"
     profiles: dict[str, str] = field(default_factory=dict)

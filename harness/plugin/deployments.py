@@ -30,11 +30,11 @@ class DeploymentSpec:
     agent: str
     pattern: str
     profile: str | None
-    time_scale: float
+    time_scale: float | None  # None: the virtual clock
     overrides: tuple[tuple[str, str], ...] = ()  # (name, JSON text): hashable whatever the values are
 
     @classmethod
-    def make(cls, agent: str, pattern: str, profile: str | None, time_scale: float,
+    def make(cls, agent: str, pattern: str, profile: str | None, time_scale: float | None,
              overrides: Mapping[str, Any]) -> DeploymentSpec:
         """A spec from plain values; override values must be JSON-compatible (as a TOML profile's are)."""
         items = tuple(sorted((k, json.dumps(v, sort_keys=True, default=str)) for k, v in overrides.items()))

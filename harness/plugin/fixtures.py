@@ -157,18 +157,24 @@ def make_deployment(request: pytest.FixtureRequest) -> Callable[..., Any]:
     return factory
 
 
+STANDALONE_SCALE = 0.001
+
+
 @pytest.fixture
 def llm_sim(request: pytest.FixtureRequest) -> Iterator[LLMSim]:
     """A running LLM simulator (OpenAI/Anthropic-compatible) with its script and call counters.
 
-    Script: ``@pytest.mark.harness(llm_script="path.toml")``; the clock follows ``--harness-time-scale``.
+    Script: ``@pytest.mark.harness(llm_script="path.toml")``; the clock follows ``--harness-time-scale``. On
+    the virtual clock (the default) a simulator on its own, with no deployment to tell real work from
+    waiting, runs scaled at ``STANDALONE_SCALE`` (0.001: a 1 s answer takes 1 ms).
     """
     from .llm import LLMSim  # starlette and uvicorn load only for tests that use the simulator
 
     script = marker_kwargs(request.node).get("llm_script")
     if script is not None and not Path(str(script)).is_absolute():
         script = str(Path(str(request.path)).parent / str(script))
-    sim = LLMSim.start(script=script, time_scale=request.config.stash[SETTINGS].time_scale)
+    scale = request.config.stash[SETTINGS].time_scale
+    sim = LLMSim.start(script=script, time_scale=STANDALONE_SCALE if scale is None else scale)
     try:
         yield sim
     finally:

@@ -7,7 +7,6 @@ that says what is wrong and what is accepted, before any test runs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,13 @@ import pytest
 from emulators.errors import ConfigError
 from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
 
-from ..config import project_defaults
+from ..config import parse_time_scale, project_defaults
 from ..reports.compare import DEFAULT_FAIL_ON, Rule, parse_fail_on
 
 __all__ = ["SCOPES", "Settings", "add_options", "read_settings"]
 
 SCOPES = ("function", "module", "session")
-DEFAULT_TIME_SCALE = 0.01
+DEFAULT_TIME_SCALE: float | None = None  # the virtual clock
 
 # (name, help, ini type) for every option; the ini key is the option name with "_" for "-".
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -32,7 +31,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("patterns", "LIST", "Comma-separated patterns the `deployment` fixture runs under, or 'all' (every "
                          "implemented pattern). [default: all]", "string"),
     ("profile", "[PATTERN=]NAME", "Profile name or .toml path, for one pattern or all (repeatable).", "linelist"),
-    ("time-scale", "SCALE", f"Wall seconds per platform second. [default: {DEFAULT_TIME_SCALE}]", "string"),
+    ("time-scale", "SCALE", "'virtual' (emulated waits cost no wall time) or wall seconds per platform second. "
+                            "[default: virtual]", "string"),
     ("scope", "SCOPE", "How long one deployment lives: function, module or session (one per agent, pattern, "
                        "profile and overrides). [default: module]", "string"),
     ("report", "PATH", "Write the JSON report (summaries, records, run metadata) to PATH.", "string"),
@@ -71,7 +71,7 @@ class Settings:
     agent: str | None = None
     patterns: tuple[str, ...] = IMPLEMENTED_PATTERNS
     profiles: Mapping[str, str] = field(default_factory=dict)  # pattern -> profile name or path
-    time_scale: float = DEFAULT_TIME_SCALE
+    time_scale: float | None = DEFAULT_TIME_SCALE
     scope: str = "module"
     report: Path | None = None
     html: Path | None = None
@@ -142,12 +142,10 @@ def read_settings(config: pytest.Config) -> Settings:
         profiles[pattern.strip()] = name.strip()
     ts_raw = _raw(config, "time-scale", defaults)
     try:
-        time_scale = DEFAULT_TIME_SCALE if ts_raw in (None, "") else float(ts_raw)
-    except (TypeError, ValueError):
-        time_scale = math.nan
-    if not (math.isfinite(time_scale) and time_scale > 0):
-        raise pytest.UsageError(f"--harness-time-scale {ts_raw!r}: expected a positive number (wall seconds "
-                                f"per platform second), e.g. 0.01")
+        time_scale = parse_time_scale(ts_raw)
+    except ConfigError:
+        raise pytest.UsageError(f"--harness-time-scale {ts_raw!r}: expected 'virtual' (the default) or a positive "
+                                f"number (wall seconds per platform second), e.g. 0.01") from None
     scope = str(_raw(config, "scope", {}) or "module")
     if scope not in SCOPES:
         raise pytest.UsageError(f"--harness-scope {scope!r}: expected one of: {', '.join(SCOPES)}")

@@ -56,7 +56,7 @@ class BatteryOptions:
     patterns: tuple[str, ...] = ("serverless", "container", "daemon", "edge")
     profiles: Mapping[str, str] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    time_scale: float = 0.001
+    time_scale: float | None = None  # None: the virtual clock
     calls: int = 3
     peak_per_s: float = 1000 / 86400 * 10  # tasks per second at the traffic's peak (sizes the burst)
     burst: int | None = None  # calls in the burst; None: from the peak rate and the measured latency
@@ -158,16 +158,17 @@ def _deploy(opts: BatteryOptions, pattern: str, overrides: Mapping[str, Any], sc
                    llm_script=script, env=dict(opts.env), **overrides)
 
 
-async def _recycle(d: AsyncDeployment, run: PatternRun, time_scale: float) -> None:
+async def _recycle(d: AsyncDeployment, run: PatternRun) -> None:
     emu = d._emulator  # the instances themselves: a recycle is done to them, as the platform would
     if run.pattern == "serverless":
-        await asyncio.sleep((run.profile.idle_expiry_s + 1.0) * time_scale + 0.01)
+        await d.advance(run.profile.idle_expiry_s + 1.0)  # idle past the expiry: the instance is recycled
     elif run.pattern == "container":
         await d.restart()
     else:
         for inst in list(emu.pool.instances):
             await inst.kill("recycled by harness readiness")
-        await asyncio.sleep(max(0.02, (run.profile.restart_sec if run.pattern == "daemon" else 0) * time_scale * 2))
+        # the supervisor's restart delay passes (a daemon's worker comes back; an isolate starts on demand)
+        await d.advance(max(1.0, 2 * run.profile.restart_sec if run.pattern == "daemon" else 0.0))
 
 
 async def _state(d: AsyncDeployment, run: PatternRun, opts: BatteryOptions) -> None:
@@ -175,7 +176,7 @@ async def _state(d: AsyncDeployment, run: PatternRun, opts: BatteryOptions) -> N
     for i in range(TURNS):
         run.state.control.append(await d.invoke(_turn(opts.task, i), "readiness-control"))
     for i in range(TURNS):
-        await _recycle(d, run, opts.time_scale)
+        await _recycle(d, run)
         run.state.recycled.append(await d.invoke(_turn(opts.task, i), "readiness-recycled"))
 
 

@@ -37,7 +37,7 @@ class ReadinessOptions:
     patterns: tuple[str, ...] = IMPLEMENTED_PATTERNS
     profiles: Mapping[str, str] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    time_scale: float = 0.001
+    time_scale: float | None = None  # None: the virtual clock
     calls: int = 3
     burst: int | None = None
     llm: str = "sim"
@@ -210,7 +210,7 @@ def judge(opts: ReadinessOptions, runs: list[PatternRun]) -> ReadinessResult:
             checks.check_rate_limits(r, opts.traffic, opts.tier),
             checks.Item("secret management", r.pattern, r.profile.name, sec_verdict,  # type: ignore[arg-type]
                         sec_evidence, tuple(sec_details)),
-            checks.check_scaling(r, opts.time_scale),
+            checks.check_scaling(r),
         ]
     tested = {r.pattern: r.profile for r in runs if r.error is None}
     rec = recommend(task, tested, items, opts.traffic, opts.budget)

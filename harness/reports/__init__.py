@@ -115,6 +115,8 @@ def build_report(runs: Sequence[RunLike], *, source: str = "harness run", agent:
         "machine": _machine(),
         "agent": agent,
         "time_scale": _only(d.time_scale for d in deps),
+        # "virtual": time_scale null because every deployment ran on the virtual clock (not because they differ)
+        "clock": "virtual" if deps and all(d.time_scale is None for d in deps) else "scaled",
         "seed": _only(d.profile.get("seed") for d in deps),
         "profiles": {p: s.profile for p, s in summaries.items()},
         "redacted": True,

@@ -163,6 +163,8 @@ def render_html(report: Mapping[str, Any], comparison: str | None = None) -> str
         facts.insert(0, f"agent {run['agent']}")
     if run.get("time_scale") is not None:
         facts.append(f"time scale {run['time_scale']:g} wall s per platform s")
+    elif run.get("clock") == "virtual":
+        facts.append("virtual clock")
     sums = model.summaries(report)
     fails = model.failures(report)
     parts = [

@@ -41,6 +41,8 @@ def render_markdown(report: Mapping[str, Any], comparison: str | None = None) ->
         facts.insert(0, f"agent `{_cell(run['agent'])}`")
     if run.get("time_scale") is not None:
         facts.append(f"time scale {run['time_scale']:g}")
+    elif run.get("clock") == "virtual":
+        facts.append("virtual clock")
     lines += [" · ".join(facts), "", "Latency and cost are platform figures.", ""]
     sums = model.summaries(report)
     if sums:

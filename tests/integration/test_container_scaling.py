@@ -45,19 +45,18 @@ def test_burst_follows_hpa_drains_and_scales_back_to_min() -> None:
     target = 5
 
     async def burst() -> tuple[list[harness.Record], tuple[ReplicaPoint, ...]]:
-        # All 50 submitted in one go on the engine's loop, so the first 15 s sync sees the whole burst however
-        # loaded the machine is (50 round trips through the sync facade can outlast 75 ms of wall time).
-        async with harness.adeploy(SLEEPER, pattern="container", time_scale=0.005, min_replicas=1,
+        # On the virtual clock: the harness's own dispatch of 50 calls is milliseconds of platform time, however
+        # loaded the machine is, so the first 15 s sync sees the whole burst.
+        async with harness.adeploy(SLEEPER, pattern="container", min_replicas=1,
                                    max_replicas=20, replica_concurrency=10, target_concurrency=target,
                                    timeout_s=900, gateway=False) as d:
             ids = await asyncio.gather(*(d.submit({"seconds": 60}) for _ in range(50)))
             done = [await d.wait(i, 30) for i in ids]
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+            for _ in range(60):  # then idle time, a sync period at a time, until the pool is back at one
                 points = [p for p in d.summary().replica_timeline if p.event == "sync"]
                 if points and points[-1].replicas == 1 and points[-1].desired == 1:
                     break
-                await asyncio.sleep(0.1)
+                await d.advance(15)
             return done, d.summary().replica_timeline
 
     results, timeline = asyncio.run(burst())
@@ -108,9 +107,9 @@ def test_scale_to_zero_and_back_with_a_cold_start() -> None:
 
 def test_two_idle_replicas_for_a_platform_hour_cost_the_profile_price() -> None:
     """2 replicas idle for one platform hour: idle cost grows by 2 x 3600 s x the replica rate; busy cost stays 0."""
-    with harness.deploy(ECHO, profile="gcp-cloud-run", time_scale=0.0005, min_replicas=2, gateway=False) as d:
+    with harness.deploy(ECHO, profile="gcp-cloud-run", min_replicas=2, gateway=False) as d:
         before = d.summary()
-        time.sleep(3600 * 0.0005)  # one platform hour
+        d.advance(3600)  # one platform hour, on the virtual clock
         after = d.summary()
         rate = replica_rate_usd(d.profile)
 
@@ -119,7 +118,7 @@ def test_two_idle_replicas_for_a_platform_hour_cost_the_profile_price() -> None:
     grown_s = after.replica_seconds - before.replica_seconds
     grown_usd = after.idle_cost_usd - before.idle_cost_usd
     assert grown_usd == pytest.approx(grown_s * rate, rel=1e-9)  # exactly the price of the seconds billed
-    assert grown_usd == pytest.approx(hour, rel=0.03)  # and those are one hour each (wall-clock sleep jitter)
+    assert grown_usd == pytest.approx(hour, rel=1e-4)  # and those are one hour each
     assert after.busy_cost_usd == 0 and after.calls == 0
     assert after.fixed_cost_usd == pytest.approx(after.idle_cost_usd)
 

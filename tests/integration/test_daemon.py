@@ -53,12 +53,12 @@ def _free_port() -> int:
 def test_a_two_hour_task_of_twelve_checkpointed_steps_finishes_in_seconds() -> None:
     """12 steps of 10 platform minutes: ok, 12 progress events, about 2 platform hours, a few wall seconds."""
     began = time.monotonic()
-    with harness.deploy(RESUMABLE, pattern="daemon", time_scale=0.0002, state="memory://") as d:
+    with harness.deploy(RESUMABLE, pattern="daemon", state="memory://") as d:
         r = d.invoke({"steps": 12, "step_s": 600})
     assert r.ok, r.error
     assert r.output == {"steps": 12, "resumed_from": 0}
     assert [e["step"] for e in r.events] == list(range(1, 13))
-    assert 7_200_000 <= r.latency_ms <= 7_600_000 and r.duration_ms >= 7_200_000
+    assert 7_200_000 <= r.latency_ms <= 7_200_100 and r.duration_ms >= 7_200_000
     assert time.monotonic() - began < 10
 
 

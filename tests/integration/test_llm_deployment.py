@@ -40,9 +40,10 @@ def test_a_three_call_tool_loop_shows_three_calls_and_their_tokens_and_cost(agen
     assert r.latency_ms >= waited
 
 
-def test_a_rate_limited_burst_shows_the_retries_and_the_time_lost() -> None:
+@pytest.mark.parametrize("time_scale", [0.05, None], ids=["scaled", "virtual"])
+def test_a_rate_limited_burst_shows_the_retries_and_the_time_lost(time_scale: float | None) -> None:
     """RPM 60, ten parallel calls: nine 429s retried by the SDK; the record counts them and the backoff."""
-    with harness.deploy(f"{AGENTS / 'llm_fanout.py'}:agent", time_scale=0.05, timeout_s=60, memory_mb=1769,
+    with harness.deploy(f"{AGENTS / 'llm_fanout.py'}:agent", time_scale=time_scale, timeout_s=60, memory_mb=1769,
                         llm_script=LLM_SCRIPTS / "rate_limited.toml") as d:
         r = d.invoke({"n": 10})
     assert r.ok, r.error
@@ -56,9 +57,10 @@ def test_a_rate_limited_burst_shows_the_retries_and_the_time_lost() -> None:
     assert r.llm_ms <= r.duration_ms <= r.llm_ms + 3_000, (r.duration_ms, r.llm_ms)
 
 
-def test_remaining_time_counts_the_llm_wait_at_platform_length() -> None:
-    """After a 5 s (platform) model call, ctx.remaining_time_ms() is about 5 s lower, at time_scale=0.01."""
-    with harness.deploy(f"{AGENTS / 'llm_budget.py'}:agent", time_scale=0.01, timeout_s=30, memory_mb=1769,
+@pytest.mark.parametrize("time_scale", [0.01, None], ids=["scaled", "virtual"])
+def test_remaining_time_counts_the_llm_wait_at_platform_length(time_scale: float | None) -> None:
+    """After a 5 s (platform) model call, ctx.remaining_time_ms() is about 5 s lower, on either clock."""
+    with harness.deploy(f"{AGENTS / 'llm_budget.py'}:agent", time_scale=time_scale, timeout_s=30, memory_mb=1769,
                         llm_script=LLM_SCRIPTS / "slow_model.toml") as d:
         r = d.invoke({})
     assert r.ok, r.error

@@ -60,7 +60,7 @@ def test_plugin_loads_from_the_installed_package(pytester: pytest.Pytester) -> N
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--harness-patterns", "lamda"], "unknown pattern 'lamda'; expected one of: " + ", ".join(PATTERNS)),
-    (["--harness-time-scale", "-1"], "expected a positive number"),
+    (["--harness-time-scale", "-1"], "or a positive number"),
     (["--harness-fail-on", "p95>>2"], "accepted grammar: comma-separated rules"),
     (["--harness-fail-on", "p95:+20%"], "compares against a baseline"),
     (["--harness-profile", "lambda=aws-lambda"], "unknown pattern 'lambda'"),

@@ -78,9 +78,11 @@ def test_a_process_that_freezes_itself_is_left_alone() -> None:
     theirs = gc.get_freeze_count()
     heap.opened()
     _keep(heap.FREEZE_EVERY)
-    assert gc.get_freeze_count() == theirs
+    # A frozen object that dies (another thread of a long session drops it) leaves the count a little lower:
+    # what must not happen is a freeze (the count grows by the kept records) or an unfreeze (it drops to 0).
+    assert theirs - 100 < gc.get_freeze_count() <= theirs
     heap.closed()
-    assert gc.get_freeze_count() == theirs
+    assert theirs - 100 < gc.get_freeze_count() <= theirs
 
 
 def test_env_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ SECRET = "svc-live-0123456789abcdef"
 
 
 def _tracer(path: Path | None = None) -> Tracer:
-    return Tracer(resource={"service.name": "probe"}, time_scale=0.01, env={"MY_API_KEY": SECRET}, path=path)
+    return Tracer(resource={"service.name": "probe"}, env={"MY_API_KEY": SECRET}, path=path)
 
 
 def _record(t0: float, **kw: Any) -> Record:
