@@ -137,7 +137,8 @@ class Clock:
         heapq.heappush(self._heap, entry)
         if self._heap[0] is entry:
             self._arm()
-        self._kick()
+        if not self._busy:  # while busy, the release that ends it looks for a jump
+            self._kick()
         return timer
 
     async def sleep(self, platform_s: float) -> None:
@@ -300,7 +301,7 @@ class Clock:
         loop = self._loop
         assert loop is not None
         ready = getattr(loop, "_ready", None)
-        if ready or self._quiet < 2:
+        if ready or self._quiet < 1:
             # Ready callbacks (a frame just read, a future just resolved) are real work in flight; and one
             # more loop turn polls the sockets, so a message already on its way is seen before any jump.
             self._quiet = 0 if ready else self._quiet + 1

@@ -21,7 +21,7 @@ import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import Clock
-from ..serving import start_server
+from ..serving import fastest_http, start_server
 from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
 from .backoff import Backoffs
 from .dialog import ApiError, Prompt, Reply
@@ -54,6 +55,7 @@ log = logging.getLogger("emulators.llm")
 BUILTIN_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4o", "gpt-4o-mini",
                   "claude-opus-5", "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_REPLY_CACHE = 1024  # distinct requests whose default answer is kept
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,15 @@ class LLMEndpoint:
         self.url: str | None = None
         self._chat, self._responses, self._messages = ChatCompletionsApi(), ResponsesApi(), MessagesApi()
         self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
+        self._replies: dict[str, Reply] = {}  # default answers by request digest (bounded: _REPLY_CACHE)
         self._used: Counter[int] = Counter()  # uses of each script rule (for ``times``)
         self._waiter = Waiter(clock)
         self._backoffs = Backoffs(clock)  # 429 retry-after waits still running, per caller and invocation
         self._server: uvicorn.Server | None = None
         self._sock: socket.socket | None = None
-        self.app = Starlette(routes=self._routes())
+        routes = Starlette(routes=self._routes())
+        self.app = _HotPath(routes, self._serve, {"/v1/chat/completions": self._chat,
+                                                  "/v1/responses": self._responses, "/v1/messages": self._messages})
 
     # ---- serving ---------------------------------------------------------------------------------------
 
@@ -129,7 +134,8 @@ class LLMEndpoint:
             raise RuntimeError("this LLM endpoint is already started; stop it first or make another")
         quiet_cut_logs()
         self._waiter.reset()
-        server, sock, self.url = await start_server(self.app, host, port, what="the LLM endpoint", graceful_s=2)
+        server, sock, self.url = await start_server(self.app, host, port, what="the LLM endpoint", graceful_s=2,
+                                                    http=fastest_http())
         self._server, self._sock = server, sock
         return self.url
 
@@ -241,7 +247,7 @@ class LLMEndpoint:
         if rule is not None and rule.error is None and rule.fault != "hang":
             reply = rule.answer(prompt, content_rng)
         else:
-            reply = default_reply(prompt, content_rng).capped(prompt.max_tokens)
+            reply = self._default_reply(key, prompt, content_rng)
         cost = prompt.input_tokens + (0 if rule is not None and rule.error is not None else reply.output_tokens)
         admission = self.limiter.admit(api_key(request), cost, self.clock.now())
         headers = limit_headers(api.provider, admission)
@@ -271,6 +277,19 @@ class LLMEndpoint:
                 on_begin=lambda s: self._notify(meta, "begin", s),
                 on_end=lambda waited, sent, how: self._finish_stream(meta, prompt, waited, sent, how))
         return await self._complete(request, meta, prompt, reply, body, rng, ttft, tps, fault, headers)
+
+    def _default_reply(self, key: str, prompt: Prompt, rng: random.Random) -> Reply:
+        """The unscripted answer to the request with digest ``key``: the same every time, so made once.
+
+        (The text is generated word by word: tens of microseconds a request, on every model call.)
+        """
+        reply = self._replies.get(key)
+        if reply is None:
+            reply = default_reply(prompt, rng).capped(prompt.max_tokens)
+            if len(self._replies) >= _REPLY_CACHE:
+                del self._replies[next(iter(self._replies))]
+            self._replies[key] = reply
+        return reply
 
     async def _complete(self, request: Request, meta: _Meta, prompt: Prompt, reply: Reply, body: dict[str, Any],
                         rng: random.Random, ttft: float, tps: float, fault: str | None,
@@ -409,3 +428,30 @@ class LLMEndpoint:
                 self.on_call(call)
             except Exception:
                 log.exception("on_call callback failed")
+
+
+class _HotPath:
+    """The endpoint's ASGI app: a model call goes straight to its handler; every other request to the routes.
+
+    Model calls are every instance's hot path (on the virtual clock, the critical path of a run): the
+    router and the middleware stack cost as much as the simulator's own work on such a request.
+    """
+
+    def __init__(self, routes: ASGIApp, serve: Callable[[Request, Api], Awaitable[Response]],
+                 hot: dict[str, Api]) -> None:
+        self.routes, self.serve, self.hot = routes, serve, hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            caller = None
+            if path.startswith("/i/"):
+                caller, _, rest = path[3:].partition("/")
+                path = "/" + rest
+            api = self.hot.get(path)
+            if api is not None and caller != "":
+                scope["path_params"] = {"caller": caller} if caller is not None else {}
+                response = await self.serve(Request(scope, receive), api)
+                await response(scope, receive, send)
+                return
+        await self.routes(scope, receive, send)

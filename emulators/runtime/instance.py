@@ -120,6 +120,7 @@ class Instance:
         self._polled_peak_mb = 0.0  # highest RSS the poller saw (no cgroup)
         self._queued: limits.QueuedClock | None = None
         self._cpu_clock: limits.CpuClock | None = None
+        self._cpu_probe: limits.CpuProbe | None = None  # virtual clock: is the process on a CPU? (LLM waits)
         self.boot: tuple[float, float] | None = None  # wall clock (UNIX s) its init began and ended (for traces)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -317,8 +318,10 @@ class Instance:
             self._hold(phase)
             if was_held and not phase.held and self.pid:
                 # The agent may be sending more requests at once: no jump while its process is on a CPU.
-                pid = self.pid
-                self.clock.probe(lambda: not phase.held and not phase.ended and self.alive and limits.on_cpu(pid))
+                if self._cpu_probe is None:
+                    self._cpu_probe = limits.CpuProbe(self.pid)
+                probe = self._cpu_probe
+                self.clock.probe(lambda: not phase.held and not phase.ended and self.alive and probe.running())
         elif phase.llm_active > 0 and phase.llm_began is not None:
             phase.llm_active -= 1
             offset = min(now_p - phase.llm_began_p, phase.llm_group_len)
@@ -600,6 +603,8 @@ class Instance:
                 _wake(phase.waiter)
         if self._cpu_clock is not None:
             self._cpu_clock.close()
+        if self._cpu_probe is not None:
+            self._cpu_probe.close()
         self.cap.remove()
         if self._llm_time is not None:
             self._llm_time.close()

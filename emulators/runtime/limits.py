@@ -130,26 +130,53 @@ class QueuedClock:
             self._fd = None
 
 
-def on_cpu(pid: int) -> bool:
+class CpuProbe:
     """Whether any thread of process ``pid`` is running or runnable (state R): it is doing real work.
 
     Used by the virtual clock before it jumps over an instance's LLM wait: an agent that fires several
-    requests at once is still sending the next one while the first already waits. Unreadable (the process
-    is gone, or not on this kernel): False.
+    requests at once is still sending the next one while the first already waits. The threads' ``stat``
+    files stay open and are re-read with ``pread`` (this runs once per jump); the thread list is read again
+    every ``REFRESH`` probes, as a pool may start threads. Unreadable (gone, or not Linux): never running.
     """
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tids:
+
+    REFRESH = 64
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fds: list[int] = []
+        self._uses = 0
+
+    def _refresh(self) -> None:
+        self.close()
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                stat = f.read()
+            tids = os.listdir(f"/proc/{self.pid}/task")
         except OSError:
-            continue
-        if stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] == b"R":
-            return True
-    return False
+            return
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                self._fds.append(os.open(f"/proc/{self.pid}/task/{tid}/stat", os.O_RDONLY))
+
+    def running(self) -> bool:
+        """Whether a thread of the process is on a CPU or waiting for one now."""
+        if self._uses % self.REFRESH == 0:
+            self._refresh()
+        self._uses += 1
+        for fd in self._fds:
+            try:
+                stat = os.pread(fd, 512, 0)
+            except OSError:
+                continue
+            end = stat.rfind(b")")
+            if stat[end + 2:end + 3] == b"R":
+                return True
+        return False
+
+    def close(self) -> None:
+        """Release the file descriptors."""
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
 
 
 def cpu_seconds(pid: int) -> float:

@@ -88,12 +88,15 @@ def test_a_daemon_echo_is_not_magnified_by_the_time_scale(time_scale: float | No
     assert statistics.median(lat) < 20, lat  # magnified, it was about 1,000 ms at 0.001
 
 
-@pytest.mark.parametrize("time_scale", [None, 0.002], ids=["virtual", "scaled-0.002"])
-def test_the_hpa_scales_up_at_its_first_sync(time_scale: float | None) -> None:
-    """50 concurrent 20 s calls on k8s-hpa (target 5 per replica): the first scale-up comes at the 15 s sync."""
+def test_the_hpa_scales_up_at_its_first_sync() -> None:
+    """50 concurrent 20 s calls on k8s-hpa (target 5 per replica): the first scale-up comes at the 15 s sync.
+
+    On the virtual clock, whatever the host does. (On a scaled clock a host stall of 40 ms is 20 platform s
+    at 0.002: the benchmarks' timeline group measures that setting, a test would only measure the host.)
+    """
 
     async def burst() -> harness.Summary:
-        async with harness.adeploy(SLEEPER, pattern="container", profile="k8s-hpa", time_scale=time_scale,
+        async with harness.adeploy(SLEEPER, pattern="container", profile="k8s-hpa",
                                    gateway=False, min_replicas=1, max_replicas=10, target_concurrency=5,
                                    replica_concurrency=5, timeout_s=300) as d:
             await asyncio.gather(*(d.invoke({"seconds": 20}) for _ in range(50)))
