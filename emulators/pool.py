@@ -197,7 +197,8 @@ class Pool:
         if isinstance(info, InstanceFailure):
             await self.retire(inst)
         elif self._docker is not None:
-            await self._docker.started(inst.id)  # a full-speed init is over: the CPU quota applies now
+            with self.clock.busy():  # a call to the Docker engine: real time, not to be jumped over
+                await self._docker.started(inst.id)  # a full-speed init is over: the CPU quota applies now
         return inst, info
 
     async def retire(self, inst: Instance) -> None:
