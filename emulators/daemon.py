@@ -387,10 +387,12 @@ class Daemon:
                 got = await self._call(self.queue.receive, min(len(idle), 10), visibility_s=vis_wall)
             except Exception:
                 # The broker went away: back off and try to reconnect; nothing is acked meanwhile, so
-                # nothing is lost (the messages come back after their visibility timeout).
-                await asyncio.sleep(poll_wall * 10)
-                with contextlib.suppress(Exception):
-                    await self._call(self.queue.reconnect, 5.0)
+                # nothing is lost (the messages come back after their visibility timeout). The outage is
+                # real time: the clock is held through it.
+                with self.clock.busy():
+                    await asyncio.sleep(poll_wall * 10)
+                    with contextlib.suppress(Exception):
+                        await self._call(self.queue.reconnect, 5.0)
                 continue
             if not got:
                 # A local submit wakes us at once; other producers (harness worker) are seen on the poll.
@@ -635,11 +637,12 @@ class Daemon:
             except BackendUnavailableError:
                 if self._closing:
                     raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                if self.queue is not None:
-                    with contextlib.suppress(Exception):
-                        await self._call(self.queue.reconnect, 1.0)
+                with self.clock.busy():  # the outage is real time: no jump over it
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    if self.queue is not None:
+                        with contextlib.suppress(Exception):
+                            await self._call(self.queue.reconnect, 1.0)
 
     def _embedded(self) -> bool:
         """The in-memory broker and a local store answer in microseconds: no thread hop needed for them."""

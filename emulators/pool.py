@@ -80,6 +80,10 @@ class Pool:
 
     async def open(self) -> None:
         """Start the LLM endpoint and the zygote, and pre-fork the first spare instance."""
+        with self.clock.busy():  # starting servers and the zygote is real time
+            await self._open()
+
+    async def _open(self) -> None:
         if self.llm_mode != "off":
             from .llm import LLMEndpoint  # the endpoint pulls in starlette/uvicorn: only when used
 

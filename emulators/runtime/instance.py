@@ -188,6 +188,10 @@ class Instance:
         if self.pid and self.alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        with self.clock.busy():  # the process's ending is real time: a waiting caller must not jump over it
+            await self._await_pump()
+
+    async def _await_pump(self) -> None:
         if self._pump is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._pump), 10.0)
