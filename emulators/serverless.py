@@ -49,6 +49,8 @@ class Serverless:
         self._started_platform = 0.0
         self._provisioned_since: float | None = None
         self._provisioned_until: float | None = None
+        self._became_idle = asyncio.Event()  # an instance finished a call: the sweep has a deadline again
+        self._closing = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -72,6 +74,8 @@ class Serverless:
         """Stop the loops and every instance."""
         if self._provisioned_since is not None and self._provisioned_until is None:
             self._provisioned_until = self.clock.now()
+        self._closing = True
+        self._became_idle.set()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -155,6 +159,8 @@ class Serverless:
                 self.state.put_state(session_id, result["state"])
         if not inst.alive:
             await self.pool.discard_dead(inst)
+        elif inst.inflight == 0:
+            self._became_idle.set()
         return finish_record(
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
@@ -197,13 +203,17 @@ class Serverless:
     async def _sweep(self) -> None:
         """Recycle instances idle past the expiry (a call never takes an expired one: ``_acquire`` checks)."""
         expiry = self.profile.idle_expiry_s
-        while True:
-            # Sleep until the earliest idle instance expires (a quarter of the expiry when none is idle): on
-            # the virtual clock every wake is a deadline time may jump to, so none is wasted.
+        while not self._closing:
+            # Sleep until the earliest idle instance expires; with none idle, until one is. No periodic
+            # timer: on the virtual clock every timer is a deadline time may jump to.
             now = self.clock.now()
             idle = [i.last_used + expiry - now for i in self.pool.instances
                     if i.ready and not i.provisioned and i.inflight == 0]
-            await self.clock.sleep(max(min(idle, default=expiry / 4), expiry / 1000, 1e-3))
+            if not idle:
+                self._became_idle.clear()
+                await self._became_idle.wait()
+                continue
+            await self.clock.sleep(max(min(idle), expiry / 1000, 1e-3))
             now = self.clock.now()
             for inst in [i for i in self.pool.instances if i.alive and self._expired(i, now)]:
                 # Re-check: an earlier retire() awaited, and this instance may have taken a call since.

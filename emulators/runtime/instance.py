@@ -193,17 +193,15 @@ class Instance:
 
     async def _await_pump(self) -> None:
         if self._pump is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._pump), 10.0)
-            except TimeoutError:
+            # asyncio.wait, not wait_for(shield()): a cancel of the task waiting here always propagates (on
+            # 3.11, wait_for returns the result when the pump ends as the cancel lands, and the cancel is lost:
+            # it left a serverless sweep looping through close), and the pump is never cancelled by it.
+            done, _ = await asyncio.wait({self._pump}, timeout=10.0)
+            if not done:
                 # The channel did not close although the process was killed (a spare that never said
                 # "prepared" was seen like this): end the pump ourselves rather than wait forever.
                 self._pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._pump
-            except asyncio.CancelledError:
-                if not self._pump.done():
-                    raise
+                await asyncio.wait({self._pump})
 
     async def wait_closed(self) -> None:
         """Return once the process has ended and its ending was processed (a supervisor's watch)."""

@@ -147,3 +147,13 @@ def test_a_rolling_restart_takes_its_starts_not_a_runaway_clock() -> None:
     # two starts of k8s-hpa's 2 s overhead plus a real import each; with the process's ending unheld, time
     # jumped from sync to sync while the old replica's process exited: 10,000 platform s and more
     assert 4 <= took < 10, took
+
+
+def test_stream_then_close_returns_promptly() -> None:
+    """A stream read to its end, then the block's exit: the deployment closes (the idle sweep ends with it)."""
+    for _ in range(5):
+        wall = time.monotonic()
+        with harness.deploy(SLEEPER) as d:
+            items = list(d.stream({"seconds": 0.5}))
+        assert len(items) == 2 and items[-1].ok
+        assert time.monotonic() - wall < 10  # it hung in close, the idle sweep jumping from expiry to expiry
