@@ -93,6 +93,9 @@ class Clock:
         self._probes: list[Callable[[], bool]] = []
         self.jumps = 0  # how many times time jumped, and by how much in all (reports, benchmarks)
         self.jumped_s = 0.0
+        # The latest an emulated timer fired past its platform deadline. On a scaled clock a host stall
+        # stretches fleet-level periods (an autoscaler's sync, an idle expiry) by this much; reports show it.
+        self.late_max_s = 0.0
 
     def __repr__(self) -> str:
         return "Clock(virtual)" if self.virtual else f"Clock(time_scale={self.time_scale!r})"
@@ -129,8 +132,13 @@ class Clock:
         loop = asyncio.get_running_loop()
         if self.time_scale is not None:
             deadline = self.now() + platform_s
+
+            def fire() -> None:
+                self._late(deadline)
+                callback()
+
             return TimerHandle(None, deadline, callback, loop.call_later(max(0.0, platform_s) * self.time_scale,
-                                                                         callback))
+                                                                         fire))
         self._loop = loop
         timer = TimerHandle(self, self.now() + max(0.0, platform_s), callback)
         entry = _Entry(timer.deadline, next(self._seq), timer)
@@ -146,7 +154,9 @@ class Clock:
         if platform_s <= 0:
             return
         if self.time_scale is not None:
+            deadline = self.now() + platform_s
             await asyncio.sleep(platform_s * self.time_scale)
+            self._late(deadline)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         timer = self.call_later(platform_s, lambda: _resolve(fut))
@@ -219,6 +229,11 @@ class Clock:
         finally:
             self._callers -= 1
 
+    def _late(self, deadline: float) -> None:
+        late = self.now() - deadline
+        if late > self.late_max_s:
+            self.late_max_s = late
+
     def probe(self, still_busy: Callable[[], bool]) -> None:
         """Before a jump, ask ``still_busy()``: True holds time (asked again shortly), False drops the probe.
 
@@ -284,6 +299,7 @@ class Clock:
                 break
             heapq.heappop(heap)
             first.timer.cancelled = True  # fired: a later cancel() is a no-op
+            self._late(first.deadline)
             first.timer.callback()
 
     def _kick(self) -> None:

@@ -191,6 +191,10 @@ class Summary:
     peak_replicas: int = 0  # container: most replicas up at once (draining ones included)
     replica_seconds: float = 0.0  # container: platform seconds of replica uptime billed
     replica_timeline: tuple[ReplicaPoint, ...] = ()
+    # The latest an emulated timer (an autoscaler's sync, an idle expiry, a back-off) fired past its platform
+    # deadline, in platform seconds: on a scaled clock, how much a host stall stretched the fleet's periods;
+    # on the virtual clock about 0. Set by the deployment (its clock), not by summarize().
+    clock_late_max_s: float = 0.0
     # Where geography is modelled: per caller region, calls, latency p50/p95 and the mean round trips in it.
     latency_by_region: dict[str, dict[str, float]] = field(default_factory=dict)
     # Where limits are reported (edge): the least headroom any ok call left on each limit (0.12 = 12%).

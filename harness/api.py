@@ -8,6 +8,7 @@ hand-copied twins. Both always reap every process they started, on exceptions an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -233,7 +234,7 @@ class AsyncDeployment:
 
     def summary(self) -> Summary:
         """Counts per outcome, latency percentiles, cold starts and cost, from the records."""
-        return self._emulator.summary()
+        return dataclasses.replace(self._emulator.summary(), clock_late_max_s=self.clock.late_max_s)
 
     async def aclose(self) -> None:
         """Stop the gateway, the tasks, every instance and the runtime; safe to call twice."""

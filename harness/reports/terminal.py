@@ -58,6 +58,9 @@ def summary_table(summaries: Sequence[Summary], title: str = "Summary (platform 
         # How close the closest ok call came to each limit: "fits, with 12% CPU headroom".
         rows.append(("headroom (min)", [", ".join(f"{k} {v:.0%}" for k, v in sorted(s.min_headroom.items())) or "-"
                                         for s in summaries]))
+    if any(s.clock_late_max_s >= 1.0 for s in summaries):
+        # A scaled clock: a host stall stretched the fleet's periods (syncs, expiries) by up to this much.
+        rows.append(("timers late (max)", [f"{s.clock_late_max_s:,.1f} s" for s in summaries]))
     for label, values in rows:
         t.add_row(label, *values)
     return t

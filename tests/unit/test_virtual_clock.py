@@ -133,3 +133,29 @@ def test_scaled_mode_call_later_and_advance() -> None:
 
     assert 0.025 <= _run(main()) < 1.0  # type: ignore[operator]
     assert fired and fired[0] >= 0.008
+
+
+def test_a_stalled_loop_shows_as_timer_lateness_on_a_scaled_clock() -> None:
+    """A 30 ms stall of the event loop at time_scale 0.001 makes the pending timer 30 platform s late; said so."""
+    clock = Clock(0.001)
+
+    async def main() -> None:
+        sleeper = asyncio.ensure_future(clock.sleep(5))  # due 5 ms of wall time from now
+        await asyncio.sleep(0)
+        time.sleep(0.03)  # the host stalls the loop
+        await sleeper
+
+    _run(main())
+    assert 20 <= clock.late_max_s < 1000
+
+
+def test_the_virtual_clock_fires_timers_on_time() -> None:
+    """On the virtual clock a timer jumped to fires at its deadline exactly: no lateness."""
+    clock = Clock(None)
+
+    async def main() -> None:
+        async with clock.caller():
+            await asyncio.gather(clock.sleep(10), clock.sleep(20))
+
+    _run(main())
+    assert clock.late_max_s < 0.01
