@@ -207,13 +207,22 @@ class AsyncDeployment:
         """Yield the agent's progress events as they come, then the final Record."""
         self._check_open()
         t = self._registry.submit(task, session_id, retries=False)
+        events = t.follow().__aiter__()
         try:
-            async with self.clock.caller():
-                async for _, _, item in t.follow():
-                    yield item
+            while True:
+                # A caller only while it waits for the next item: between items its own code runs in real time.
+                async with self.clock.caller():
+                    try:
+                        _, _, item = await events.__anext__()
+                    except StopAsyncIteration:
+                        return
+                yield item
         finally:
             if t.runner is not None and not t.runner.done():
                 t.runner.cancel()  # the caller left: a sync stream's call ends with its caller
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
     def records(self) -> list[Record]:
         """Every invocation so far, one Record each."""

@@ -130,9 +130,13 @@ def test_a_wait_only_agent_gives_the_same_figures_twice() -> None:
             lat = [d.invoke({"seconds": s}).latency_ms for s in (1, 2, 3, 5, 8)]
             return lat, d.summary()
 
-    first, s1 = run()
-    second, s2 = run()
-    assert max(abs(a - b) for a, b in zip(first, second, strict=True)) <= 0.1, (first, second)
+    first, second = run(), run()
+    diffs = sorted(abs(a - b) for a, b in zip(first[0], second[0], strict=True))
+    # Every record agrees to 0.1 ms but, at most, one: the agent's own real time (tens of microseconds) now and
+    # then catches a host spike (0.15 ms once in about 25 runs here); none may differ by a millisecond, which
+    # is what counting the harness's own dispatch (0.2-2 ms, more with concurrency) used to do.
+    assert diffs[-2] <= 0.1 and diffs[-1] < 0.5, (first[0], second[0])
+    s1, s2 = first[1], second[1]
     assert s1.calls == s2.calls and s1.outcomes == s2.outcomes
     assert s1.latency_p50_ms == pytest.approx(s2.latency_p50_ms, abs=0.1)
 
@@ -157,3 +161,18 @@ def test_stream_then_close_returns_promptly() -> None:
             items = list(d.stream({"seconds": 0.5}))
         assert len(items) == 2 and items[-1].ok
         assert time.monotonic() - wall < 10  # it hung in close, the idle sweep jumping from expiry to expiry
+
+
+def test_a_stream_is_a_caller_only_while_it_waits_for_an_item() -> None:
+    """Between two items the reader's own code runs in real time: an open stream does not let time jump."""
+    with harness.deploy(SLEEPER, timeout_s=120) as d:
+        clock = d._async.clock
+        stream = d.stream({"seconds": 60})
+        first = next(stream)  # the agent's "sleeping" event; its 60 s wait has begun
+        before = clock.now()
+        time.sleep(0.05)
+        passed = clock.now() - before  # real time only: no caller is waiting
+        rest = list(stream)  # now one is: the wait is jumped over
+    assert first == {"step": "sleeping", "seconds": 60.0}
+    assert passed < 1.0, passed
+    assert rest[-1].ok and rest[-1].latency_ms >= 60_000
