@@ -91,8 +91,7 @@ class Clock:
         self._check_queued = False
         self._quiet = 0
         self._probes: list[Callable[[], bool]] = []
-        self.jumps = 0  # how many times time jumped, and by how much in all (reports, benchmarks)
-        self.jumped_s = 0.0
+        self.jumps = 0  # how many times time jumped (tests, diagnostics)
         # The latest an emulated timer fired past its platform deadline. On a scaled clock a host stall
         # stretches fleet-level periods (an autoscaler's sync, an idle expiry) by this much; reports show it.
         self.late_max_s = 0.0
@@ -241,11 +240,6 @@ class Clock:
         """
         self._probes.append(still_busy)
 
-    @property
-    def in_flight(self) -> int:
-        """Busy tokens held now (for tests and diagnostics)."""
-        return self._busy
-
     # ---- the jump (virtual mode) --------------------------------------------------------------------------
 
     def _dropped(self, timer: TimerHandle) -> None:
@@ -337,7 +331,6 @@ class Clock:
         if gap > 0:
             self._skipped += gap
             self.jumps += 1
-            self.jumped_s += gap
         self._fire(first.deadline)
         self._arm()
         self._kick()

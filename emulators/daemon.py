@@ -206,11 +206,9 @@ class Daemon:
             w.inbox.put_nowait(None)
         running = [w.task for w in self._workers if w.task is not None]
         if running:
-            grace = asyncio.ensure_future(self.clock.sleep(self.profile.shutdown_grace_s))
-            await asyncio.wait([*running, grace], return_when=asyncio.FIRST_COMPLETED)
-            while not grace.done() and not all(t.done() for t in running):
-                await asyncio.wait([*[t for t in running if not t.done()], grace], return_when=asyncio.FIRST_COMPLETED)
-            grace.cancel()
+            # The grace period is platform time; asyncio.wait never cancels the workers it waits for.
+            with contextlib.suppress(TimeoutError):
+                await self.clock.wait(asyncio.wait(running), self.profile.shutdown_grace_s)
             late = [t for t in running if not t.done()]
             for t in late:
                 t.cancel()

@@ -127,7 +127,7 @@ class ReplicaFleet:
         r.new_instance(inst, info)
         r.meter = ReplicaMeter(self.clock.now())
         self.meters.append(r.meter)
-        r.ready_at, r.ready_wall = self.clock.now(), time.monotonic()
+        r.ready_at = self.clock.now()
         r.state = "ready"
         self.point("ready")
         self.wake_pending()

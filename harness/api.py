@@ -207,7 +207,7 @@ class AsyncDeployment:
         """Yield the agent's progress events as they come, then the final Record."""
         self._check_open()
         t = self._registry.submit(task, session_id, retries=False)
-        events = t.follow().__aiter__()
+        events = t.follow()
         try:
             while True:
                 # A caller only while it waits for the next item: between items its own code runs in real time.
@@ -220,9 +220,7 @@ class AsyncDeployment:
         finally:
             if t.runner is not None and not t.runner.done():
                 t.runner.cancel()  # the caller left: a sync stream's call ends with its caller
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                await close()
+            await events.aclose()
 
     def records(self) -> list[Record]:
         """Every invocation so far, one Record each."""

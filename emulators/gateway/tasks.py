@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -132,7 +132,7 @@ class Task:
         return self.result
 
     async def follow(self, after: int = -1,
-                     keepalive_s: float | None = None) -> AsyncIterator[tuple[int, str, Any]]:
+                     keepalive_s: float | None = None) -> AsyncGenerator[tuple[int, str, Any], None]:
         """Yield ``(id, "progress", event)`` for every event after id ``after``, then ``(id, "result", Record)``.
 
         Ids are stable: event i has id i and the result the next id, so a client resumes from the last id it

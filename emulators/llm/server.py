@@ -122,9 +122,10 @@ class LLMEndpoint:
         self._backoffs = Backoffs(clock)  # 429 retry-after waits still running, per caller and invocation
         self._server: uvicorn.Server | None = None
         self._sock: socket.socket | None = None
-        routes = Starlette(routes=self._routes())
-        self.app = _HotPath(routes, self._serve, {"/v1/chat/completions": self._chat,
-                                                  "/v1/responses": self._responses, "/v1/messages": self._messages})
+        # The model-call routes: served by the routes below and, past the router, by _HotPath.
+        self._model_calls: dict[str, Api] = {"/v1/chat/completions": self._chat, "/v1/responses": self._responses,
+                                             "/v1/messages": self._messages}
+        self.app = _HotPath(Starlette(routes=self._routes()), self._serve, self._model_calls)
 
     # ---- serving ---------------------------------------------------------------------------------------
 
@@ -162,9 +163,7 @@ class LLMEndpoint:
                 return await self._serve(request, api)
             return endpoint
 
-        base = [("/v1/chat/completions", post(self._chat), ["POST"]),
-                ("/v1/responses", post(self._responses), ["POST"]),
-                ("/v1/messages", post(self._messages), ["POST"]),
+        base = [*((path, post(api), ["POST"]) for path, api in self._model_calls.items()),
                 ("/v1/messages/count_tokens", self._count_tokens, ["POST"]),
                 ("/v1/models", self._models, ["GET"]),
                 ("/v1/models/{model:path}", self._model, ["GET"])]

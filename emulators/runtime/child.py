@@ -26,7 +26,7 @@ from typing import Any
 
 from . import limits
 from .agent import detect_adapter, load_callable
-from .context import AgentContext, LambdaContext, warm_http
+from .context import AgentContext, LambdaContext, emulated_wait, warm_http
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import FrameReader, encode
@@ -130,7 +130,9 @@ class _Instance:
         cfg = self.cfg
         timer = PlatformTimer(cpu_factor=cfg["init_cpu_factor"], time_scale=cfg["time_scale"],
                               cpu=time.process_time, queued=self.queued)
-        self.emulated_wait("init", cfg["overhead_ms"] / 1000.0, timer)
+        # the platform's share of the cold start: an emulated wait before the agent's real import
+        emulated_wait(timer, self.chan.send, self.chan if cfg.get("virtual") else None, "init",
+                      cfg["overhead_ms"] / 1000.0)
         try:
             self.fn = load_callable(cfg["agent"])
             self.adapter = detect_adapter(self.fn, cfg["adapter"])
@@ -145,23 +147,6 @@ class _Instance:
             self.pool = ThreadPoolExecutor(cfg["instance_concurrency"], thread_name_prefix="invoke")
         self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
                         "adapter": self.adapter, "pid": os.getpid()})
-
-    def emulated_wait(self, inv_id: str, seconds: float, timer: PlatformTimer) -> None:
-        """An emulated wait of ``seconds`` platform seconds, announced to the control process.
-
-        Scaled clock: sleep ``seconds * time_scale`` of wall time. Virtual clock: block until the control
-        process wakes it, which it does when the platform deadline comes (at once, if nothing else is real).
-        """
-        timer.begin_wait(seconds)
-        if self.cfg.get("virtual") and seconds > 0:
-            key = self.chan.wait_key(inv_id)
-            self.chan.send({"op": "wait", "id": inv_id, "s": seconds, "w": key})
-            self.chan.block(key)
-        else:
-            self.chan.send({"op": "wait", "id": inv_id, "s": seconds})
-            time.sleep(seconds * self.cfg["time_scale"])
-        timer.end_wait(seconds)
-        self.chan.send({"op": "waitend", "id": inv_id, "s": seconds})
 
     def serve(self) -> None:
         # On the virtual clock frames go through the channel's router (a wait's wake may come to any thread).

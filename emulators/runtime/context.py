@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .llmtime import LLMTimeReader, with_llm_waits
 from .ptime import PlatformTimer
 
-__all__ = ["AgentContext", "LambdaContext", "SubrequestLimitError", "warm_http"]
+__all__ = ["AgentContext", "LambdaContext", "SubrequestLimitError", "WaitChannel", "emulated_wait", "warm_http"]
 
 Send = Callable[[dict[str, Any]], None]
 _LLM_CLIENT: Any = None
@@ -29,6 +29,37 @@ class WaitChannel(Protocol):
 
     def wait_key(self, inv_id: str) -> str: ...
     def block(self, key: str) -> None: ...
+
+
+def begin_wait(timer: PlatformTimer, send: Send, block: WaitChannel | None, wait_id: str,
+               seconds: float) -> str | None:
+    """Announce an emulated wait of ``seconds``; on the virtual clock (``block``) the key its wake will carry."""
+    timer.begin_wait(seconds)
+    if block is not None and seconds > 0:
+        key = block.wait_key(wait_id)
+        send({"op": "wait", "id": wait_id, "s": seconds, "w": key})
+        return key
+    send({"op": "wait", "id": wait_id, "s": seconds})
+    return None
+
+
+def end_wait(timer: PlatformTimer, send: Send, wait_id: str, seconds: float) -> None:
+    """The wait is over: tell the harness, then the timer (telling is part of the wait, not the agent)."""
+    send({"op": "waitend", "id": wait_id, "s": seconds})
+    timer.end_wait(seconds)
+
+
+def emulated_wait(timer: PlatformTimer, send: Send, block: WaitChannel | None, wait_id: str,
+                  seconds: float) -> None:
+    """Wait ``seconds`` platform seconds: scaled wall time, or (virtual clock) until the harness wakes it."""
+    key = begin_wait(timer, send, block, wait_id, seconds)
+    try:
+        if key is not None and block is not None:
+            block.block(key)
+        else:
+            time.sleep(seconds * timer.time_scale)
+    finally:
+        end_wait(timer, send, wait_id, seconds)
 
 
 class SubrequestLimitError(RuntimeError):
@@ -85,45 +116,21 @@ class AgentContext:
         elapsed = with_llm_waits(self._timer.elapsed(), self._llm_time, self._timer.time_scale)
         return max(0.0, self.timeout_s - elapsed) * 1000.0
 
-    def _begin_wait(self, seconds: float) -> str | None:
-        """Announce a wait; on the virtual clock returns the key its wake will carry."""
-        self._timer.begin_wait(seconds)
-        if self._block is not None and seconds > 0:
-            key = self._block.wait_key(self.invocation_id)
-            self._send({"op": "wait", "id": self.invocation_id, "s": seconds, "w": key})
-            return key
-        self._send({"op": "wait", "id": self.invocation_id, "s": seconds})
-        return None
-
-    def _end_wait(self, seconds: float) -> None:
-        self._send({"op": "waitend", "id": self.invocation_id, "s": seconds})
-        self._timer.end_wait(seconds)  # after the frame: telling the harness is part of the wait, not the agent
-
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` platform seconds (an emulated wait: see the module docstring)."""
-        seconds = max(0.0, float(seconds))
-        key = self._begin_wait(seconds)
-        try:
-            if key is not None:
-                assert self._block is not None
-                self._block.block(key)
-            else:
-                time.sleep(seconds * self._timer.time_scale)
-        finally:
-            self._end_wait(seconds)
+        emulated_wait(self._timer, self._send, self._block, self.invocation_id, max(0.0, float(seconds)))
 
     async def asleep(self, seconds: float) -> None:
         """``sleep`` for async agents (other coroutines of the agent run meanwhile)."""
         seconds = max(0.0, float(seconds))
-        key = self._begin_wait(seconds)
+        key = begin_wait(self._timer, self._send, self._block, self.invocation_id, seconds)
         try:
-            if key is not None:
-                assert self._block is not None
+            if key is not None and self._block is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self._block.block, key)
             else:
                 await asyncio.sleep(seconds * self._timer.time_scale)
         finally:
-            self._end_wait(seconds)
+            end_wait(self._timer, self._send, self.invocation_id, seconds)
 
     def emit(self, event: Any) -> None:
         """Publish a progress event (JSON value) to whoever watches this invocation."""

@@ -87,6 +87,7 @@ class _Phase:
     held: bool = False  # virtual clock: this phase holds a busy token (it runs real code)
     wake: TimerHandle | None = None  # virtual clock: the pending wake of a blocking wait
     started_p: float = 0.0  # platform time the phase began
+    remaining_s: float = 0.0  # platform seconds left to the time limit, as the watcher last computed them
     ended: bool = False
 
 
@@ -483,11 +484,13 @@ class Instance:
             self._hold(phase)
 
     def _virtual_limit(self, phase: _Phase, waiter: asyncio.Future[None]) -> TimerHandle | None:
-        """On the virtual clock a time limit is also a platform deadline: a jump over a wait must stop at it."""
+        """On the virtual clock a time limit is also a platform deadline: a jump over a wait must stop at it.
+
+        The remaining time is the one ``_next_time_check`` just computed for this turn of the watch.
+        """
         if not self.clock.virtual or phase.limit_s is None or not phase.timer.waiting:
             return None
-        remaining = max(0.0, phase.limit_s - phase.timer.elapsed())
-        return self.clock.call_later(remaining, lambda: _wake(waiter))
+        return self.clock.call_later(max(0.0, phase.remaining_s), lambda: _wake(waiter))
 
     def _over_memory(self) -> bool:
         if self.cap.kernel_enforced:
@@ -514,7 +517,7 @@ class Instance:
         if phase.limit_s is None:
             return poll
         # The first check comes right after the phase began: nothing has elapsed, no /proc read needed.
-        remaining = phase.limit_s - (phase.timer.elapsed() if phase.checked else 0.0)
+        remaining = phase.remaining_s = phase.limit_s - (phase.timer.elapsed() if phase.checked else 0.0)
         phase.checked = True
         if remaining <= 1e-9:
             return 0.0

@@ -20,9 +20,10 @@ class _TimeScale(click.ParamType):  # type: ignore[type-arg]  # generic in click
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
-            return _VIRTUAL if parse_time_scale(value) is None else parse_time_scale(value)
+            scale = parse_time_scale(value)
         except HarnessError as exc:
             self.fail(str(exc), param, ctx)
+        return _VIRTUAL if scale is None else scale
 
 
 _VIRTUAL = "virtual"  # what --time-scale virtual converts to (None means: not given)
