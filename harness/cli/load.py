@@ -3,12 +3,14 @@
 Headless, it writes Locust's CSV and HTML and the harness JSON report (plus its Markdown) to ``--out``;
 ``harness compare OUT/report.json --baseline ...`` gates CI on it. Locust is not imported here: it runs in
 a child process (its import monkey-patches the whole process with gevent). Bad input exits 2 before
-anything starts; Ctrl-C stops the run, writes what it has, reaps every process and exits 130.
+anything starts; Ctrl-C (or SIGTERM, SIGHUP) stops the run, writes what it has, reaps every process and exits
+128 + the signal's number (130 for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -55,7 +57,7 @@ def load_command(agent: str | None, patterns: str, shape: str, users: int, spawn
                  out: Path, web: bool, web_port: int, processes: int | None, harness_url: str | None,
                  locustfile: Path | None) -> None:
     """Load-test AGENT (or the --scenario's agent) under each pattern with Locust."""
-    from harness.load.runner import LoadOptions, locust_argv, run_locust
+    from harness.load.runner import STOP_SIGNALS, LoadOptions, locust_argv, run_locust
     from harness.load.scenario import load_scenario
 
     from .main import _parse_patterns, _parse_sets  # main registers this command
@@ -79,10 +81,16 @@ def load_command(agent: str | None, patterns: str, shape: str, users: int, spawn
     out.mkdir(parents=True, exist_ok=True)
     if web:
         click.echo(f"Locust web UI: http://127.0.0.1:{web_port} (the Patterns tab has the harness view)")
+    started = time.time()
     code = run_locust(locust_argv(opts))
-    if code == 130:
-        click.echo("\ninterrupted: the load test was stopped and every process reaped", err=True)
-        sys.exit(130)
+    stopped_by = {128 + int(s): s.name for s in STOP_SIGNALS}.get(code)
+    if stopped_by is not None:
+        # Not a report.json an earlier run left in --out: one this run wrote.
+        fresh = opts.report_json.is_file() and opts.report_json.stat().st_mtime >= started
+        wrote = f", {opts.report_json} written" if fresh else ""
+        click.echo(f"\ninterrupted ({stopped_by}): the load test was stopped{wrote} and every process reaped",
+                   err=True)
+        sys.exit(code)
     if not web and opts.report_json.is_file():
         _print_summary(opts.report_json)
         click.echo(f"reports: {out}/locust_stats.csv, {out}/locust.html, {opts.report_json}, {out}/report.md")

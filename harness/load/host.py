@@ -12,8 +12,9 @@ Protocol, one line each, JSON after a tag:
 
 - stdout ``HARNESS-READY {"urls": {pattern: url}, "profiles": {pattern: name}}`` once every gateway answers;
 - stdout ``HARNESS-STATS {pattern: /stats}`` every ``--sample-s`` wall seconds (live instances, summary);
-- stdin ``STOP {extra}`` (or EOF, SIGTERM, SIGINT): the report is written with ``extra`` under
+- stdin ``STOP {extra}`` (or EOF, SIGTERM, SIGINT, SIGHUP): the report is written with ``extra`` under
   ``run.load``, every deployment is closed, then stdout ``HARNESS-DONE {"gateway_requests": {...}}``;
+  if Locust is gone (killed: EOF on stdin, a broken stdout) the report is written all the same;
 - stdout ``HARNESS-ERROR {"error": message}`` and exit 2 when a deployment cannot start (bad agent...).
 """
 
@@ -38,8 +39,15 @@ READY, STATS, DONE, ERROR = "HARNESS-READY", "HARNESS-STATS", "HARNESS-DONE", "H
 
 
 def _emit(tag: str, payload: Any) -> None:
-    sys.stdout.write(f"{tag} {json.dumps(payload, separators=(',', ':'), default=str)}\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{tag} {json.dumps(payload, separators=(',', ':'), default=str)}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Locust is gone (killed, or it exited without waiting for us): nobody reads these lines, but the
+        # report must still be written. Later lines, and the flush at exit, go to /dev/null.
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,7 +103,7 @@ class _Sampler:
 
 
 async def _stop_signal() -> dict[str, Any]:
-    """Wait for ``STOP {extra}`` on stdin, EOF, SIGTERM or SIGINT; return ``extra``."""
+    """Wait for ``STOP {extra}`` on stdin, EOF, SIGTERM, SIGINT or SIGHUP; return ``extra``."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[dict[str, Any]] = loop.create_future()
 
@@ -103,7 +111,7 @@ async def _stop_signal() -> dict[str, Any]:
         if not done.done():
             done.set_result(extra)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, finish, {})
     fd, buf = sys.stdin.fileno(), bytearray()
 

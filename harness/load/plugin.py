@@ -10,15 +10,21 @@ Importing this module registers the listeners (the locustfile imports it through
   scenario reach the workers in the spawn message's ``parsed_options``;
 - each worker sends what its users saw (``HarnessStats.delta``) with its regular report; the master merges;
 - at test stop (headless master: at quit, after the workers' last requests) the host writes the JSON
-  report (``--harness-report``) and every process is reaped.
+  report (``--harness-report``) and every process is reaped;
+- SIGTERM and SIGHUP stop the run as Ctrl-C does (users stopped, report written, the host and its
+  instances reaped), also during a headless run, where Locust itself would die on them (see
+  ``_stop_like_ctrl_c``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
+import os
+import signal
 import time
 import urllib.request
 import weakref
@@ -27,6 +33,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from flask import Response, jsonify, request
+from gevent.lock import RLock  # type: ignore[import-untyped]
 from locust import events as _locust_events
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
@@ -64,6 +71,7 @@ class LoadSession:
         self.scenario: Scenario = default_scenario()
         self.host: EngineHost | None = None
         self._poller: Any = None
+        self._finishing = RLock()
         self.started_at = 0.0
 
     def _opt(self, name: str, default: Any = None) -> Any:
@@ -147,7 +155,16 @@ class LoadSession:
     # ---- test end -----------------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Write the report and stop the deployments this process started (or stop watching attached ones)."""
+        """Write the report and stop the deployments this process started (or stop watching attached ones).
+
+        One call at a time: on a signal, Locust's shutdown and the greenlet its stop wakes up can both get
+        here; the second must wait for the first to have stopped the host, or Locust would exit (closing the
+        host's pipes) before the host wrote its report.
+        """
+        with self._finishing:
+            self._finish()
+
+    def _finish(self) -> None:
         if self._poller is not None:
             self._poller.kill(block=False)
             self._poller = None
@@ -269,7 +286,33 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
             s.stats.merge(data.get("harness") or {})
 
 
+def _stop_like_ctrl_c() -> None:
+    """Make SIGTERM and SIGHUP stop this Locust process cleanly at any time, as Ctrl-C does a headless run.
+
+    Locust installs its own SIGTERM handler (stop the users, fire "quitting", exit) only after a headless
+    run's shape has finished (its ``main`` waits for the shape first), so during a headless run SIGTERM
+    killed it on the spot: no users stopped, no CSV or HTML, the engine host told nothing (it only found
+    its pipe closed). Until Locust's handler takes over, SIGTERM raises Ctrl-C's KeyboardInterrupt in the
+    main greenlet, the path a headless run stops cleanly from ("quitting" then stops the host, which writes
+    the report); it is raised there the way gevent passes Ctrl-C on, not in the user greenlet the signal
+    happened to interrupt (which would end that user mid-request). SIGHUP, a closed terminal, Locust never
+    handles: it becomes a SIGTERM to this process, so whichever SIGTERM handler is in force applies (in the
+    web UI, Ctrl-C would only stop the test and leave the process running).
+    """
+    def interrupt(_signum: int, _frame: Any) -> None:
+        gevent.get_hub().handle_system_error(KeyboardInterrupt, KeyboardInterrupt("SIGTERM"))
+
+    def hangup(_signum: int, _frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    for sig, handler in ((signal.SIGTERM, interrupt), (signal.SIGHUP, hangup)):
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to do there
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's ignored SIGHUP stays ignored
+                signal.signal(sig, handler)
+
+
 def _on_init(environment: Environment, **_: Any) -> None:
+    _stop_like_ctrl_c()
     s = session_of(environment)
     web_ui: Any = environment.web_ui  # Flask's and Locust's decorators are untyped
     if web_ui is None:
