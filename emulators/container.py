@@ -36,9 +36,10 @@ from .fleet import ReplicaFleet
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .records import Cost, Record, Summary, amended, percentile, summarize
+from .records import Cost, Record, Summary, amended, percentile
 from .replica import BOUNCED, LoadBalancer, Replica
 from .state import StateStore
+from .store import open_log
 
 __all__ = ["Container"]
 
@@ -52,7 +53,7 @@ class Container(ReplicaFleet):
         super().__init__(pool, profile, clock)
         self.state = state
         pool.on_checkpoint = state.put_checkpoint
-        self.records: list[Record] = []
+        self.records = open_log(pool.pattern, profile.name, pool.run_id, pool.records_dir)
         self.lb = LoadBalancer(profile.load_balancer, profile.sticky_sessions)
         self.autoscaler = Autoscaler(ScalePolicy.from_profile(profile))
         self._rate = replica_rate_usd(profile)
@@ -95,9 +96,9 @@ class Container(ReplicaFleet):
         now = self.closed_at if self.closed_at is not None else self.clock.now()
         idle_s = sum(m.idle_until(now) for m in self.meters) + self.startup_s
         idle_usd = idle_s * self._rate
-        busy_usd = sum(r.cost.compute_usd for r in self.records) + self._orphan_usd
+        busy_usd = self.records.tally.compute_usd + self._orphan_usd
         peak = max((p.replicas + p.draining for p in self.timeline), default=0)
-        return summarize(self.records, pattern=self.pattern, profile=self.profile.name,
+        return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name,
                          fixed_cost_usd=idle_usd + self._orphan_usd, busy_cost_usd=busy_usd,
                          idle_cost_usd=idle_usd, peak_replicas=peak,
                          replica_seconds=idle_s + self.busy_s, replica_timeline=self.timeline)

@@ -45,9 +45,10 @@ from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .queues import DEFAULT_MAX_BYTES, MemoryQueue, Message, Queue, open_queue
-from .records import Record, Summary, summarize
+from .records import Record, Summary
 from .runtime.instance import Instance, InstanceFailure
 from .state import MemoryStateStore, SQLiteStateStore, StateStore
+from .store import open_log
 from .supervisor import Inbox, RestartPolicy, retry_delay
 from .tracing import task_trace_id
 
@@ -141,7 +142,7 @@ class Daemon:
         self.profile = profile
         self.clock = clock
         self.state = state
-        self.records: list[Record] = []
+        self.records = open_log(pool.pattern, profile.name, pool.run_id, pool.records_dir)
         self.attempts_log: list[Record] = []
         self.queue: Queue | None = queue
         self.queue_requests = 0
@@ -274,7 +275,7 @@ class Daemon:
 
     def summary(self) -> Summary:
         """Task counts per final outcome, latency, and worker-hour plus queue cost."""
-        return summarize(self.records, pattern=self.pattern, profile=self.profile.name,
+        return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name,
                          fixed_cost_usd=self.fixed_cost())
 
     def fixed_cost(self) -> float:

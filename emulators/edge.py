@@ -35,10 +35,11 @@ from .edge_geo import Geography
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .records import Record, Summary, amended, summarize
+from .records import Record, Summary, amended
 from .runtime.agent import CodeSize, code_size
 from .runtime.instance import Instance, InstanceFailure
 from .state import StateStore
+from .store import open_log
 
 __all__ = ["Edge", "EdgePool", "code_size_error"]
 
@@ -91,7 +92,7 @@ class Edge:
         self.state = state
         self.geo = geography
         pool.on_checkpoint = state.put_checkpoint
-        self.records: list[Record] = []
+        self.records = open_log(pool.pattern, profile.name, pool.run_id, pool.records_dir)
         self.code: CodeSize | None = None
         self._region_of: dict[str, str] = {}  # instance id -> the region its isolate runs in
 
@@ -113,7 +114,7 @@ class Edge:
 
     def summary(self) -> Summary:
         """Counts, latency (also by caller region), headroom and cost of every call so far."""
-        return summarize(self.records, pattern=self.pattern, profile=self.profile.name)
+        return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name)
 
     # ---- calls -----------------------------------------------------------------------------------------
 

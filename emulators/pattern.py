@@ -19,6 +19,7 @@ from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary
+from .store import RecordLog
 from .tracing import current_gateway, keep, take
 
 __all__ = ["Emulator", "OnEvent", "finish_record", "new_ids", "rejected_record", "traced"]
@@ -32,7 +33,7 @@ class Emulator(Protocol):
     pattern: str
     profile: Profile
     pool: Pool
-    records: list[Record]
+    records: RecordLog
 
     async def start(self) -> None: ...
     async def invoke(self, task: Any, session_id: str | None = None, *,

@@ -40,7 +40,7 @@ class Pool:
                  run_id: str, function_name: str | None = None, env: dict[str, str] | None = None,
                  keep_logs: bool = False, llm: str = "sim", llm_script: str | Path | None = None,
                  on_checkpoint: Callable[[str, str, Any], None] | None = None, runtime: str = "process",
-                 image: str | None = None) -> None:
+                 image: str | None = None, records_dir: str | Path | None = None) -> None:
         self.agent = agent
         self.adapter = adapter
         self.profile = profile
@@ -50,6 +50,7 @@ class Pool:
         self.function_name = function_name or agent.name
         self.env = dict(env or {})
         self.keep_logs = keep_logs
+        self.records_dir = records_dir  # where the deployment's record store is kept (None: a temporary one)
         self.llm_mode = llm
         self.llm_script = llm_script
         self.llm: Any = None  # the LLMEndpoint every instance's LLM calls go through (None: off)

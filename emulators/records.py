@@ -7,7 +7,6 @@ Nothing is tallied separately: counts, latency percentiles, cold-start share and
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -211,67 +210,13 @@ def summarize(records: Iterable[Record], *, pattern: str = "", profile: str = ""
               replica_timeline: Sequence[ReplicaPoint] = ()) -> Summary:
     """Summarize records; warm-up pings are billed but not counted as calls or in latency.
 
-    Unless given, busy cost is the records' compute cost and idle cost is the fixed cost.
+    Unless given, busy cost is the records' compute cost and idle cost is the fixed cost. The figures are
+    those of ``tally.Tally`` (what a deployment keeps as records arrive): counts and costs exact, latency
+    percentiles within 1 %.
     """
-    all_records = list(records)
-    calls = [r for r in all_records if r.trigger == "invoke"]
-    pings = [r for r in all_records if r.trigger == "warmup"]
-    outcomes = Counter(r.outcome for r in calls)
-    latencies = [r.latency_ms for r in calls if r.outcome not in ("throttled", "payload_too_large")]
-    cold = sum(1 for r in calls if r.cold_start)
-    cost = sum(r.cost.total_usd for r in all_records)
-    ok = outcomes.get("ok", 0)
-    return Summary(
-        pattern=pattern or (calls[0].pattern if calls else ""),
-        profile=profile or (calls[0].profile if calls else ""),
-        calls=len(calls),
-        outcomes=dict(sorted(outcomes.items())),
-        ok=ok,
-        failures=len(calls) - ok,
-        latency_p50_ms=percentile(latencies, 50),
-        latency_p95_ms=percentile(latencies, 95),
-        latency_p99_ms=percentile(latencies, 99),
-        latency_max_ms=max(latencies, default=0.0),
-        cold_starts=cold,
-        cold_start_share=cold / len(calls) if calls else 0.0,
-        cost_usd=cost,
-        fixed_cost_usd=fixed_cost_usd,
-        cost_per_1k_usd=(cost + fixed_cost_usd) / len(calls) * 1000 if calls else 0.0,
-        warmup_pings=len(pings),
-        input_tokens=sum(r.input_tokens for r in calls),
-        output_tokens=sum(r.output_tokens for r in calls),
-        llm_calls=sum(r.llm_calls for r in calls),
-        llm_cost_usd=sum(r.cost.llm_usd for r in calls),
-        busy_cost_usd=(sum(r.cost.compute_usd for r in all_records) if busy_cost_usd is None
-                       else busy_cost_usd),
-        idle_cost_usd=fixed_cost_usd if idle_cost_usd is None else idle_cost_usd,
-        peak_replicas=peak_replicas,
-        replica_seconds=replica_seconds,
-        replica_timeline=tuple(replica_timeline),
-        latency_by_region=_by_region(calls),
-        min_headroom=_min_headroom(calls),
-    )
+    from .tally import Tally  # the tally builds on this module's types
 
-
-def _by_region(calls: Sequence[Record]) -> dict[str, dict[str, float]]:
-    groups: dict[str, list[Record]] = {}
-    for r in calls:
-        if r.caller_region is not None and r.outcome not in ("throttled", "payload_too_large"):
-            groups.setdefault(r.caller_region, []).append(r)
-    out: dict[str, dict[str, float]] = {}
-    for region, rs in sorted(groups.items()):
-        lat = [r.latency_ms for r in rs]
-        out[region] = {"calls": float(len(rs)), "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
-                       "client_rtt_ms": sum(r.client_rtt_ms for r in rs) / len(rs),
-                       "network_ms": sum(r.network_ms for r in rs) / len(rs),
-                       "llm_calls": sum(r.llm_calls for r in rs) / len(rs)}
-    return out
-
-
-def _min_headroom(calls: Sequence[Record]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for r in calls:
-        if r.ok:
-            for k, v in r.headroom().items():
-                out[k] = min(v, out.get(k, v))
-    return out
+    return Tally().add_all(records).summary(
+        pattern=pattern, profile=profile, fixed_cost_usd=fixed_cost_usd, busy_cost_usd=busy_cost_usd,
+        idle_cost_usd=idle_cost_usd, peak_replicas=peak_replicas, replica_seconds=replica_seconds,
+        replica_timeline=replica_timeline)

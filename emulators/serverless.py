@@ -25,9 +25,10 @@ from .clock import Clock
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
-from .records import Record, Summary, summarize
+from .records import Record, Summary
 from .runtime.instance import Instance, InstanceFailure, StartInfo
 from .state import StateStore
+from .store import open_log
 
 __all__ = ["Serverless"]
 
@@ -43,7 +44,7 @@ class Serverless:
         self.clock = clock
         self.state = state
         pool.on_checkpoint = state.put_checkpoint
-        self.records: list[Record] = []
+        self.records = open_log(pool.pattern, profile.name, pool.run_id, pool.records_dir)
         self.inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._started_platform = 0.0
@@ -96,7 +97,7 @@ class Serverless:
 
     def summary(self) -> Summary:
         """Counts, latency percentiles, cold starts and cost of every call so far."""
-        return summarize(self.records, pattern=self.pattern, profile=self.profile.name,
+        return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name,
                          fixed_cost_usd=self.fixed_cost())
 
     # ---- calls -----------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _emulator(cfg: DeployConfig) -> Emulator:
     pool_type = EdgePool if cfg.pattern == "edge" else Pool  # the edge runtime preloads its HTTP client
     pool = pool_type(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
                 run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
-                llm=cfg.llm, llm_script=cfg.llm_script, **_runtime(cfg))
+                llm=cfg.llm, llm_script=cfg.llm_script, records_dir=cfg.records_dir, **_runtime(cfg))
     try:
         state = open_state_store(cfg.state or cfg.profile.state, pool.run_dir)
     except BaseException:
@@ -112,7 +112,8 @@ class AsyncDeployment:
         delays = opts.async_retry_delays_s
         self._registry = TaskRegistry(
             self._emulator, clock, deliverer=self._webhooks,
-            retry_delays_s=async_retry_delays(cfg.profile.name) if delays is None else delays)
+            retry_delays_s=async_retry_delays(cfg.profile.name) if delays is None else delays,
+            retention_s=opts.task_retention_s, max_finished=opts.max_finished_tasks)
         self._gateway: Any = None  # emulators.gateway.Gateway once serving
         self._closed = False
         self._started = False
@@ -263,8 +264,18 @@ class AsyncDeployment:
                 if self._tracer is not None:  # the last spans are built and exported off the event loop
                     await asyncio.to_thread(self._tracer.close)
             finally:
-                if self._started:
-                    heap.closed()
+                try:
+                    await asyncio.to_thread(self._close_records)
+                finally:
+                    if self._started:
+                        heap.closed()
+
+    def _close_records(self) -> None:
+        """Commit the last records, with what ``harness report`` needs that records do not say."""
+        log = self._emulator.records
+        log.set_meta(summary=self.summary().to_json(), profile=self.profile.to_json(),
+                     time_scale=self.config.time_scale)
+        log.close()
 
     async def __aenter__(self) -> AsyncDeployment:
         return await self.start()
@@ -428,7 +439,7 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
            gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
-           **overrides: Any) -> Deployment:
+           records_dir: str | Path | None = None, **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
 
     ``time_scale=None`` (default): the virtual clock (emulated waits cost no wall time; ``d.advance(s)``
@@ -442,9 +453,11 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
     metering proxy to that OpenAI/Anthropic-compatible upstream (same limits, faults and metering).
     ``traces``: every call is an OpenTelemetry trace (``d.traces()``); ``"otlp://host:4318"`` exports them
     over OTLP/HTTP (as ``HARNESS_OTLP_ENDPOINT`` does), a path appends them as OTLP/JSON lines, False: none.
+    Every record is written to a SQLite store as it finishes (memory holds only the latest): ``records_dir``
+    keeps it there as ``<pattern>-<run id>.sqlite`` for ``harness report``; without, it is a temporary file.
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
                        keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
-                       **overrides)
+                       records_dir=records_dir, **overrides)
     return Deployment(cfg, _gateway_options(gateway), traces)

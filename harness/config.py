@@ -38,13 +38,15 @@ class DeployConfig:
     llm: str = "sim"  # "sim": the built-in simulator; "off": no LLM endpoint; a URL: proxy to that upstream
     llm_script: str | None = None
     runtime: str = "process"  # "process" (forked from a zygote) | "docker" | "docker:IMAGE" (a container each)
+    records_dir: str | None = None  # where the record store is kept (None: a temporary file, gone with the deployment)
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
                  profile: str | Path | Profile | None = None, time_scale: float | None = None, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
-                 llm_script: str | Path | None = None, runtime: str = "process", **overrides: Any) -> DeployConfig:
+                 llm_script: str | Path | None = None, runtime: str = "process",
+                 records_dir: str | Path | None = None, **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
 
     ``pattern=None``: the pattern the profile is written for (serverless when no profile is named).
@@ -74,6 +76,7 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
         time_scale=None if time_scale is None else float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
         llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
+        records_dir=None if records_dir is None else str(records_dir),
     )
 
 

@@ -271,15 +271,10 @@ class GatewayApp:
 
     def _mark_gateway_timeout(self, rec: Record, gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""
-        records = self.emulator.records
-        for i in range(len(records) - 1, -1, -1):
-            if records[i] is rec:
-                records[i] = dataclasses.replace(
-                    rec, ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
-                    error=f"the gateway answered 504 after {gateway_s:g} s; the invocation went on and ended "
-                          f"{rec.outcome} after {rec.latency_ms / 1000:.3f} s"
-                          + (f": {rec.error}" if rec.error else ""))
-                return
+        self.emulator.records.replace(rec, dataclasses.replace(
+            rec, ok=False, outcome="gateway_timeout", latency_ms=gateway_s * 1000.0,
+            error=f"the gateway answered 504 after {gateway_s:g} s; the invocation went on and ended "
+                  f"{rec.outcome} after {rec.latency_ms / 1000:.3f} s" + (f": {rec.error}" if rec.error else "")))
 
     async def invoke_stream(self, request: Request) -> Response:
         """Sync invocation answered as SSE: progress events, then the result (resumable via its task id)."""
@@ -314,7 +309,7 @@ class GatewayApp:
 
     async def task_status(self, request: Request) -> Response:
         """Poll a task: state, events so far, result once finished."""
-        t = self.registry.tasks.get(request.path_params["task_id"])
+        t = self.registry.find(request.path_params["task_id"])
         if t is None:
             return _unknown_task(request.path_params["task_id"])
         return JSONResponse(t.to_json(), headers=harness_headers(t.result))
@@ -322,7 +317,7 @@ class GatewayApp:
     async def task_events(self, request: Request) -> Response:
         """SSE of a task's events, resuming after ``Last-Event-ID``."""
         task_id = request.path_params["task_id"]
-        if task_id not in self.registry.tasks:
+        if self.registry.find(task_id) is None:
             return _unknown_task(task_id)
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         return self._stream(task_id, parse_last_event_id(last), {})
@@ -345,7 +340,7 @@ class GatewayApp:
 
     async def task_ws(self, ws: WebSocket) -> None:
         """The same events over a WebSocket; ``?after=<id>`` resumes."""
-        t = self.registry.tasks.get(ws.path_params["task_id"])
+        t = self.registry.find(ws.path_params["task_id"])
         if t is None:
             await ws.close(4404, reason="unknown task id")
             return
@@ -395,7 +390,8 @@ class GatewayApp:
 
 
 def _unknown_task(task_id: str) -> JSONResponse:
-    return _error(404, "unknown_task", f"no task with id {task_id!r}; use the task_id POST /tasks returned")
+    return _error(404, "unknown_task", f"no task with id {task_id!r}; use the task_id POST /tasks returned (a "
+                                       f"finished task is kept for GatewayOptions.task_retention_s, then expires)")
 
 
 def _failed(exc: BaseException) -> str:

@@ -41,6 +41,11 @@ class GatewayOptions:
     async_retry_delays_s: tuple[float, ...] | None = None  # None: the profile's, where platform-facts has them
     keepalive_s: float = 15.0  # wall seconds between SSE keep-alive comments while nothing happens
     max_body_bytes: int = 64 * 1024 * 1024  # cap on a body when the profile sets no request limit
+    # Finished background tasks (POST /tasks, streams) are answered for this many platform seconds, and
+    # at most this many are kept; after that GET /tasks/{id} is 404. No platform here keeps async results
+    # (Lambda, Netlify hand them to a destination or a webhook), so these are the harness's own defaults.
+    task_retention_s: float = 3600.0
+    max_finished_tasks: int = 10_000
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -49,6 +54,9 @@ class GatewayOptions:
             raise ConfigError(f"webhook_attempts must be at least 1, got {self.webhook_attempts!r}")
         if not self.keepalive_s > 0:
             raise ConfigError(f"keepalive_s must be a positive number of seconds, got {self.keepalive_s!r}")
+        if not self.task_retention_s >= 0 or self.max_finished_tasks < 0:
+            raise ConfigError(f"task_retention_s and max_finished_tasks must be >= 0, got "
+                              f"{self.task_retention_s!r} and {self.max_finished_tasks!r}")
         if not self.webhook_secret:
             raise ConfigError("webhook_secret must not be empty; leave it unset for a random one")
         if self.api_key == "":

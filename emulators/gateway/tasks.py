@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -169,12 +170,18 @@ class TaskRegistry:
     """Every task of one deployment, run through its emulator."""
 
     def __init__(self, emulator: Emulator, clock: Clock, *, retry_delays_s: Sequence[float] = (),
-                 deliverer: Deliverer | None = None) -> None:
+                 deliverer: Deliverer | None = None, retention_s: float = 3600.0,
+                 max_finished: int = 10_000) -> None:
         self.emulator = emulator
         self.clock = clock
         self.retry_delays_s = tuple(retry_delays_s)
         self.deliverer = deliverer
-        self.tasks: dict[str, Task] = {}
+        self.retention_s = retention_s
+        self.max_finished = max_finished
+        self.tasks: dict[str, Task] = {}  # running ones and finished ones not yet expired
+        self._finished: deque[tuple[float, Task]] = deque()  # (platform time it finished, task), oldest first
+        self._unfinished: set[Task] = set()
+        self._ended = {"succeeded": 0, "failed": 0}  # every task that ever finished, expired ones too
         self._deliveries: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -191,24 +198,50 @@ class TaskRegistry:
         t = Task(task_id=str(uuid.uuid4()), session_id=session_id, callback_url=callback_url)
         if callback_url is not None:
             t.webhook = {"url": callback_url, "attempts": 0, "delivered": False, "last_status": None}
+        self.expire()
         self.tasks[t.task_id] = t
+        self._unfinished.add(t)
         delays = self.retry_delays_s if retries else ()
         t.runner = asyncio.create_task(self._run(t, task, delays), name=f"task-{t.task_id}")
         return t
 
+    def find(self, task_id: str) -> Task | None:
+        """The task with this id, or None for an unknown or expired one."""
+        self.expire()
+        return self.tasks.get(task_id)
+
     def get(self, task_id: str) -> Task:
-        """The task with this id; ConfigError for an unknown id."""
-        try:
-            return self.tasks[task_id]
-        except KeyError:
-            raise ConfigError(f"unknown task id {task_id!r}; use an id returned by submit()") from None
+        """The task with this id; ConfigError for an unknown or expired id."""
+        t = self.find(task_id)
+        if t is None:
+            raise ConfigError(f"unknown task id {task_id!r}: use an id returned by submit(); a finished task is "
+                              f"kept for {self.retention_s:g} platform seconds (at most the latest "
+                              f"{self.max_finished:,} finished ones)")
+        return t
+
+    def expire(self) -> None:
+        """Forget finished tasks past the retention period or beyond the most kept (a long run's memory)."""
+        done = self._finished
+        if not done:
+            return
+        cutoff = self.clock.now() - self.retention_s
+        while done and (done[0][0] <= cutoff or len(done) > self.max_finished):
+            _, t = done.popleft()
+            self.tasks.pop(t.task_id, None)
 
     def counts(self) -> dict[str, int]:
-        """Number of tasks in each state."""
-        out = dict.fromkeys(("queued", "running", "succeeded", "failed"), 0)
-        for t in self.tasks.values():
+        """Number of tasks in each state (finished: every one so far, expired ones included)."""
+        out = dict.fromkeys(("queued", "running"), 0)
+        for t in self._unfinished:
             out[t.state] += 1
-        return out
+        return {**out, **self._ended}
+
+    def _finish(self, t: Task, record: Record) -> None:
+        t.finish(record)
+        self._unfinished.discard(t)
+        self._ended[t.state] += 1
+        self._finished.append((self.clock.now(), t))
+        self.expire()
 
     async def _run(self, t: Task, task: Any, delays: tuple[float, ...]) -> None:
         try:
@@ -227,13 +260,13 @@ class TaskRegistry:
                 record = dataclasses.replace(record, attempts=t.attempts)
         except asyncio.CancelledError:
             # The deployment is closing: end followers with a result rather than leave them waiting.
-            t.finish(_unfinished(t, "the deployment closed before the task finished"))
+            self._finish(t, _unfinished(t, "the deployment closed before the task finished"))
             raise
         except Exception as exc:  # a harness bug must not leave the task "running" forever
             log.exception("task %s failed inside the harness", t.task_id)
-            t.finish(_unfinished(t, f"the harness failed running this task: {exc!r}"))
+            self._finish(t, _unfinished(t, f"the harness failed running this task: {exc!r}"))
             return
-        t.finish(record)
+        self._finish(t, record)
         if t.callback_url is not None and self.deliverer is not None and not self._closed:
             d = asyncio.create_task(self.deliverer.deliver(t), name=f"webhook-{t.task_id}")
             self._deliveries.add(d)
@@ -242,7 +275,7 @@ class TaskRegistry:
     async def close(self) -> None:
         """Cancel the runs and webhook deliveries still in progress; safe to call twice."""
         self._closed = True
-        pending = [t.runner for t in self.tasks.values() if t.runner is not None and not t.runner.done()]
+        pending = [t.runner for t in self._unfinished if t.runner is not None and not t.runner.done()]
         pending += list(self._deliveries)
         for p in pending:
             p.cancel()

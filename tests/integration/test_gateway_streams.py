@@ -126,3 +126,25 @@ def test_closing_with_a_stream_open_ends_it_promptly() -> None:
     c.close()
     assert not reader.is_alive()
     assert closed_in < 1.0
+
+
+def test_finished_tasks_expire_after_retention_and_answer_404() -> None:
+    """A finished task is answered until its retention passes (or newer ones push it out), then 404."""
+    echo = f"{Path(__file__).resolve().parents[2] / 'fixtures' / 'agents' / 'echo.py'}:agent"
+    opts = GatewayOptions(task_retention_s=60.0, max_finished_tasks=3)
+    with harness.deploy(echo, "serverless", gateway=opts) as d, httpx.Client(base_url=d.url, timeout=10) as c:
+        ids = [d.submit({"i": i}) for i in range(5)]
+        deadline = time.monotonic() + 20
+        while c.get("/stats").json()["tasks"]["succeeded"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Five finished, three kept: the two that finished first are gone.
+        codes = {t: c.get(f"/tasks/{t}").status_code for t in ids}
+        assert sorted(codes.values()) == [200, 200, 200, 404, 404]
+        expired = next(t for t, code in codes.items() if code == 404)
+        assert "task_retention_s" in c.get(f"/tasks/{expired}").json()["error"]
+        assert c.get("/stats").json()["tasks"]["succeeded"] == 5  # counts keep every task that finished
+        d.advance(61)  # past the retention period (platform time)
+        kept = [t for t, code in codes.items() if code == 200]
+        assert [c.get(f"/tasks/{t}").status_code for t in kept] == [404, 404, 404]
+        with pytest.raises(harness.ConfigError, match="kept for 60 platform seconds"):
+            d.status(kept[0])

@@ -139,9 +139,9 @@ def test_summary_is_computed_from_the_records() -> None:
     # Latency over the calls that ran (a rejected call has no meaningful latency), nearest rank.
     latencies = [r.latency_ms for r in records if r.outcome != "payload_too_large"]
     assert len(latencies) == 21
-    assert s.latency_p50_ms == pytest.approx(_nearest_rank(latencies, 50))
-    assert s.latency_p95_ms == pytest.approx(_nearest_rank(latencies, 95))
-    assert s.latency_p99_ms == pytest.approx(_nearest_rank(latencies, 99))
+    assert s.latency_p50_ms == pytest.approx(_nearest_rank(latencies, 50), rel=0.01)  # histogram: 1 %
+    assert s.latency_p95_ms == pytest.approx(_nearest_rank(latencies, 95), rel=0.01)  # histogram: 1 %
+    assert s.latency_p99_ms == pytest.approx(_nearest_rank(latencies, 99), rel=0.01)  # histogram: 1 %
     assert s.latency_max_ms == pytest.approx(max(latencies))
     assert s.latency_p50_ms <= s.latency_p95_ms <= s.latency_p99_ms <= s.latency_max_ms
     # The 11th of 21 sorted latencies is the 1.1 s sleep; the largest is the 10 s timeout.

@@ -1,0 +1,241 @@
+"""The record store: every record of a deployment written to SQLite as it finishes, a bounded window in memory.
+
+A deployment's ``records`` is a ``RecordLog``. Appending a record (on the event loop, once per call) costs
+a tally update and a list append: the ``Tally`` keeps the live summary (``/stats``, ``/metrics``, the
+status line, the Locust tab: O(1) per question), ``window`` keeps the latest ``WINDOW`` records for code
+that looks at recent calls, and a writer thread commits the rest to a SQLite file every ``FLUSH_S``
+seconds or ``FLUSH_ROWS`` records, whichever comes first. Memory therefore stays flat however long the run;
+``iter(log)`` (``Deployment.records()``, the reports, readiness) reads every record back from the file,
+the ones not yet written included, in the order they were appended.
+
+Why SQLite: it is in the standard library, a reader sees committed rows while the writer goes on (WAL),
+and ``sqlite3`` lets go of the GIL while it steps, so the writer thread does not hold the event loop up.
+Measured on the 2-core CI machine (``python -m benchmarks --only soak``): see docs/performance.md.
+
+The file holds one row per record (``seq``, outcome, trigger, latency, start, and the record as JSON) and a
+``meta`` table: the pattern, the profile and, when the deployment closes, its final summary (the figures
+that do not come from records: provisioned capacity, the replica timeline). ``harness report`` reads a
+store back; ``open_store`` opens one after its deployment has gone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .records import Cost, Record
+from .tally import Tally
+
+__all__ = ["FLUSH_ROWS", "FLUSH_S", "WINDOW", "RecordLog", "iter_records", "open_log", "read_meta", "record_from_json",
+           "record_json"]
+
+WINDOW = 1000  # the latest records kept in memory
+FLUSH_S = 0.5  # wall seconds between the writer's commits
+FLUSH_ROWS = 5000  # or this many records waiting, whichever comes first
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY, invocation_id TEXT NOT NULL, trigger TEXT NOT NULL, outcome TEXT NOT NULL,
+    latency_ms REAL NOT NULL, started_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def record_json(r: Record) -> str:
+    """A record as one JSON text (what ``Record.to_json`` gives, without ``asdict``'s deep copy)."""
+    d = dict(r.__dict__)
+    d["cost"] = r.cost.to_json()
+    d["events"] = list(r.events)
+    return json.dumps(d, separators=(",", ":"), default=repr)
+
+
+_FIELDS = frozenset(Record.__dataclass_fields__)
+
+
+def record_from_json(d: dict[str, Any]) -> Record:
+    """A Record from its JSON form (``Record.to_json`` or ``record_json``); unknown keys are ignored."""
+    cost = d.get("cost") or {}
+    kw = {k: v for k, v in d.items() if k in _FIELDS}
+    kw["cost"] = Cost(compute_usd=cost.get("compute_usd", 0.0), requests_usd=cost.get("requests_usd", 0.0),
+                      llm_usd=cost.get("llm_usd", 0.0))
+    kw["events"] = tuple(d.get("events") or ())
+    return Record(**kw)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash of this process loses nothing committed
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The ``meta`` table of a store file, values decoded from JSON."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    finally:
+        conn.close()
+
+
+class RecordLog:
+    """A deployment's records: tallied and windowed in memory, every one written to a SQLite file."""
+
+    def __init__(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.tally = Tally()
+        self.window: deque[tuple[int, Record]] = deque(maxlen=WINDOW)
+        self._count = 0
+        self._pending: list[tuple[int, Record]] = []  # appended on the loop, taken by the writer
+        self._plock = threading.Lock()  # the pending list
+        self._lock = threading.Lock()  # the connection (a flush holds it from taking the pending list to commit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = _connect(path)
+        if meta:
+            self.set_meta(**meta)
+        self._wake = threading.Event()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="harness-records", daemon=True)
+        self._writer.start()
+
+    # ---- the hot path ----------------------------------------------------------------------------------
+
+    def append(self, record: Record) -> None:
+        """One more record (microseconds: the writer thread serializes and commits it)."""
+        self._count += 1
+        item = (self._count, record)
+        self.tally.add(record)
+        self.window.append(item)
+        with self._plock:  # held for an append or a swap, never while writing
+            self._pending.append(item)
+            n = len(self._pending)
+        if n >= FLUSH_ROWS:
+            self._wake.set()
+
+    def replace(self, old: Record, new: Record) -> None:
+        """Put ``new`` where ``old`` was (a record relabelled after the fact: the gateway's 504)."""
+        seq = 0
+        for i in range(len(self.window) - 1, -1, -1):
+            s, rec = self.window[i]
+            if rec is old:
+                seq = s
+                self.window[i] = (seq, new)
+                break
+        self.tally.add(old, -1)
+        self.tally.add(new)
+        with self._lock, self._plock:
+            for j, (s, rec) in enumerate(self._pending):
+                if s == seq or rec is old:
+                    self._pending[j] = (s, new)
+                    return
+            # Written already: by its sequence number if it is still in the window, else by its id.
+            where, key = ("seq = ?", seq) if seq else ("invocation_id = ?", old.invocation_id)
+            self._conn.execute(f"UPDATE records SET outcome = ?, latency_ms = ?, data = ? WHERE {where}",
+                               (new.outcome, new.latency_ms, record_json(new), key))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __iter__(self) -> Iterator[Record]:
+        """Every record so far, oldest first, read back from the file (the unwritten ones written first)."""
+        self.flush()
+        return iter_records(self.path, conn=self._conn, lock=self._lock)
+
+    def latest(self, n: int) -> list[Record]:
+        """The latest ``n`` records (at most ``WINDOW`` from memory; more from the file)."""
+        if n <= len(self.window):
+            return [r for _, r in list(self.window)[len(self.window) - n:]] if n > 0 else []
+        return list(self)[-n:]
+
+    # ---- the writer ------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit every record appended so far."""
+        with self._lock:
+            with self._plock:
+                items, self._pending = self._pending, []
+            if items:
+                rows = [(seq, r.invocation_id, r.trigger, r.outcome, r.latency_ms, r.started_at, record_json(r))
+                        for seq, r in items]
+                self._conn.execute("BEGIN")
+                self._conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_S)
+            self._wake.clear()
+            try:
+                self.flush()
+            except sqlite3.Error:  # the disk is full or the file went: keep what is pending, try again later
+                time.sleep(FLUSH_S)
+
+    def set_meta(self, **values: Any) -> None:
+        """Store JSON values in the ``meta`` table (the pattern, the profile, the final summary)."""
+        with self._lock:
+            self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                   [(k, json.dumps(v, default=repr)) for k, v in values.items()])
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer; reading (``iter``) still works afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._writer.join()
+        self.flush()
+
+
+def iter_records(path: Path, *, conn: sqlite3.Connection | None = None,
+                 lock: threading.Lock | None = None, batch: int = 2000) -> Iterator[Record]:
+    """The records of a store file, oldest first, in batches (a million records need not be in memory)."""
+    own = conn is None
+    c = sqlite3.connect(f"file:{path}?mode=ro", uri=True) if conn is None else conn
+    lk = lock if lock is not None else threading.Lock()
+    last = 0
+    try:
+        while True:
+            with lk:
+                rows = c.execute("SELECT seq, data FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                                 (last, batch)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, data in rows:
+                yield record_from_json(json.loads(data))
+    finally:
+        if own:
+            c.close()
+
+
+def open_log(pattern: str, profile: str, run_id: str, records_dir: str | Path | None = None) -> RecordLog:
+    """The record log of a new deployment.
+
+    With ``records_dir`` the store is ``records_dir/<pattern>-<run id>.sqlite`` and stays for ``harness
+    report``; without, it lives in a private temporary directory removed once the log is garbage (or the
+    process exits), so records stay readable after the deployment closes for as long as it is referenced.
+    """
+    meta = {"pattern": pattern, "profile": profile, "run_id": run_id, "created_at": time.time()}
+    if records_dir is not None:
+        return RecordLog(Path(records_dir) / f"{pattern}-{run_id}.sqlite", meta=meta)
+    tmp = Path(tempfile.mkdtemp(prefix=f"harness-records-{run_id}-"))
+    log = RecordLog(tmp / "records.sqlite", meta=meta)
+    weakref.finalize(log, _discard, log._conn, tmp)
+    return log
+
+
+def _discard(conn: sqlite3.Connection, tmp: Path) -> None:
+    conn.close()
+    shutil.rmtree(tmp, ignore_errors=True)
