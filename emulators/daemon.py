@@ -32,6 +32,7 @@ import math
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -143,7 +144,10 @@ class Daemon:
         self.clock = clock
         self.state = state
         self.records = open_log(pool.pattern, profile.name, pool.run_id, pool.records_dir)
-        self.attempts_log: list[Record] = []
+        # The latest attempts and duplicate deliveries (bounded: a long run's memory stays flat); the task
+        # records, which sum them, are all in the store; attempts_total counts every attempt.
+        self.attempts_log: deque[Record] = deque(maxlen=10_000)
+        self.attempts_total = 0
         self.queue: Queue | None = queue
         self.queue_requests = 0
         self.worker_seconds = 0.0  # platform seconds of worker uptime, closed intervals
@@ -474,6 +478,7 @@ class Daemon:
         if ttime is not None:
             ttime.leave(attempt.duration_ms / 1000.0)
         self.attempts_log.append(attempt)
+        self.attempts_total += 1
         await self._settle(task_id, body, msg, attempt, known)
 
     async def _settle(self, task_id: str, body: dict[str, Any], msg: Message, attempt: Record,

@@ -46,6 +46,10 @@ __all__ = ["GatewayCall", "JsonSpanExporter", "TraceOptions", "Tracer", "current
 R = TypeVar("R")
 SCOPE = "agent-deploy-harness"
 _MAX_KEPT = 10_000  # traces whose material waits for their record (a daemon task between its attempts)
+# Memory bounds of a long run: spans kept for d.traces() (a file or OTLP gets every one), and, when spans go
+# nowhere else, the latest calls whose spans are built only if asked (building them all would cost CPU).
+MAX_SPANS_KEPT = 50_000
+MAX_TRACES_PENDING = 10_000
 _MAX_TEXT = 500  # characters of an error kept in a span's status
 _OTLP_TIMEOUT_S = 2.0  # per OTLP export, retries included, unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says
 _FILE_LOCK = threading.Lock()  # deployments of one process may append to one traces file
@@ -230,12 +234,12 @@ def otlp_json(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 class JsonSpanExporter:
-    """Keeps every span in memory, and appends each batch to ``path`` as one OTLP/JSON line if given.
+    """Keeps the latest ``max_spans`` spans in memory; appends each batch to ``path`` as one OTLP/JSON line if given.
 
     A ``SpanExporter`` (duck-typed: the SDK class is imported only when tracing is used).
     """
 
-    def __init__(self, path: str | Path | None = None, max_spans: int = 200_000) -> None:
+    def __init__(self, path: str | Path | None = None, max_spans: int = MAX_SPANS_KEPT) -> None:
         self.path = Path(path) if path is not None else None
         self.spans: deque[ReadableSpan] = deque(maxlen=max_spans)  # memory: the latest spans of a long run
         self._lock = threading.Lock()
@@ -297,14 +301,17 @@ class Tracer:
             self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp, timeout=timeout)))
         self._redactor = Redactor(secret_values(env) if env else ())
         self._texts: dict[str, str] = {}
-        self._pending: list[_Item] = []
+        # Exported (a file, OTLP): a flusher thread drains it every flush_interval_s. Memory only: the latest
+        # MAX_TRACES_PENDING calls, built when d.traces() asks.
+        self._pending_max = MAX_TRACES_PENDING if path is None and otlp is None else None
+        self._pending: deque[_Item] = deque(maxlen=self._pending_max)
         self._lock = threading.Lock()  # the pending list (appended on the loop, swapped by flush)
         self._build_lock = threading.Lock()
         self._ids = random.Random(int.from_bytes(os.urandom(8), "big"))
         self._closed = False
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        if otlp is not None:  # stream spans out during a long run, off the event loop
+        if path is not None or otlp is not None:  # stream spans out during a long run, off the event loop
             self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,),
                                              name="harness-traces", daemon=True)
             self._flusher.start()
@@ -323,7 +330,7 @@ class Tracer:
         """Build the spans of every record so far and hand them to the span processors."""
         with self._build_lock:
             with self._lock:
-                items, self._pending = self._pending, []
+                items, self._pending = self._pending, deque(maxlen=self._pending_max)
             if not items:
                 return
             spans: list[ReadableSpan] = []

@@ -20,7 +20,7 @@ import math
 import random
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,8 @@ __all__ = ["BUILTIN_MODELS", "LLMCall", "LLMEndpoint"]
 
 log = logging.getLogger("emulators.llm")
 
+MAX_CALLS_KEPT = 10_000  # LLMEndpoint.calls: the latest model calls
+MAX_DISTINCT_KEPT = 100_000  # distinct requests whose occurrences are counted (they seed faults per attempt)
 BUILTIN_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4o", "gpt-4o-mini",
                   "claude-opus-5", "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -112,7 +114,9 @@ class LLMEndpoint:
         lim = self.script.limits
         self.limiter = RateLimiter(rpm if rpm is not None else lim.rpm, tpm if tpm is not None else lim.tpm,
                                    lim.burst_s)
-        self.calls: list[LLMCall] = []
+        # The latest calls, for tests and debugging (a long run's memory stays flat); every call's figures
+        # are in its invocation's record.
+        self.calls: deque[LLMCall] = deque(maxlen=MAX_CALLS_KEPT)
         self.url: str | None = None
         self._chat, self._responses, self._messages = ChatCompletionsApi(), ResponsesApi(), MessagesApi()
         self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
@@ -239,6 +243,8 @@ class LLMEndpoint:
         key = digest(api.api, body)
         occurrence = self._seen[key]
         self._seen[key] += 1
+        if len(self._seen) > MAX_DISTINCT_KEPT:  # a run of unique prompts: forget the oldest (it seeded its faults)
+            del self._seen[next(iter(self._seen))]
         content_rng = random.Random(f"{self.seed}:{key}")  # same prompt, same answer (retries included)
         rng = random.Random(f"{self.seed}:{key}:{occurrence}")  # faults and latency differ per attempt
         index = self.script.match(prompt, rng, self._used)

@@ -39,7 +39,7 @@ def _status(d: AsyncDeployment) -> str:
     busy = sum(1 for w in emu._workers if w.busy)
     up = sum(1 for w in emu._workers if w.instance is not None)
     return (f"workers {up} up, {busy} busy | tasks ok {s.ok}, dead-lettered {s.outcomes.get('dead_lettered', 0)}"
-            f" | attempts {sum(1 for r in emu.attempts_log if r.trigger == 'attempt')}")
+            f" | attempts {emu.attempts_total}")
 
 
 async def _run(d: AsyncDeployment, quiet: bool) -> None:

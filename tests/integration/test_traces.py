@@ -181,3 +181,14 @@ def test_spans_are_exported_to_an_otlp_http_receiver(server: _Server) -> None:
     assert {r.trace_id for r in records} <= set(got)
     assert sorted(got[records[0].trace_id]) == ["agent", "init"]
     assert got[records[1].trace_id] == ["agent"]
+
+
+def test_memory_traces_keep_only_the_latest_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spans kept only in memory are those of the latest MAX_TRACES_PENDING calls (a long run stays flat)."""
+    from emulators import tracing
+
+    monkeypatch.setattr(tracing, "MAX_TRACES_PENDING", 3)
+    with harness.deploy(f"{ROOT / 'fixtures' / 'agents' / 'echo.py'}:agent", "serverless") as d:
+        records = [d.invoke({"i": i}) for i in range(6)]
+        traced = {s["trace_id"] for s in d.traces()}
+    assert traced == {r.trace_id for r in records[-3:]}
