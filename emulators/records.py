@@ -7,12 +7,12 @@ Nothing is tallied separately: counts, latency percentiles, cold-start share and
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "ReplicaPoint", "Result", "Summary", "amended", "headroom",
-           "percentile", "summarize"]
+           "percentile", "record_from_json", "summarize"]
 
 Outcome = Literal[
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -108,6 +108,15 @@ class Record(Result):
 
 
 _RECORD_FIELDS = frozenset(Record.__dataclass_fields__)
+
+
+def record_from_json(d: Mapping[str, Any]) -> Record:
+    """A Record back from its JSON form (``Record.to_json``, a report, a store row); unknown keys are ignored."""
+    cost = d.get("cost") or {}
+    kw = {k: v for k, v in d.items() if k in _RECORD_FIELDS}
+    kw["cost"] = Cost(**{k: float(v) for k, v in cost.items() if k != "total_usd"})
+    kw["events"] = tuple(d.get("events") or ())
+    return Record(**kw)
 
 
 def amended(record: Record, **changes: Any) -> Record:

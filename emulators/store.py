@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .records import Cost, Record
+from .records import Record, record_from_json
 from .tally import Tally
 
 __all__ = ["FLUSH_ROWS", "FLUSH_S", "WINDOW", "RecordLog", "iter_records", "open_log", "read_meta", "record_from_json",
@@ -55,19 +55,6 @@ def record_json(r: Record) -> str:
     d["cost"] = r.cost.to_json()
     d["events"] = list(r.events)
     return json.dumps(d, separators=(",", ":"), default=repr)
-
-
-_FIELDS = frozenset(Record.__dataclass_fields__)
-
-
-def record_from_json(d: dict[str, Any]) -> Record:
-    """A Record from its JSON form (``Record.to_json`` or ``record_json``); unknown keys are ignored."""
-    cost = d.get("cost") or {}
-    kw = {k: v for k, v in d.items() if k in _FIELDS}
-    kw["cost"] = Cost(compute_usd=cost.get("compute_usd", 0.0), requests_usd=cost.get("requests_usd", 0.0),
-                      llm_usd=cost.get("llm_usd", 0.0))
-    kw["events"] = tuple(d.get("events") or ())
-    return Record(**kw)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -134,6 +134,11 @@ class AsyncDeployment:
         return self._emulator.pool.run_dir
 
     @property
+    def records_path(self) -> Path:
+        """The SQLite file every record is written to (kept with ``records_dir=``; see ``harness report``)."""
+        return self._emulator.records.path
+
+    @property
     def url(self) -> str:
         """Base URL of this deployment's HTTP gateway (``http://127.0.0.1:PORT``)."""
         if self._gateway is None or self._gateway.url is None:
@@ -348,6 +353,11 @@ class Deployment:
     def run_dir(self) -> Path:
         """Directory with the instances' logs."""
         return self._async.run_dir
+
+    @property
+    def records_path(self) -> Path:
+        """The SQLite file every record is written to (kept with ``records_dir=``; see ``harness report``)."""
+        return self._async.records_path
 
     @property
     def url(self) -> str:

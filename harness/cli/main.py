@@ -210,6 +210,10 @@ from .load import load_command  # noqa: E402 - registered after the group exists
 
 cli.add_command(load_command)
 
+from .report import report_command  # noqa: E402 - registered after the group exists
+
+cli.add_command(report_command)
+
 from .clean import clean_command  # noqa: E402 - registered after the group exists (it imports docker lazily)
 
 cli.add_command(clean_command)

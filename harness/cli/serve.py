@@ -109,11 +109,13 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
               help="The LLM endpoint instances talk to: the built-in simulator, or none.")
 @click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A TOML script of scripted LLM answers (see fixtures/llm/).")
+@click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep every record in DIR/<pattern>-<run id>.sqlite, for `harness report DIR`.")
 @click.option("--quiet", "-q", is_flag=True, help="No live status line.")
 def serve_command(agent: str, pattern: str | None, patterns: str | None, profiles: tuple[str, ...], host: str,
                   port: int, time_scale: float, sets: tuple[str, ...], adapter: str, api_key: str | None,
                   webhook_secret: str | None, webhook_allow: tuple[str, ...], llm: str, llm_script: Path | None,
-                  quiet: bool) -> None:
+                  records_dir: Path | None, quiet: bool) -> None:
     """Serve AGENT over HTTP as PATTERN would, until Ctrl-C."""
     from .main import _parse_patterns, _parse_profiles, _parse_sets  # main registers this command
 
@@ -135,7 +137,7 @@ def serve_command(agent: str, pattern: str | None, patterns: str | None, profile
             opts = GatewayOptions(host=host, port=port + i if port else 0, api_key=api_key,
                                   webhook_allow=webhook_allow, **extra)
             deps.append(adeploy(agent, p, profile_map.get(p), time_scale, adapter=adapter, llm=llm,
-                                llm_script=llm_script, gateway=opts, **overrides))
+                                llm_script=llm_script, gateway=opts, records_dir=records_dir, **overrides))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the exposure warning was printed above
             asyncio.run(_serve(deps, quiet, webhook_secret is not None))
@@ -144,4 +146,14 @@ def serve_command(agent: str, pattern: str | None, patterns: str | None, profile
     except KeyboardInterrupt:
         # asyncio.run cancelled _serve, whose exit stack closed every deployment and reaped its processes.
         click.echo("\nstopped: every instance was reaped", err=True)
+        _kept(deps, records_dir)
         sys.exit(130)
+    _kept(deps, records_dir)
+
+
+def _kept(deps: list[AsyncDeployment], records_dir: Path | None) -> None:
+    if records_dir is None:
+        return
+    for d in deps:
+        click.echo(f"{d.pattern}: {d.summary().calls} calls' records in {d.records_path}", err=True)
+    click.echo(f"report: harness report {records_dir} [--out report.html]", err=True)

@@ -155,11 +155,15 @@ async def _run(args: argparse.Namespace) -> int:
         prefix, dot, name = key.partition(".")
         if dot and prefix in per_pattern:
             per_pattern[prefix][name] = overrides.pop(key)
+    # Every record is kept beside the first report (records/<pattern>-<run id>.sqlite): `harness report
+    # DIR/records --merge` joins several hosts' runs.
+    records_dir = Path(args.report[0]).parent / "records" if args.report else None
     async with contextlib.AsyncExitStack() as stack:
         deps = []
         try:
             for p in patterns:
-                d = adeploy(args.agent, p, profiles.get(p), args.time_scale, **overrides, **per_pattern[p])
+                d = adeploy(args.agent, p, profiles.get(p), args.time_scale, records_dir=records_dir, **overrides,
+                            **per_pattern[p])
                 deps.append(await stack.enter_async_context(d))
         except HarnessError as exc:
             _emit(ERROR, {"error": str(exc)})

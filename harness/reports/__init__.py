@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.errors import ConfigError
-from emulators.records import Cost, Record, Summary, summarize
+from emulators.records import Record, Summary, record_from_json, summarize
 
 from .redact import Redactor, secret_values
 
@@ -148,16 +148,6 @@ def summary_from_json(d: Mapping[str, Any]) -> Summary:
     """A Summary back from its JSON form; fields this version does not know are ignored."""
     known = Summary.__dataclass_fields__
     return Summary(**{k: v for k, v in d.items() if k in known})
-
-
-def record_from_json(d: Mapping[str, Any]) -> Record:
-    """A Record back from its JSON form (as in a report), for recomputing summaries."""
-    fields = dict(d)
-    cost = fields.pop("cost", None) or {}
-    fields["cost"] = Cost(**{k: float(v) for k, v in cost.items() if k != "total_usd"})
-    fields["events"] = tuple(fields.get("events") or ())
-    known = Record.__dataclass_fields__
-    return Record(**{k: v for k, v in fields.items() if k in known})
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
