@@ -51,7 +51,11 @@ COMPRESSION_TARGET = 1000.0  # platform seconds per wall second
 COMPRESSION_ERROR_TARGET = 5.0  # percent
 MEMORY_TARGET_MB = 10.0  # RSS per warm instance over a bare interpreter with the agent imported
 
-GROUPS = ("warm", "http", "throughput", "sustained", "cold", "compression", "timeline", "daemon", "memory", "scale")
+GROUPS = ("warm", "http", "throughput", "sustained", "cold", "compression", "timeline", "daemon", "memory", "scale",
+          "soak")
+DEFAULT_GROUPS = GROUPS[:-1]  # the soak (a million calls, about 20 minutes) runs only when named
+SOAK_P99_RATIO = 1.5  # p99 at the last probe at most this many times p99 at the first mark
+SOAK_RSS_MB_PER_MILLION = 50.0  # serve-process RSS growth per million calls
 TIMELINE_DAEMON_TARGET_MS = 1.0  # daemon echo p50 at any clock within +1 ms of the time_scale=1 figure
 HPA_FIRST_SYNC_S = 15.0  # the HPA's first sync: the burst's first scale-up at 15 s +/- 1 s on any clock
 HPA_TARGET_S = 1.0
@@ -62,11 +66,13 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {"warm": 2000, "warmup": 200, "http": 2000, "http_warmup": 200, "throughput_s": 10.0,
              "sustained_s": 15.0, "cold": 30, "fork": 50, "python": 10, "import": 5, "daemon_tasks": 1000,
              "daemon_raw": 1000, "sqs_tasks": 200, "sqs_raw": 200, "memory_instances": 100,
-             "scale_instances": 200, "scale_bursts": 5, "day_tasks": 50_000},
+             "scale_instances": 200, "scale_bursts": 5, "day_tasks": 50_000, "soak_http": 1_000_000,
+             "soak_daemon": 100_000},
     "quick": {"warm": 300, "warmup": 50, "http": 300, "http_warmup": 50, "throughput_s": 3.0,
               "sustained_s": 5.0, "cold": 10, "fork": 50, "python": 10, "import": 3, "daemon_tasks": 200,
               "daemon_raw": 300, "sqs_tasks": 50, "sqs_raw": 50, "memory_instances": 100,
-              "scale_instances": 200, "scale_bursts": 2, "day_tasks": 5_000},
+              "scale_instances": 200, "scale_bursts": 2, "day_tasks": 5_000, "soak_http": 100_000,
+              "soak_daemon": 20_000},
 }
 
 
@@ -393,6 +399,36 @@ class Run:
                 f"(not warm ok: {r['burst_not_warm_ok']}); closing the deployment took {r['close_s']:.2f} s")
         self.notes.append(line)
 
+    def soak(self) -> None:
+        """harness serve through a million calls (daemon: 100,000): p99, RSS and the store, probed every tenth."""
+        from .soak import soak
+
+        res = soak(self.size["soak_http"], self.size["soak_daemon"])
+        for target, r in res.items():
+            if r.skipped:
+                self.rows.append(Row(f"soak_{target}_p99_ratio", f"soak {target}", 0.0, "x", n=0,
+                                     skipped=r.skipped))
+                continue
+            first, last = (r.probes[1], r.probes[-1]) if len(r.probes) > 2 else (r.probes[0], r.probes[-1])
+            self.rows += [
+                Row(f"soak_{target}_p99_first", f"soak {target}: p99 (1 conn) at {first.calls:,} calls",
+                    first.p99_ms, "ms", n=first.calls),
+                Row(f"soak_{target}_p99_last", f"soak {target}: p99 (1 conn) at {last.calls:,} calls",
+                    last.p99_ms, "ms", f"p99 at {first.calls:,}", first.p99_ms, "ratio", SOAK_P99_RATIO,
+                    "ratio", n=last.calls),
+                Row(f"soak_{target}_rss", f"soak {target}: serve RSS growth per million calls",
+                    r.rss_growth_mb_per_million, "MB", target=SOAK_RSS_MB_PER_MILLION, n=last.calls),
+                Row(f"soak_{target}_store", f"soak {target}: record store per million records",
+                    r.store_mb_per_million, "MB", n=r.calls),
+                Row(f"soak_{target}_report", f"soak {target}: harness report read {r.reported_calls:,} of "
+                    f"{r.calls:,} records", r.report_s, "s", n=int(r.reported_calls == r.calls)),
+            ]
+        self.details["soak"] = {k: v.to_json() for k, v in res.items()}
+        self.notes.append("soak: harness serve (echo, shipped defaults, status line on) under wrk -t1 -c8 in bursts; "
+                          "every tenth of the run a 3 s wrk -c1 probe; RSS is the serve process's. Probes: "
+                          + "; ".join(f"{k}: " + ", ".join(f"{p.calls:,} {p.p99_ms:.2f} ms/{p.rss_mb:.0f} MB"
+                                                          for p in v.probes) for k, v in res.items()))
+
     # ---- the run -----------------------------------------------------------------------------------------
 
     def execute(self) -> dict[str, Any]:
@@ -486,8 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", type=Path,
                         help="also write the results as JSON to PATH "
                              "(benchmarks/results/latest.json is always written)")
-    parser.add_argument("--only", metavar="GROUPS", default=",".join(GROUPS),
-                        help=f"comma-separated groups to run (default: all): {', '.join(GROUPS)}")
+    parser.add_argument("--only", metavar="GROUPS", default=",".join(DEFAULT_GROUPS),
+                        help=f"comma-separated groups to run (default: all but soak): {', '.join(GROUPS)}")
     parser.add_argument("--compare", metavar="OLD_JSON", type=Path,
                         help="after the run, compare each figure with a results file of an earlier run")
     args = parser.parse_args(argv)

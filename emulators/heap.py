@@ -1,10 +1,11 @@
 """Keeping CPython's cyclic garbage collector off the harness's long-lived records.
 
-A deployment keeps every call's Record (and the material its spans are built from) until it closes: about
-ten objects the collector tracks per call. A generation-2 collection scans every tracked object, so under
-a long load its pauses grow with the number of calls so far: measured before this module, 75,000 calls
-of a 40 s ``wrk`` run left 800,000 tracked objects and pauses of up to 930 ms, which at
-``time_scale=0.01`` turned into spurious 504 ``gateway_timeout`` answers and a p99 of 650 ms.
+A deployment keeps its latest records in memory (the record store's window, the memory-only traces' latest
+calls: a few hundred thousand objects the collector tracks; the rest are on disk). A generation-2
+collection scans every tracked object, so its pauses grow with what is kept: measured before the record
+store, when every record was kept, 75,000 calls of a 40 s ``wrk`` run left 800,000 tracked objects and
+pauses of up to 930 ms, which at ``time_scale=0.01`` turned into spurious 504 ``gateway_timeout`` answers.
+The store bounds that; freezing keeps even the bounded windows out of the scans.
 
 While a deployment is open, every ``FREEZE_EVERY`` kept records the young generations are collected (so
 short-lived cyclic garbage is freed, not frozen) and ``gc.freeze()`` moves everything that survived to

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 
 from .billing import ReplicaMeter
@@ -25,6 +25,7 @@ from .runtime.instance import Instance, StartInfo
 __all__ = ["BOUNCED", "LoadBalancer", "Replica"]
 
 BOUNCED = -1  # acquire(): the replica died while the request waited in its queue
+MAX_STICKY_SESSIONS = 100_000  # sessions whose replica the sticky balancer remembers
 
 
 class Replica:
@@ -131,7 +132,10 @@ class LoadBalancer:
         self.policy = policy
         self.sticky = sticky
         self._next = 0
-        self._sessions: dict[str, str] = {}  # session id -> replica name (the affinity cookie)
+        # session id -> replica name (the affinity cookie), the latest MAX_STICKY_SESSIONS sessions: the
+        # platform keeps nothing (the cookie is the client's), and a long run of new sessions must not grow
+        # this; a session forgotten here is re-pinned, as an expired cookie would be.
+        self._sessions: OrderedDict[str, str] = OrderedDict()
 
     def pick(self, replicas: Sequence[Replica], session_id: str | None, concurrency: int,
              queue_limit: int) -> Replica | None:
@@ -151,4 +155,7 @@ class LoadBalancer:
         if self.sticky and session_id is not None:
             # A session whose replica is gone (or full) moves to the new one, as a cookie would be re-issued.
             self._sessions[session_id] = choice.name
+            self._sessions.move_to_end(session_id)
+            if len(self._sessions) > MAX_STICKY_SESSIONS:
+                self._sessions.popitem(last=False)
         return choice

@@ -20,6 +20,7 @@ store back; ``open_store`` opens one after its deployment has gone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -49,11 +50,21 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+# Fields left out of a stored record while they hold their default (most of the ~45 do on any one call):
+# a row is about half the size, and record_from_json fills them back in.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Record)
+             if f.default is None or isinstance(f.default, int | float | str)}
+
+
 def record_json(r: Record) -> str:
-    """A record as one JSON text (what ``Record.to_json`` gives, without ``asdict``'s deep copy)."""
-    d = dict(r.__dict__)
+    """A record as one JSON text: ``Record.to_json`` without the fields at their defaults (and no deep copy)."""
+    d = {k: v for k, v in r.__dict__.items()
+         if k not in _DEFAULTS or (v is not None and (v.__class__ is bool or v != _DEFAULTS[k]))}
     d["cost"] = r.cost.to_json()
-    d["events"] = list(r.events)
+    if r.events:
+        d["events"] = list(r.events)
+    else:
+        d.pop("events", None)
     return json.dumps(d, separators=(",", ":"), default=repr)
 
 
@@ -140,6 +151,16 @@ class RecordLog:
         self.flush()
         return iter_records(self.path, conn=self._conn, lock=self._lock)
 
+    def since(self, after: int) -> list[Record]:
+        """The records appended after the first ``after`` (from memory while the window still holds them)."""
+        if after >= self._count:
+            return []
+        window = list(self.window)
+        if window and window[0][0] <= after + 1:
+            return [r for seq, r in window if seq > after]
+        self.flush()
+        return list(iter_records(self.path, conn=self._conn, lock=self._lock, after=after))
+
     def latest(self, n: int) -> list[Record]:
         """The latest ``n`` records (at most ``WINDOW`` from memory; more from the file)."""
         if n <= len(self.window):
@@ -186,12 +207,12 @@ class RecordLog:
 
 
 def iter_records(path: Path, *, conn: sqlite3.Connection | None = None,
-                 lock: threading.Lock | None = None, batch: int = 2000) -> Iterator[Record]:
+                 lock: threading.Lock | None = None, batch: int = 2000, after: int = 0) -> Iterator[Record]:
     """The records of a store file, oldest first, in batches (a million records need not be in memory)."""
     own = conn is None
     c = sqlite3.connect(f"file:{path}?mode=ro", uri=True) if conn is None else conn
     lk = lock if lock is not None else threading.Lock()
-    last = 0
+    last = after
     try:
         while True:
             with lk:

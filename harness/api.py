@@ -228,9 +228,14 @@ class AsyncDeployment:
                 t.runner.cancel()  # the caller left: a sync stream's call ends with its caller
             await events.aclose()
 
-    def records(self) -> list[Record]:
-        """Every invocation so far, one Record each."""
-        return list(self._emulator.records)
+    def records(self, since: int = 0) -> list[Record]:
+        """Every invocation so far, one Record each (read back from the store); ``since=n``: after the first n."""
+        log = self._emulator.records
+        return log.since(since) if since else list(log)
+
+    def record_count(self) -> int:
+        """How many records there are so far (without reading them)."""
+        return len(self._emulator.records)
 
     def traces(self) -> list[dict[str, Any]]:
         """Every span of this deployment so far (one trace per record, trace id = ``Record.trace_id``)."""
@@ -405,9 +410,13 @@ class Deployment:
             if not self._engine.loop.is_closed():
                 self._engine.call(agen.aclose)  # type: ignore[attr-defined]
 
-    def records(self) -> list[Record]:
-        """Every invocation so far, one Record each."""
-        return self._async.records()
+    def records(self, since: int = 0) -> list[Record]:
+        """Every invocation so far, one Record each (read back from the store); ``since=n``: after the first n."""
+        return self._async.records(since)
+
+    def record_count(self) -> int:
+        """How many records there are so far (without reading them)."""
+        return self._async.record_count()
 
     def traces(self) -> list[dict[str, Any]]:
         """Every span of this deployment so far, as dicts (works after close too)."""

@@ -141,3 +141,15 @@ def test_temporary_log_is_removed_when_dropped_and_kept_in_records_dir(tmp_path:
     gc.collect()
     f = tmp_path / "runs" / "daemon-r1.sqlite"
     assert f.exists() and sqlite3.connect(f).execute("SELECT COUNT(*) FROM records").fetchone() == (1,)
+
+
+def test_since_reads_from_the_window_or_the_file(tmp_path: Path) -> None:
+    """since(n) gives the records after the first n, from memory while it holds them, else from the file."""
+    log = RecordLog(tmp_path / "r.sqlite")
+    records = [rec("ok", float(i)) for i in range(1, store.WINDOW + 501)]
+    for r in records:
+        log.append(r)
+    assert log.since(len(records) - 3) == records[-3:]  # in the window
+    assert log.since(10) == records[10:]  # older than the window: read from the file
+    assert log.since(len(records)) == []
+    log.close()
