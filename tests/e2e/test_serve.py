@@ -123,3 +123,17 @@ def test_serve_bad_input_exits_2() -> None:
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr
+
+
+def test_serve_records_dir_keeps_every_record_for_harness_report(tmp_path: Path) -> None:
+    """--records-dir keeps the store; after Ctrl-C the command names it and harness report reads it back."""
+    proc = _start("--records-dir", str(tmp_path), "-q")
+    (url,), _ = _urls(proc, 1)
+    for i in range(3):
+        assert httpx.post(f"{url}/invoke", json={"i": i}, timeout=10).status_code == 200
+    err = _interrupt(proc, _descendants(proc))
+    [store] = tmp_path.glob("serverless-*.sqlite")
+    assert f"3 calls' records in {store}" in err and f"harness report {tmp_path}" in err
+    got = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0 and "serverless" in got.stdout, got.stderr
