@@ -234,11 +234,11 @@ class Run:
                                       if k != "bare"))
 
     def sustained(self) -> None:
-        """p99 through a long load: serverless as shipped and without its gc.freeze, vs the bare endpoint."""
+        """p99 through a long load: serverless beside the bare endpoint (records on disk, memory bounded)."""
         secs = self.size["sustained_s"]
         res = sustained(secs)
         bare = res["bare"].load
-        for key, label in (("serverless", "serverless"), ("serverless_no_freeze", "serverless, HARNESS_GC_FREEZE=0")):
+        for key, label in (("serverless", "serverless"),):
             r = res[key].load
             self.rows.append(Row(f"sustained_p99_{key}", f"p99 over {secs:g} s of load, {label}", r.p99_ms, "ms",
                                  "bare endpoint", bare.p99_ms, "ratio", n=r.requests))

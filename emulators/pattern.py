@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import heap
 from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
 from .profiles import Profile
@@ -54,7 +53,6 @@ def new_ids() -> tuple[str, str]:
 def traced(pool: Pool, record: Record) -> Record:
     """Hand a final record to the deployment's tracer, if it has one (its spans are built later, in a batch)."""
     material = take(record.trace_id)
-    heap.kept()  # the record and its material live as long as the deployment: keep them out of gc scans
     if pool.tracer is not None:
         pool.tracer.add(record, material, current_gateway())
     return record

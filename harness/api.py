@@ -17,7 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from emulators import heap
 from emulators.clock import Clock
 from emulators.container import Container
 from emulators.edge import Edge, EdgePool
@@ -155,7 +154,6 @@ class AsyncDeployment:
         """Start the deployment (its runtime, provisioned instances, background loops, HTTP gateway)."""
         if not self._started:
             self._started = True
-            heap.opened()
             try:
                 async with self.clock.caller():  # provisioned or warm instances' start overhead is platform time
                     await self._emulator.start()
@@ -274,11 +272,7 @@ class AsyncDeployment:
                 if self._tracer is not None:  # the last spans are built and exported off the event loop
                     await asyncio.to_thread(self._tracer.close)
             finally:
-                try:
-                    await asyncio.to_thread(self._close_records)
-                finally:
-                    if self._started:
-                        heap.closed()
+                await asyncio.to_thread(self._close_records)
 
     def _close_records(self) -> None:
         """Commit the last records, with what ``harness report`` needs that records do not say."""
