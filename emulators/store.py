@@ -1,12 +1,12 @@
 """The record store: every record of a deployment written to SQLite as it finishes, a bounded window in memory.
 
 A deployment's ``records`` is a ``RecordLog``. Appending a record (on the event loop, once per call) costs
-a tally update and a list append: the ``Tally`` keeps the live summary (``/stats``, ``/metrics``, the
-status line, the Locust tab: O(1) per question), ``window`` keeps the latest ``WINDOW`` records for code
-that looks at recent calls, and a writer thread commits the rest to a SQLite file every ``FLUSH_S``
-seconds or ``FLUSH_ROWS`` records, whichever comes first. Memory therefore stays flat however long the run;
-``iter(log)`` (``Deployment.records()``, the reports, readiness) reads every record back from the file,
-the ones not yet written included, in the order they were appended.
+a tally update and the record's row (its JSON, ~8 us): the ``Tally`` keeps the live summary (``/stats``,
+``/metrics``, the status line, the Locust tab: O(1) per question), ``window`` keeps the latest ``WINDOW``
+records for code that looks at recent calls, and a writer thread commits the rows to a SQLite file every
+``FLUSH_S`` seconds or ``FLUSH_ROWS`` records, whichever comes first. Memory therefore stays flat however
+long the run; ``iter(log)`` (``Deployment.records()``, the reports, readiness) reads every record back from
+the file, the ones not yet written included, in the order they were appended.
 
 Why SQLite: it is in the standard library, a reader sees committed rows while the writer goes on (WAL),
 and ``sqlite3`` lets go of the GIL while it steps, so the writer thread does not hold the event loop up.
@@ -15,7 +15,7 @@ Measured on the 2-core CI machine (``python -m benchmarks --only soak``): see do
 The file holds one row per record (``seq``, outcome, trigger, latency, start, and the record as JSON) and a
 ``meta`` table: the pattern, the profile and, when the deployment closes, its final summary (the figures
 that do not come from records: provisioned capacity, the replica timeline). ``harness report`` reads a
-store back; ``open_store`` opens one after its deployment has gone.
+store back with ``read_meta`` and ``iter_records`` after its deployment has gone.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from typing import Any
 from .records import Record, record_from_json
 from .tally import Tally
 
-__all__ = ["FLUSH_ROWS", "FLUSH_S", "WINDOW", "RecordLog", "iter_records", "open_log", "read_meta", "record_from_json",
-           "record_json"]
+__all__ = ["FLUSH_ROWS", "FLUSH_S", "WINDOW", "RecordLog", "iter_records", "open_log", "read_meta", "record_json"]
 
 WINDOW = 1000  # the latest records kept in memory
 FLUSH_S = 0.5  # wall seconds between the writer's commits
@@ -59,7 +58,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Record)
 def record_json(r: Record) -> str:
     """A record as one JSON text: ``Record.to_json`` without the fields at their defaults (and no deep copy)."""
     d = {k: v for k, v in r.__dict__.items()
-         if k not in _DEFAULTS or (v is not None and (v.__class__ is bool or v != _DEFAULTS[k]))}
+         if k not in _DEFAULTS or (v is not None and v != _DEFAULTS[k])}
     d["cost"] = r.cost.to_json()
     if r.events:
         d["events"] = list(r.events)
@@ -115,7 +114,7 @@ class RecordLog:
     # ---- the hot path ----------------------------------------------------------------------------------
 
     def append(self, record: Record) -> None:
-        """One more record (microseconds: the writer thread serializes and commits it)."""
+        """One more record: tallied, windowed, and its row queued for the writer thread to commit."""
         self._count += 1
         item = (self._count, record)
         self.tally.add(record)
@@ -171,12 +170,6 @@ class RecordLog:
             return [r for seq, r in window if seq > after]
         self.flush()
         return list(iter_records(self.path, conn=self._conn, lock=self._lock, after=after))
-
-    def latest(self, n: int) -> list[Record]:
-        """The latest ``n`` records (at most ``WINDOW`` from memory; more from the file)."""
-        if n <= len(self.window):
-            return [r for _, r in list(self.window)[len(self.window) - n:]] if n > 0 else []
-        return list(self)[-n:]
 
     # ---- the writer ------------------------------------------------------------------------------------
 

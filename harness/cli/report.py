@@ -43,9 +43,9 @@ class Source:
     records: Iterable[Record]
     time_scale: float | None = None
 
-    def summary(self) -> Summary:
-        """The summary of these records, with the fixed-cost figures the stored summary had."""
-        tally = Tally().add_all(self.records)
+    def summary(self, records: Iterable[Record] | None = None) -> Summary:
+        """The summary of these records (``records``: already read), with the stored summary's fixed costs."""
+        tally = Tally().add_all(self.records if records is None else records)
         s = self.stored
         if s is None:
             return tally.summary(pattern=self.pattern, profile=str(self.profile.get("name", "")))
@@ -153,9 +153,9 @@ def report_command(inputs: tuple[Path, ...], merge: bool, out: Path | None, no_r
             sources = merge_sources(sources)
         runs = []
         for s in sources:
-            summary = s.summary()
+            # Records the JSON keeps are read once, and summarized from that list; otherwise streamed.
             records: list[Record] = [] if no_records or out is None else list(s.records)
-            runs.append(DeploymentRun(summary, records, s.profile, s.time_scale))
+            runs.append(DeploymentRun(s.summary(records or None), records, s.profile, s.time_scale))
         console.print(summary_table([r.summary for r in runs]))
         if out is not None:
             report = build_report(runs, source="harness report",
