@@ -157,7 +157,9 @@ class Instance:
         if msg.get("op") == "init_error":
             await self.kill()
             tail = self.log_tail()
-            error = f"init failed: {msg['error']}\n{msg.get('traceback', '')}".rstrip()
+            hint = self.spawner.init_hint(f"{msg['error']}\n{msg.get('traceback', '')}")
+            error = f"init failed: {msg['error']}" + (f"\n({hint})" if hint else "")
+            error = f"{error}\n{msg.get('traceback', '')}".rstrip()
             if tail:
                 error += f"\n--- instance log (last lines) ---\n{tail}"
             return InstanceFailure("init_error", error, msg.get("init_ms", 0.0), msg.get("wall_ms", 0.0))

@@ -108,6 +108,10 @@ class Spawner:
                 if not f.done():
                     f.set_result(-9)
 
+    def init_hint(self, error: str) -> str:
+        """What to do about an agent's failed import, where this runtime can tell ("": nothing to add)."""
+        return ""
+
     def _died_message(self) -> str:
         tail = ""
         with contextlib.suppress(OSError):

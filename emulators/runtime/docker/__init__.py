@@ -9,6 +9,7 @@ The ``docker`` SDK is imported only when this runtime (or a container backend) i
 
 from __future__ import annotations
 
+from . import interp
 from .engine import LABEL, RUNTIMES, clean, connect, engine_problem, parse_runtime
 from .image import dockerfile
 from .spawner import DockerMemoryCap, DockerSpawner, cpu_quota
@@ -22,6 +23,7 @@ __all__ = [
     "connect",
     "cpu_quota",
     "dockerfile",
+    "interp",
     "engine_problem",
     "parse_runtime",
 ]

@@ -19,13 +19,17 @@ _INSTALL_HINT = "install it with: pip install 'agent-deploy-harness[docker]'"
 
 
 def parse_runtime(spec: str) -> tuple[str, str | None]:
-    """``"process"`` / ``"docker"`` / ``"docker:IMAGE"`` -> (runtime, image or None); ConfigError otherwise."""
+    """``"process"`` / ``"docker"`` / ``"docker:IMAGE"`` / ``"docker:build[=BASE]"`` -> (runtime, image or None).
+
+    ``docker:build`` comes back as the image ``"build"`` (``"build=BASE"``), which the spawner builds.
+    """
     if not isinstance(spec, str):
         raise ConfigError(f"runtime must be a string, got {spec!r}; expected one of: {', '.join(RUNTIMES)}")
     kind, sep, image = spec.partition(":")
-    if kind not in RUNTIMES or (sep and (kind != "docker" or not image)):
+    if kind not in RUNTIMES or (sep and (kind != "docker" or not image or image == "build=")):
         raise ConfigError(f"unknown runtime {spec!r}{close_matches_hint(kind, RUNTIMES)}; expected one of: "
-                          f"{', '.join(RUNTIMES)}, or 'docker:IMAGE' for an image built from the generated Dockerfile")
+                          f"{', '.join(RUNTIMES)}, 'docker:IMAGE' (your own image), 'docker:build' or "
+                          f"'docker:build=BASE' (an image built from the agent's folder and requirements)")
     return kind, image or None
 
 
@@ -83,7 +87,10 @@ def clean(run_id: str | None = None, client: Any = None) -> dict[str, list[str]]
             with contextlib.suppress(Exception):
                 api.remove_volume(v["Name"], force=True)
                 removed["volumes"].append(v["Name"])
-        for image in api.images(filters=filters):
+        images = api.images(filters=filters)
+        if run_id is None:  # every run's: the cached docker:build images too (they belong to no one run)
+            images += api.images(filters={"label": f"{LABEL}.image=build"})
+        for image in images:
             with contextlib.suppress(Exception):
                 api.remove_image(image["Id"], force=True)
                 tags = image.get("RepoTags") or [image["Id"][7:19]]

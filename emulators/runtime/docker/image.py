@@ -14,16 +14,15 @@ installs the harness and the agent's project; build it and pass ``runtime="docke
 from __future__ import annotations
 
 import io
-import os
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from ..agent import AgentRef
 from .engine import LABEL
+from .interp import Layout
 
-__all__ = ["PKG_ROOT", "dockerfile", "host_mounts", "host_python", "import_runtime_image", "python_path"]
+__all__ = ["PKG_ROOT", "dockerfile", "host_mounts", "import_runtime_image", "python_path"]
 
 PKG_ROOT = Path(__file__).resolve().parents[3]  # the directory holding the `emulators` package
 # sbin is a directory, not a link into the read-only /usr: the engine mounts its init at /sbin/docker-init.
@@ -72,32 +71,30 @@ def _agent_root(agent: AgentRef) -> Path | None:
     return root
 
 
-def _interpreter_dirs() -> list[Path]:
-    dirs = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
-    dirs.update(Path(p).resolve() for p in sys.path if p and "site-packages" in p and Path(p).is_dir())
-    return sorted(dirs)
-
-
-def python_path(agent: AgentRef) -> list[str]:
-    """PYTHONPATH inside the container: the project, then the agent's root."""
+def python_path(agent: AgentRef, layout: Layout | None = None) -> list[str]:
+    """PYTHONPATH inside the container: the project, the agent's root, then the host's own PYTHONPATH."""
     root = _agent_root(agent)
-    return list(dict.fromkeys([str(PKG_ROOT), *([str(root)] if root is not None else [])]))
+    extra = layout.python_path if layout is not None else []
+    return list(dict.fromkeys([str(PKG_ROOT), *([str(root)] if root is not None else []), *extra]))
 
 
-def host_mounts(agent: AgentRef, run_dir: Path, *, assembled: bool) -> list[Any]:
-    """Bind mounts: read-only host paths (interpreter and libraries when ``assembled``), the run dir read-write."""
+def host_mounts(agent: AgentRef, run_dir: Path, layout: Layout | None, *, own_code: bool = True) -> list[Any]:
+    """Bind mounts: read-only host paths (the interpreter's, when ``layout`` is given; the harness's and the
+    agent's code unless the image has its own), the run dir read-write."""
     from docker.types import Mount  # type: ignore[import-untyped]
 
-    ro: set[Path] = {PKG_ROOT}
+    ro: set[Path] = set()
     root = _agent_root(agent)
-    if root is not None:
-        ro.add(root)
     cwd = Path.cwd().resolve()
-    if cwd != Path("/"):
-        ro.add(cwd)  # `module:callable` agents import from the working directory, as in the process runtime
-    if assembled:
+    if own_code:
+        ro.add(PKG_ROOT)
+        if root is not None:
+            ro.add(root)
+        if cwd != Path("/"):
+            ro.add(cwd)  # `module:callable` agents import from the working directory, as in the process runtime
+    if layout is not None:
         ro.add(Path("/usr"))
-        ro.update(_interpreter_dirs())
+        ro.update(layout.paths)
         if Path("/etc/ssl").is_dir():
             ro.add(Path("/etc/ssl"))
     rw = run_dir.resolve()
@@ -133,7 +130,3 @@ def dockerfile(base_image: str = "python:3.11-slim", project_dir: str | Path = "
         f"ENTRYPOINT [\"python\", \"-m\", \"emulators.runtime.docker.entry\"]\n"
     )
 
-
-def host_python() -> str:
-    """The interpreter the assembled image runs (the host's own, mounted read-only)."""
-    return os.path.realpath(sys.executable)

@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.util
 import json
 import os
+import re
 import socket
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -33,16 +36,19 @@ from ...profiles import Profile
 from ..agent import AgentRef
 from ..limits import MemoryCap
 from ..spawner import Spawner
+from .build import APP_DIR, HARNESS_DIR, build_image, in_image_path
 from .engine import LABEL, clean, connect
-from .image import host_mounts, host_python, import_runtime_image, python_path
+from .image import host_mounts, import_runtime_image, python_path
+from .interp import Layout, interpreter_layout
 
-__all__ = ["TMP_MB", "DockerMemoryCap", "DockerSpawner", "cpu_quota"]
+__all__ = ["TMP_MB", "DockerMemoryCap", "DockerSpawner", "cpu_quota", "start_hint"]
 
 T = TypeVar("T")
 TMP_MB = 512  # Lambda's default ephemeral /tmp; a tmpfs, so what is written there counts as memory too
 _PERIOD_US = 100_000  # the CFS period Docker's --cpus uses
 _CONNECT_TIMEOUT_S = 60.0  # container start + interpreter start + runtime import, on a loaded host
 _CORES = max(1, os.cpu_count() or 1)
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 
 
 def cpu_quota(profile: Profile) -> float | None:
@@ -108,6 +114,24 @@ def _status(code: int) -> int:
     return -(code - 128) if 128 < code < 160 else code
 
 
+def start_hint(logs: str, *, built: bool) -> str:
+    """What to do about a container that died before connecting, read from its last log lines ("" if unknown)."""
+    missing = _MISSING_MODULE.findall(logs)
+    if not missing:
+        return ""
+    name = missing[-1]
+    top = name.split(".")[0]
+    if built:
+        return (f"the module {name!r} is not importable inside the image; add the package that provides it to "
+                f"the image (its requirements.txt or the project's dependencies) and rebuild")
+    if importlib.util.find_spec(top) is not None:
+        return (f"the module {name!r} is importable here but not inside the container: its directory is not "
+                f"among the mounted ones (the interpreter's prefix, its sys.path and editable sources); put it "
+                f"on PYTHONPATH or install it into this interpreter ({sys.executable})")
+    return (f"the module {name!r} is not installed for this interpreter ({sys.executable}) either; install "
+            f"it there (e.g. `{sys.executable} -m pip install {top}`)")
+
+
 def _sweep(run_id: str) -> None:
     """Last resort at interpreter exit: remove whatever the run still has in the engine."""
     with contextlib.suppress(Exception):
@@ -122,8 +146,12 @@ class DockerSpawner(Spawner):
         super().__init__(run_id, run_dir, env)
         self.profile = profile
         self.agent = agent
-        self.image = image
-        self.assembled = image is None  # our imported root + the host's interpreter, vs a built image
+        # "build" / "build=BASE": an image built from the agent's folder and requirements (docker:build).
+        self.build = image is not None and (image == "build" or image.startswith("build="))
+        self.build_base = image.partition("=")[2] or None if self.build and image is not None else None
+        self.image = None if self.build else image
+        # Our imported root + the caller's interpreter (derived from the running one), vs a built image.
+        self.layout: Layout | None = interpreter_layout() if image is None else None
         self.quota = cpu_quota(profile)
         self.deferred_quota = bool(self.quota is not None and profile.init_cpu_full_speed and self.quota < 1.0)
         self.client: Any = None
@@ -137,6 +165,7 @@ class DockerSpawner(Spawner):
         self._events: Any = None
         self._watcher: threading.Thread | None = None
         self._closing = False
+        self._closed = False
         self._blind: str | None = None  # why the event stream ended early (no exit would be seen)
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
@@ -153,7 +182,9 @@ class DockerSpawner(Spawner):
         self.client = await self._call(connect)
         self._finalizer = weakref.finalize(self, _sweep, self.run_id)
         try:
-            if self.image is None:
+            if self.build:
+                self.image = await self._call(build_image, self.client, self.agent, self.build_base)
+            elif self.image is None:
                 self.image = await self._call(import_runtime_image, self.client, self.run_id)
             filters = {"type": "container", "event": "die", "label": f"{LABEL}={self.run_id}"}
             self._events = await self._call(self.client.events, decode=True, filters=filters)
@@ -171,6 +202,8 @@ class DockerSpawner(Spawner):
         # Run-queue waits are not subtracted as host contention: a throttled container waits there too.
         cfg["queue_correction"] = False
         cfg["cgroup"] = None
+        if self.build:  # the agent's folder is inside the image, at /app
+            cfg["agent"] = {**cfg["agent"], "path": in_image_path(self.agent)}
         cap = self._caps[instance_id] = DockerMemoryCap(float(self.profile.memory_mb), None)
         return cap
 
@@ -226,26 +259,35 @@ class DockerSpawner(Spawner):
             self._settle(container.id)
         return pid, conn
 
+    def init_hint(self, error: str) -> str:
+        """A missing module in the container: whether it is a mount or an install problem, and the fix."""
+        return start_hint(error, built=self.layout is None)
+
     async def _start_error(self, instance_id: str, container: Any,
                            died: asyncio.Future[tuple[int, bool]]) -> InstanceStartError:
         why = (f"exited with code {died.result()[0]} before connecting" if died.done()
                else f"did not connect within {_CONNECT_TIMEOUT_S:g} s")
-        err = InstanceStartError(f"instance {instance_id}: its container {container.name} ({self.image}) {why}")
         logs = ""
         with contextlib.suppress(Exception):
             logs = await self._call(lambda: container.logs(tail=15).decode(errors="replace").strip())
-        if logs:
-            err.add_note(f"--- container log (last lines) ---\n{logs}")
-        return err
+        message = f"instance {instance_id}: its container {container.name} ({self.image}) {why}"
+        hint = start_hint(logs, built=self.layout is None)
+        if hint:
+            message += f": {hint}"
+        if logs:  # in the message itself: a record's error and a CLI line show str(exc), not notes
+            message += "\n--- container log (last lines) ---\n" + logs
+        return InstanceStartError(message)
 
     def _run_container(self, instance_id: str, sock_path: Path, cfg_path: Path) -> tuple[Any, int]:
         """Blocking: create and start the container; its engine-side init pid."""
         cap = int(self.profile.memory_mb * 1024 * 1024)
         cwd = Path.cwd().resolve()
-        python = host_python() if self.assembled else "python"
+        layout = self.layout
+        python = layout.executable if layout is not None else "python"
         env = {
             "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
-            "PYTHONPATH": os.pathsep.join(python_path(self.agent)),
+            "PYTHONPATH": os.pathsep.join([HARNESS_DIR, APP_DIR] if self.build else python_path(self.agent, layout)),
+            **(layout.env if layout is not None else {}),
             "PYTHONDONTWRITEBYTECODE": "1",  # the mounts are read-only
             "HOME": "/tmp",
             "LANG": "C.UTF-8",
@@ -264,9 +306,10 @@ class DockerSpawner(Spawner):
             "network_mode": "host",
             "read_only": True,
             "tmpfs": {"/tmp": f"size={TMP_MB}m,mode=1777"},
-            "mounts": host_mounts(self.agent, self.run_dir, assembled=self.assembled),
+            # A built image carries the agent and the harness: only the run directory is shared.
+            "mounts": host_mounts(self.agent, self.run_dir, layout, own_code=not self.build),
             "environment": env,
-            "working_dir": str(cwd) if cwd != Path("/") else "/tmp",
+            "working_dir": APP_DIR if self.build else str(cwd) if cwd != Path("/") else "/tmp",
             "user": f"{os.getuid()}:{os.getgid()}",  # the files it writes in the run dir stay the caller's
             "mem_limit": cap,
             "memswap_limit": cap,  # equal: no swap, as on the platforms
@@ -365,8 +408,10 @@ class DockerSpawner(Spawner):
                     self._executor.submit(self._remove, container)
 
     async def close(self) -> None:
-        """Remove every container, network, volume and image of the run; stop following events."""
-        self._closing = True
+        """Remove every container, network, volume and image of the run; stop following events (once)."""
+        if self._closed:
+            return
+        self._closing = self._closed = True
         try:
             if self.client is not None:
                 await self._call(clean, self.run_id, self.client)
