@@ -27,10 +27,10 @@ LAMBDA_HANDLER = str(FIXTURES / "lambda_handler.py") + ":handler"
 
 def test_cold_then_warm_then_cold_after_idle_expiry() -> None:
     """The first call is cold, the next is warm on the same instance, and after idle expiry a new one is cold."""
-    with harness.deploy(SLEEPER, idle_expiry_s=5, time_scale=0.001) as d:
+    with harness.deploy(SLEEPER, idle_expiry_s=5) as d:  # virtual time: a slow host adds no idle time
         first = d.invoke({"seconds": 1})
         second = d.invoke({"seconds": 1})
-        time.sleep(0.05)  # 50 platform seconds at this scale: well past the 5 s idle expiry
+        d.advance(50)  # 50 platform seconds idle: past the 5 s idle expiry, the instance is recycled
         third = d.invoke({"seconds": 1})
 
     assert first.ok, first.error

@@ -4,7 +4,6 @@ computed from records."""
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -31,10 +30,10 @@ def _nearest_rank(values: list[float], q: float) -> float:
 # ---- state across recycling ----------------------------------------------------------------------------
 
 def _chat_with_a_recycle(agent: str) -> list[harness.Record]:
-    with harness.deploy(agent, idle_expiry_s=5, time_scale=0.001) as d:
+    with harness.deploy(agent, idle_expiry_s=5) as d:  # virtual time: a slow host adds no idle time
         first = d.invoke({"message": "hello"}, session_id="s1")
         second = d.invoke({"message": "how are you?"}, session_id="s1")
-        time.sleep(0.05)  # past the idle expiry: the instance is recycled
+        d.advance(50)  # 50 platform seconds idle: past the 5 s idle expiry, the instance is recycled
         third = d.invoke({"message": "still there?"}, session_id="s1")
     return [first, second, third]
 
