@@ -71,6 +71,7 @@ class LoadSession:
         self.scenario: Scenario = default_scenario()
         self.host: EngineHost | None = None
         self._poller: Any = None
+        self.starting: Any = None  # the greenlet that runs start() (see _on_test_start)
         self._finishing = RLock()
         self.started_at = 0.0
 
@@ -97,6 +98,11 @@ class LoadSession:
             self.scenario = load_scenario(path)
         else:
             self.scenario = default_scenario()
+
+    @property
+    def running(self) -> bool:
+        """True from start() until finish(): deployments are up (or gateways attached) for this run."""
+        return self.host is not None or self._poller is not None
 
     def start(self) -> None:
         """Master or single process: deploy (or attach) and publish the URLs for the workers."""
@@ -240,6 +246,17 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         s.start_worker()
         return
+    # Locust (2.47) fires test_start inside its spawning greenlet, and a shape's next tick kills that
+    # greenlet while the deployments are still starting (seconds); the state it left makes the next tick
+    # fire test_start again. So the start runs in a greenlet of its own, once per run, and every
+    # test_start waits for it: a killed caller leaves it running, a later one finds the deployments up.
+    if s.starting is None or (s.starting.dead and not s.running):
+        s.starting = gevent.spawn(_start_session, environment, s)
+    s.starting.join()
+
+
+def _start_session(environment: Environment, s: LoadSession) -> None:
+    runner = environment.runner
     try:
         s.start()
     except Exception as exc:
