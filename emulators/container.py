@@ -89,6 +89,10 @@ class Container(ReplicaFleet):
         finally:
             self.state.close()
 
+    async def queue_depth(self) -> int:
+        """Requests waiting for a replica slot now (the load balancer's queue)."""
+        return len(self.pending)
+
     # ---- cost and summary ------------------------------------------------------------------------------
 
     def summary(self) -> Summary:

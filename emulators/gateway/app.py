@@ -28,7 +28,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -37,7 +37,9 @@ from ..clock import Clock
 from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
+from ..timeline import Timeline
 from ..tracing import GatewayCall
+from .dashboard import charts_json, dashboard_page, parse_since, timeline_json
 from .invoke import json_body, query_value, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
@@ -136,6 +138,8 @@ class GatewayApp:
         self.responses: Counter[int] = Counter()
         self.streams = 0
         self._calls: set[asyncio.Task[Any]] = set()  # /invoke requests in flight (cancelled on stop)
+        self.timeline = Timeline(emulator)  # sampled once someone looks (/_harness/...) or serve starts it
+        self.timelines: list[Timeline] = [self.timeline]  # what the dashboard shows: peers served alongside
         routes = [
             # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
             Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
@@ -148,6 +152,9 @@ class GatewayApp:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/_harness/dashboard", self.dashboard, methods=["GET"]),
+            Route("/_harness/timeline", self.timeline_points, methods=["GET"]),
+            Route("/_harness/charts", self.charts, methods=["GET"]),
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
@@ -370,6 +377,27 @@ class GatewayApp:
         """The OpenAPI document of these routes."""
         return JSONResponse(openapi_document())
 
+    # ---- the run over time (see dashboard.py) -----------------------------------------------------------
+
+    def _sampling(self) -> list[Timeline]:
+        for tl in self.timelines:
+            tl.start()
+        return self.timelines
+
+    async def dashboard(self, request: Request) -> Response:
+        """The live charts page."""
+        self._sampling()
+        return HTMLResponse(dashboard_page("charts", intro=f"{self.emulator.pattern} gateway at {self.url}"))
+
+    async def timeline_points(self, request: Request) -> Response:
+        """The sampled points as JSON (``?since=N`` or ``since=pattern:N,...``: only newer points)."""
+        return JSONResponse(timeline_json(self._sampling(), parse_since(request.query_params.get("since"))))
+
+    async def charts(self, request: Request) -> Response:
+        """The charts' HTML fragment (``?pattern=P``: that pattern only) and the pattern names."""
+        doc = timeline_json(self._sampling())["patterns"]
+        return JSONResponse(charts_json(doc, request.query_params.get("pattern")))
+
     # ---- errors and shutdown ----------------------------------------------------------------------------
 
     async def _http_error(self, request: Request, exc: Exception) -> Response:
@@ -383,6 +411,7 @@ class GatewayApp:
 
     async def aclose(self) -> None:
         """Cancel the /invoke calls still in flight (their callers are gone with the server)."""
+        await self.timeline.stop()
         calls = list(self._calls)
         for c in calls:
             c.cancel()
