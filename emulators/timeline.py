@@ -83,6 +83,8 @@ class Timeline:
         self._buckets: dict[int, int] = {}
         self._zeros = 0
         self._task: asyncio.Task[None] | None = None
+        # Timelines shown together (several deployments served by one process); empty: this one alone.
+        self.peers: list[Timeline] = []
 
     @property
     def pattern(self) -> str:

@@ -139,7 +139,6 @@ class GatewayApp:
         self.streams = 0
         self._calls: set[asyncio.Task[Any]] = set()  # /invoke requests in flight (cancelled on stop)
         self.timeline = Timeline(emulator)  # sampled once someone looks (/_harness/...) or serve starts it
-        self.timelines: list[Timeline] = [self.timeline]  # what the dashboard shows: peers served alongside
         routes = [
             # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
             Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
@@ -380,9 +379,10 @@ class GatewayApp:
     # ---- the run over time (see dashboard.py) -----------------------------------------------------------
 
     def _sampling(self) -> list[Timeline]:
-        for tl in self.timelines:
+        shown = self.timeline.peers or [self.timeline]  # peers: the deployments served alongside this one
+        for tl in shown:
             tl.start()
-        return self.timelines
+        return shown
 
     async def dashboard(self, request: Request) -> Response:
         """The live charts page."""
