@@ -96,8 +96,10 @@ _STYLE = {  # line name -> (colour, dash)
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) < 0.01:
+    if abs(v) < 1e-3:
         return f"{v:.1e}"
+    if abs(v) < 0.01:
+        return f"{v:.1g}"
     if abs(v) < 10:
         return f"{v:.2g}" if abs(v) < 1 else f"{v:.1f}".rstrip("0").rstrip(".")
     return f"{v:,.0f}"
@@ -110,7 +112,7 @@ def _text(x: float, y: float, s: str, anchor: str = "start", fill: str = "#4b556
 def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, y_max: float) -> str:
     drawn = sum(1 for s in lines.values() for _, v in s if v is not None)
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-            'style="width:100%;height:auto;display:block" '
+            'style="width:100%;max-width:520px;height:auto;display:block" '
             f'role="img" aria-label="{escape(pattern)}: {escape(key)}" data-chart="{key}" '
             f'data-pattern="{escape(pattern)}" data-points="{drawn}" font-family="system-ui, sans-serif" '
             f'font-size="10">')

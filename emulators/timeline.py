@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .pattern import Emulator
 from .tally import RELATIVE_ERROR, Histogram
 
-__all__ = ["DEFAULT_INTERVAL_S", "MAX_POINTS", "Timeline", "point_from"]
+__all__ = ["DEFAULT_INTERVAL_S", "MAX_POINTS", "Timeline", "TimelineBook", "point_from", "thin"]
 
 DEFAULT_INTERVAL_S = 0.5  # the engine host's /stats cadence: the live charts and the JSON report agree
 _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)  # the histogram's bucket ratio (see tally.py)
@@ -68,6 +69,51 @@ def point_from(emulator: Emulator, *, queue_depth: int | None = None) -> dict[st
         "compute_usd": round(s.cost_usd - s.llm_cost_usd + s.fixed_cost_usd, 9),
         "llm_usd": round(s.llm_cost_usd, 9),
     }
+
+
+def thin(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Half the points: the first and every other one after it (cumulative counts keep rates right)."""
+    return points[:1] + points[2::2]
+
+
+class TimelineBook:
+    """A copy of several deployments' timelines, fed with the newer points a reader fetched (``add``).
+
+    The Locust master keeps one from what the engine host relays, and the host one per gateway for the
+    report; bounded as a ``Timeline`` is.
+    """
+
+    def __init__(self, max_points: int = MAX_POINTS) -> None:
+        self.max_points = max(4, max_points)
+        self.patterns: dict[str, dict[str, Any]] = {}
+
+    def add(self, doc: Mapping[str, Mapping[str, Any]]) -> None:
+        """Merge ``{pattern: {"profile", "interval_s", "points"}}``: points numbered after the last kept."""
+        for pattern, tl in doc.items():
+            mine = self.patterns.setdefault(pattern, {"profile": "", "interval_s": DEFAULT_INTERVAL_S, "points": []})
+            mine["profile"] = tl.get("profile", mine["profile"])
+            mine["interval_s"] = tl.get("interval_s", mine["interval_s"])
+            last = self.last(pattern)
+            mine["points"].extend(p for p in tl.get("points") or () if int(p.get("i", 0)) > last)
+            if len(mine["points"]) > self.max_points:
+                mine["points"] = thin(mine["points"])
+
+    def last(self, pattern: str) -> int:
+        """The number of the newest point kept of ``pattern`` (0: none)."""
+        pts = self.patterns.get(pattern, {}).get("points") or []
+        return int(pts[-1]["i"]) if pts else 0
+
+    def since_query(self) -> str:
+        """``since=`` for the next fetch: ``pattern:N,...``."""
+        return ",".join(f"{p}:{self.last(p)}" for p in self.patterns)
+
+    def clear(self) -> None:
+        """Forget everything (a new run from the web UI)."""
+        self.patterns.clear()
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """The timeline document (what ``timechart.render`` draws)."""
+        return {p: {**tl, "points": list(tl["points"])} for p, tl in self.patterns.items()}
 
 
 class Timeline:
@@ -123,7 +169,7 @@ class Timeline:
         self.points.append(p)
         if len(self.points) > self.max_points:
             # Keep the first point and every other one after it: cumulative counts keep rates right.
-            self.points = self.points[:1] + self.points[2::2]
+            self.points = thin(self.points)
             self.interval_s *= 2
         return p
 

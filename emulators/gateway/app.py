@@ -390,8 +390,13 @@ class GatewayApp:
         return HTMLResponse(dashboard_page("charts", intro=f"{self.emulator.pattern} gateway at {self.url}"))
 
     async def timeline_points(self, request: Request) -> Response:
-        """The sampled points as JSON (``?since=N`` or ``since=pattern:N,...``: only newer points)."""
-        return JSONResponse(timeline_json(self._sampling(), parse_since(request.query_params.get("since"))))
+        """The sampled points as JSON (``?since=N`` or ``since=pattern:N,...``: only newer points; ``fresh=1``:
+        take a point now first, as a reader wants at the end of a run)."""
+        shown = self._sampling()
+        if request.query_params.get("fresh") in ("1", "true"):
+            for tl in shown:
+                await tl.sample()
+        return JSONResponse(timeline_json(shown, parse_since(request.query_params.get("since"))))
 
     async def charts(self, request: Request) -> Response:
         """The charts' HTML fragment (``?pattern=P``: that pattern only) and the pattern names."""

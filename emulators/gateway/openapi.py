@@ -157,7 +157,9 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "The deployment sampled over time: cumulative counts, gauges, interval latency",
                 "operationId": "timeline",
                 "parameters": [{"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
-                                "description": "Only points after N ('12'), or per pattern ('serverless:12,...')."}],
+                                "description": "Only points after N ('12'), or per pattern ('serverless:12,...')."},
+                               {"name": "fresh", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "'1': take a point now before answering (the end of a run)."}],
                 "responses": {"200": _resp("{patterns: {pattern: {profile, interval_s, points}}}", {"type": "object"}),
                               "401": _err("API key missing.")}}},
             "/_harness/charts": {"get": {

@@ -38,7 +38,9 @@ from locust import events as _locust_events
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+from emulators.gateway.dashboard import charts_json, live_script
 from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
+from emulators.timeline import TimelineBook
 
 from .engine import EngineHost, EngineOptions
 from .scenario import Scenario, default_scenario, load_scenario, parse_scenario, resolve_agent
@@ -67,6 +69,7 @@ class LoadSession:
     def __init__(self, environment: Environment) -> None:
         self.env = environment
         self.stats = HarnessStats()
+        self.series = TimelineBook()  # the gateways' timelines, for the charts under the Patterns tab
         self.urls: dict[str, str] = {}
         self.scenario: Scenario = default_scenario()
         self.host: EngineHost | None = None
@@ -101,6 +104,7 @@ class LoadSession:
     def start(self) -> None:
         """Master or single process: deploy (or attach) and publish the URLs for the workers."""
         self.stats.reset()
+        self.series.clear()
         self._load_scenario()
         opts = self.env.parsed_options
         path = str(self._opt("scenario", "") or "")
@@ -124,7 +128,8 @@ class LoadSession:
             self.host = EngineHost(EngineOptions(
                 resolve_agent(agent, self.scenario.source), patterns, profiles=profiles,
                 time_scale=float(self._opt("time_scale", 0.01)), sets=sets, reports=reports,
-                sample_s=float(self._opt("harness_sample_s", 0.5))), on_stats=self._on_live)
+                sample_s=float(self._opt("harness_sample_s", 0.5))), on_stats=self._on_live,
+                on_series=self.series.add)
             self.urls = self.host.start()
         if opts is not None:
             opts.harness_resolved_urls = dict(self.urls)
@@ -142,13 +147,17 @@ class LoadSession:
             self.stats.set_live(pattern, s)
 
     def _poll_live(self) -> None:
-        """Attached gateways: read their /stats every 2 s (the host does this when it owns them)."""
+        """Attached gateways: read their /stats and timeline every 2 s (the host does this when it owns them)."""
         while True:
             for pattern, url in self.urls.items():
                 try:
                     with urllib.request.urlopen(f"{url}/stats", timeout=5) as r:
                         self.stats.set_live(pattern, json.loads(r.read()))
-                except OSError:
+                    since = self.series.last(pattern)
+                    with urllib.request.urlopen(f"{url}/_harness/timeline?since={since}", timeout=5) as r:
+                        doc = json.loads(r.read())["patterns"]
+                    self.series.add({pattern: doc[pattern]} if pattern in doc else {})
+                except (OSError, ValueError, KeyError):
                     pass
             gevent.sleep(2.0)
 
@@ -352,8 +361,31 @@ def _on_init(environment: Environment, **_: Any) -> None:
     def _patterns_page() -> Response:
         return Response(_PAGE, mimetype="text/html")
 
+    def _charts() -> Response:
+        return jsonify(charts_json(s.series.to_json(), request.args.get("pattern")))
+
+    def _timeline() -> Response:
+        return jsonify({"patterns": s.series.to_json()})
+
+    def _live_js() -> Response:
+        return Response(_TAB_SCRIPT + live_script("patterns/charts"), mimetype="text/javascript")
+
+    def _inject_charts(response: Response) -> Response:
+        # Locust's React page has no hook for custom content in a tab: a script of ours adds the charts
+        # under the Patterns tab's table (and keeps them there while the tab is open).
+        if request.path != "/" or response.mimetype != "text/html" or response.direct_passthrough:
+            return response
+        html = response.get_data(as_text=True)
+        if "</body>" in html and "patterns/live.js" not in html:
+            response.set_data(html.replace("</body>", '<script src="patterns/live.js" defer></script></body>', 1))
+        return response
+
     app, auth = web_ui.app, web_ui.auth_required_if_enabled
     app.after_request(_extend_stats)
+    app.after_request(_inject_charts)
+    app.route("/patterns/charts")(auth(_charts))
+    app.route("/patterns/timeline")(auth(_timeline))
+    app.route("/patterns/live.js")(auth(_live_js))
     app.route("/patterns/json")(auth(_patterns_json))
     app.route("/patterns/csv")(auth(_patterns_csv))
     app.route("/patterns")(auth(_patterns_page))
@@ -372,6 +404,9 @@ _PAGE = """<!doctype html><meta charset="utf-8"><title>Patterns - harness</title
 <style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;
 padding:4px 8px;text-align:right}td:first-child,th{text-align:left}</style>
 <h1>Patterns</h1><table id="t"><thead></thead><tbody></tbody></table>
+<p><label>Pattern <select id="harness-pattern"><option value="">all</option></select></label></p>
+<div id="harness-charts"></div>
+<script src="patterns/live.js" defer></script>
 <script>
 async function load(){const r=await fetch("patterns/json");const d=await r.json();
 document.querySelector("#t thead").innerHTML="<tr>"+d.columns.map(c=>"<th>"+c.title+"</th>").join("")+"</tr>";
@@ -379,3 +414,31 @@ document.querySelector("#t tbody").innerHTML=d.patterns.map(p=>"<tr data-pattern
 d.columns.map(c=>"<td>"+p[c.key]+"</td>").join("")+"</tr>").join("");}
 load();setInterval(load,2000);
 </script>"""
+
+# Keeps a box with a pattern selector and the charts under the Patterns tab's table while that tab is open;
+# the refresh loop that fills it (live_script) follows it in /patterns/live.js.
+_TAB_SCRIPT = """(function(){
+function patternsTab(){return [...document.querySelectorAll('[role=tab]')].find(b=>b.textContent.trim()==='Patterns');}
+function place(){
+  if(document.getElementById('t')){return;}  /* the standalone /patterns page has its own box */
+  const tab=patternsTab();
+  let box=document.getElementById('harness-live');
+  const open=tab&&tab.getAttribute('aria-selected')==='true';
+  if(!open){if(box){box.remove();}return;}
+  const tables=[...document.querySelectorAll('table')].filter(t=>!(box&&box.contains(t)));
+  const table=tables[tables.length-1];
+  if(!table){return;}
+  const anchor=table.closest('.MuiTableContainer-root')||table;
+  if(!box){
+    box=document.createElement('div');
+    box.id='harness-live';
+    box.style.cssText='margin:12px 0 24px;padding:8px;background:#fff;color:#111827;border-radius:6px';
+    box.innerHTML='<div style="margin-bottom:6px">Pattern <select id="harness-pattern">'+
+      '<option value="">all</option></select> <span id="harness-updated" style="color:#6b7280"></span></div>'+
+      '<div id="harness-charts">loading charts...</div>';
+  }
+  if(anchor.nextElementSibling!==box){anchor.after(box);if(window.harnessRefreshCharts){window.harnessRefreshCharts();}}
+}
+setInterval(place,500);place();
+})();
+"""

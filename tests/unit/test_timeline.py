@@ -12,7 +12,7 @@ from emulators.gateway.dashboard import charts_json, parse_since, timeline_json
 from emulators.records import Record
 from emulators.tally import Tally
 from emulators.timechart import FIGURES, render, rows
-from emulators.timeline import Timeline
+from emulators.timeline import Timeline, TimelineBook
 
 
 class _Deployment:
@@ -132,3 +132,18 @@ def test_timeline_json_keeps_each_patterns_points_after_its_since() -> None:
     doc = timeline_json([a, b], {"container": 1})
     assert [p["i"] for p in doc["patterns"]["container"]["points"]] == [2]
     assert len(doc["patterns"]["daemon"]["points"]) == 1 and doc["patterns"]["daemon"]["profile"] == "k8s-hpa"
+
+
+def test_a_book_keeps_only_newer_points_and_stays_bounded() -> None:
+    """TimelineBook.add appends points numbered after the last kept, thins past max_points, and clears."""
+    book = TimelineBook(max_points=6)
+    pts = _points(5)
+    book.add({"daemon": {"profile": "systemd", "interval_s": 0.5, "points": pts[:3]}})
+    book.add({"daemon": {"profile": "systemd", "interval_s": 0.5, "points": pts[1:5]}})  # overlaps: no twice
+    assert [p["i"] for p in book.to_json()["daemon"]["points"]] == [1, 2, 3, 4, 5]
+    assert book.last("daemon") == 5 and book.since_query() == "daemon:5" and book.last("edge") == 0
+    book.add({"daemon": {"points": _points(9)[5:]}})
+    kept = [p["i"] for p in book.to_json()["daemon"]["points"]]
+    assert len(kept) <= 6 and kept[0] == 1 and kept[-1] == 9
+    book.clear()
+    assert book.to_json() == {}
