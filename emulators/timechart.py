@@ -119,7 +119,7 @@ def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, y_
     x0, x1, y0, y1 = _L, W - _R, H - _B, _T
     body = [f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="#fafafa" stroke="#e5e7eb"/>']
     if not drawn:
-        what = "no queue on this pattern" if key == "queue" else "no data yet"
+        what = "no queue figures" if key == "queue" else "no data yet"
         return head + "".join(body) + _text((x0 + x1) / 2, (y0 + y1) / 2 + 4, what, "middle") + "</svg>"
     top = y_max if y_max > 0 else 1.0
 
