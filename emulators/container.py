@@ -90,8 +90,8 @@ class Container(ReplicaFleet):
             self.state.close()
 
     async def queue_depth(self) -> int:
-        """Requests waiting for a replica slot now (the load balancer's queue)."""
-        return len(self.pending)
+        """Requests waiting now: for a replica to be ready (the balancer's) and for a slot on one (each replica's)."""
+        return len(self.pending) + sum(len(r.queue) for r in self.replicas)
 
     # ---- cost and summary ------------------------------------------------------------------------------
 

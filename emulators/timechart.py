@@ -14,6 +14,7 @@ and each row one value axis, so the patterns compare at a glance. Each ``<svg>``
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
@@ -29,7 +30,7 @@ OUTCOME_COLORS = {
 }
 FIGURES = (  # (key, title): the rows, top to bottom
     ("rate", "Requests/s (line) and failures/s by kind"),
-    ("latency", "Latency per interval, platform ms (p50 solid, p95 dashed)"),
+    ("latency", "Latency per interval, platform ms, log scale (p50 solid, p95 dashed)"),
     ("instances", "Live instances / replicas / workers (dashed: autoscaler's desired)"),
     ("cold", "Cold starts per interval"),
     ("queue", "Queue depth (waiting work)"),
@@ -64,7 +65,7 @@ def rows(points: Sequence[Mapping[str, Any]], t0: float) -> dict[str, dict[str, 
     out: dict[str, dict[str, Series]] = {key: {} for key, _ in FIGURES}
     kinds = sorted({k for p in pts for k in p.get("outcomes", {}) if k != "ok"})
     prev: Mapping[str, Any] | None = None
-    for p in pts:
+    for p in _rate_points(pts):
         t = float(p["at"]) - t0
         if prev is not None:
             dt = max(1e-6, float(p["at"]) - float(prev["at"]))
@@ -73,6 +74,9 @@ def rows(points: Sequence[Mapping[str, Any]], t0: float) -> dict[str, dict[str, 
                 n = p.get("outcomes", {}).get(k, 0) - prev.get("outcomes", {}).get(k, 0)
                 out["rate"].setdefault(k, []).append((t, n / dt))
             out["cold"].setdefault("cold starts", []).append((t, float(p["cold_starts"] - prev["cold_starts"])))
+        prev = p
+    for p in pts:
+        t = float(p["at"]) - t0
         out["latency"].setdefault("p50", []).append((t, p.get("p50_ms")))
         out["latency"].setdefault("p95", []).append((t, p.get("p95_ms")))
         out["instances"].setdefault("instances", []).append((t, float(p.get("instances", 0))))
@@ -82,8 +86,24 @@ def rows(points: Sequence[Mapping[str, Any]], t0: float) -> dict[str, dict[str, 
             out["queue"].setdefault("queue depth", []).append((t, float(p["queue_depth"])))
         out["cost"].setdefault("compute", []).append((t, float(p.get("compute_usd", 0.0))))
         out["cost"].setdefault("LLM", []).append((t, float(p.get("llm_usd", 0.0))))
-        prev = p
     return out
+
+
+def _rate_points(pts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The points rates are measured between: one much closer to the previous than the usual interval (a
+    reader's extra point at the end of a run) merges into its neighbour, so a few calls over a few
+    milliseconds do not draw as a spike of thousands a second."""
+    if len(pts) < 3:
+        return list(pts)
+    gaps = sorted(float(b["at"]) - float(a["at"]) for a, b in itertools.pairwise(pts))
+    short = 0.5 * gaps[len(gaps) // 2]
+    kept = [pts[0]]
+    for p in pts[1:]:
+        if float(p["at"]) - float(kept[-1]["at"]) >= short:
+            kept.append(p)
+        elif p is pts[-1] and len(kept) > 1:
+            kept[-1] = p  # the last point still counts: it ends the interval before it
+    return kept
 
 
 _STYLE = {  # line name -> (colour, dash)
@@ -109,7 +129,8 @@ def _text(x: float, y: float, s: str, anchor: str = "start", fill: str = "#4b556
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{fill}">{escape(s)}</text>'
 
 
-def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, y_max: float) -> str:
+def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, scale: tuple[float, float]) -> str:
+    """One figure of one pattern; ``scale``: (0, top) linear, or (lo, hi) with lo > 0 on a log axis (latency)."""
     drawn = sum(1 for s in lines.values() for _, v in s if v is not None)
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
             'style="width:100%;max-width:520px;height:auto;display:block" '
@@ -121,17 +142,26 @@ def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, y_
     if not drawn:
         what = "no queue figures" if key == "queue" else "no data yet"
         return head + "".join(body) + _text((x0 + x1) / 2, (y0 + y1) / 2 + 4, what, "middle") + "</svg>"
-    top = y_max if y_max > 0 else 1.0
+    lo, top = scale
+    top = top if top > lo else lo + 1.0
+    log = lo > 0  # latency: one burst's queueing must not flatten the rest of the run into the axis
 
     def x(t: float) -> float:
         return x0 + t / t_max * (x1 - x0)
 
     def y(v: float) -> float:
-        return y0 - min(v, top) / top * (y0 - y1)
+        if log:
+            share = (math.log10(min(max(v, lo), top)) - math.log10(lo)) / (math.log10(top) - math.log10(lo))
+        else:
+            share = min(v, top) / top
+        return y0 - share * (y0 - y1)
 
-    for frac in (0.5, 1.0):
-        body.append(f'<line x1="{x0}" y1="{y(top * frac):.1f}" x2="{x1}" y2="{y(top * frac):.1f}" stroke="#e5e7eb"/>')
-    body += [_text(x0 - 4, y1 + 8, _fmt(top), "end"), _text(x0 - 4, y0, "0", "end"),
+    ticks = [10.0 ** e for e in range(round(math.log10(lo)) + 1, round(math.log10(top)))] if log else [top / 2]
+    for tick in [*ticks, top]:
+        body.append(f'<line x1="{x0}" y1="{y(tick):.1f}" x2="{x1}" y2="{y(tick):.1f}" stroke="#e5e7eb"/>')
+    if log and len(ticks) <= 4:
+        body += [_text(x0 - 4, y(tick) + 3, _fmt(tick), "end") for tick in ticks]
+    body += [_text(x0 - 4, y1 + 8, _fmt(top), "end"), _text(x0 - 4, y0, _fmt(lo) if log else "0", "end"),
              _text(x0, H - 6, "0 s"), _text(x1, H - 6, f"{t_max:,.0f} s" if t_max >= 10 else f"{t_max:.1f} s", "end")]
     for name, series in lines.items():
         if key == "cold":  # counts per interval: bars, so a spike of cold starts reads as one
@@ -173,9 +203,16 @@ def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, y_
     return head + "".join(body) + "</svg>"
 
 
-def _peak(lines: Mapping[str, Series], key: str) -> float:
-    vals = [v for s in lines.values() for _, v in s if v is not None]
-    return max(vals, default=0.0) * (1.0 if key == "cold" else 1.05)
+def _scale(per_pattern: Sequence[Mapping[str, Series]], key: str) -> tuple[float, float]:
+    """One value axis for a row: (0, peak) linear, or whole decades around the values for latency (log)."""
+    vals = [v for lines in per_pattern for s in lines.values() for _, v in s if v is not None]
+    if key == "latency":
+        positive = [v for v in vals if v > 0]
+        if not positive:
+            return 0.0, 1.0
+        lo = 10.0 ** math.floor(math.log10(min(positive)))
+        return lo, max(lo * 10, 10.0 ** math.ceil(math.log10(max(positive))))
+    return 0.0, max(vals, default=0.0) * (1.0 if key == "cold" else 1.05)
 
 
 def render(timelines: Mapping[str, Mapping[str, Any]], only: str | None = None,
@@ -204,8 +241,8 @@ def render(timelines: Mapping[str, Mapping[str, Any]], only: str | None = None,
             continue
         parts.append(f'<div class="tc-title" style="grid-column:1/-1;font-size:12px;color:#374151;'
                      f'margin-top:6px">{escape(title)}</div>')
-        y_max = max((_peak(per[p][key], key) for p in shown), default=0.0)
+        scale = _scale([per[p][key] for p in shown], key)
         for p in shown:
-            parts.append(f'<div class="tc-cell">{_chart(key, p, per[p][key], t_max, y_max)}</div>')
+            parts.append(f'<div class="tc-cell">{_chart(key, p, per[p][key], t_max, scale)}</div>')
     parts.append("</div>")
     return "".join(parts)

@@ -147,3 +147,21 @@ def test_a_book_keeps_only_newer_points_and_stays_bounded() -> None:
     assert len(kept) <= 6 and kept[0] == 1 and kept[-1] == 9
     book.clear()
     assert book.to_json() == {}
+
+
+def test_a_last_point_close_to_the_one_before_does_not_draw_a_rate_spike() -> None:
+    """A reader's extra point 10 ms after the previous one merges into that interval: no spike of 100/s."""
+    pts = _points(6)
+    pts.append({**pts[-1], "i": 7, "at": pts[-1]["at"] + 0.01, "calls": pts[-1]["calls"] + 1})
+    rates = [v for _, v in rows(pts, t0=1000.0)["rate"]["requests"]]
+    assert max(rates) <= 11.0 and len(rates) == 5
+
+
+def test_latency_uses_a_log_axis_so_one_spike_leaves_the_rest_readable() -> None:
+    """A 20 s spike and 2 s calls share the latency row on whole decades; the 2 s line is not at the bottom."""
+    pts = _points(4)
+    pts[2] = {**pts[2], "p95_ms": 20_000.0}
+    pts[1] = {**pts[1], "p50_ms": 2_000.0}
+    html = render({"daemon": {"profile": "p", "points": pts}}, figures=lambda k: k == "latency")
+    assert ">1e+05<" in html or ">100,000<" in html  # the top: the decade above 20,000
+    assert ">1<" in html  # the bottom: the decade under the smallest value (5 ms)
