@@ -199,7 +199,7 @@ def _chart(key: str, pattern: str, lines: Mapping[str, Series], t_max: float, sc
         colour = _STYLE.get(n, (OUTCOME_COLORS.get(n, "#9ca3af"), ""))[0]
         body.append(f'<rect x="{lx:.1f}" y="{y1 + 3}" width="8" height="8" fill="{colour}"/>')
         body.append(_text(lx + 10, y1 + 10, n, fill="#111827"))
-        lx += 16 + 5.5 * len(n)
+        lx += 18 + 6.0 * len(n)
     return head + "".join(body) + "</svg>"
 
 

@@ -213,7 +213,7 @@ async def _run(args: argparse.Namespace) -> int:
             stop_sampling.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
-        await sampler.sample_series(now=True)
+        _emit(SERIES, await sampler.sample_series(now=True))  # the live charts end where the report does
         seen = await sampler.requests_seen()
         await sampler.client.aclose()
         load = {**extra, "gateway_requests": seen, "timeline": sampler.timeline, "series": sampler.series.to_json()}
