@@ -28,7 +28,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -37,9 +37,8 @@ from ..clock import Clock
 from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
-from ..timeline import Timeline
 from ..tracing import GatewayCall
-from .dashboard import charts_json, dashboard_page, parse_since, timeline_json
+from .dashboard import DashboardRoutes
 from .invoke import json_body, query_value, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
@@ -138,7 +137,8 @@ class GatewayApp:
         self.responses: Counter[int] = Counter()
         self.streams = 0
         self._calls: set[asyncio.Task[Any]] = set()  # /invoke requests in flight (cancelled on stop)
-        self.timeline = Timeline(emulator)  # sampled once someone looks (/_harness/...) or serve starts it
+        self.dashboard = DashboardRoutes(emulator)  # /_harness/: the run over time, sampled once someone looks
+        self.timeline = self.dashboard.timeline
         routes = [
             # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
             Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
@@ -151,9 +151,7 @@ class GatewayApp:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
-            Route("/_harness/dashboard", self.dashboard, methods=["GET"]),
-            Route("/_harness/timeline", self.timeline_points, methods=["GET"]),
-            Route("/_harness/charts", self.charts, methods=["GET"]),
+            *self.dashboard.routes(lambda: self.url),
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
@@ -375,33 +373,6 @@ class GatewayApp:
     async def openapi(self, request: Request) -> Response:
         """The OpenAPI document of these routes."""
         return JSONResponse(openapi_document())
-
-    # ---- the run over time (see dashboard.py) -----------------------------------------------------------
-
-    def _sampling(self) -> list[Timeline]:
-        shown = self.timeline.peers or [self.timeline]  # peers: the deployments served alongside this one
-        for tl in shown:
-            tl.start()
-        return shown
-
-    async def dashboard(self, request: Request) -> Response:
-        """The live charts page."""
-        self._sampling()
-        return HTMLResponse(dashboard_page("charts", intro=f"{self.emulator.pattern} gateway at {self.url}"))
-
-    async def timeline_points(self, request: Request) -> Response:
-        """The sampled points as JSON (``?since=N`` or ``since=pattern:N,...``: only newer points; ``fresh=1``:
-        take a point now first, as a reader wants at the end of a run)."""
-        shown = self._sampling()
-        if request.query_params.get("fresh") in ("1", "true"):
-            for tl in shown:
-                await tl.sample()
-        return JSONResponse(timeline_json(shown, parse_since(request.query_params.get("since"))))
-
-    async def charts(self, request: Request) -> Response:
-        """The charts' HTML fragment (``?pattern=P``: that pattern only) and the pattern names."""
-        doc = timeline_json(self._sampling())["patterns"]
-        return JSONResponse(charts_json(doc, request.query_params.get("pattern")))
 
     # ---- errors and shutdown ----------------------------------------------------------------------------
 

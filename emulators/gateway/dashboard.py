@@ -16,14 +16,60 @@ gateway's dashboard shows every pattern side by side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..pattern import Emulator
 from ..timechart import render
 from ..timeline import Timeline
 
-__all__ = ["charts_json", "dashboard_page", "parse_since", "timeline_json"]
+__all__ = ["DashboardRoutes", "charts_json", "dashboard_page", "live_script", "parse_since", "timeline_json"]
+
+
+class DashboardRoutes:
+    """The ``/_harness/`` routes of one gateway, over its deployment's ``Timeline`` (and its peers')."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.timeline = Timeline(emulator)  # sampled once someone looks, or once ``harness serve`` starts it
+        self._url: Callable[[], str | None] = lambda: None
+
+    def routes(self, url: Callable[[], str | None]) -> list[Route]:
+        """The routes to mount; ``url`` tells the gateway's base URL once it listens."""
+        self._url = url
+        return [Route("/_harness/dashboard", self.dashboard, methods=["GET"]),
+                Route("/_harness/timeline", self.points, methods=["GET"]),
+                Route("/_harness/charts", self.charts, methods=["GET"])]
+
+    def _sampling(self) -> list[Timeline]:
+        shown = self.timeline.peers or [self.timeline]  # peers: the deployments served alongside this one
+        for tl in shown:
+            tl.start()
+        return shown
+
+    async def dashboard(self, request: Request) -> Response:
+        """The live charts page."""
+        self._sampling()
+        return HTMLResponse(dashboard_page("charts", intro=f"{self.emulator.pattern} gateway at {self._url()}"))
+
+    async def points(self, request: Request) -> Response:
+        """The sampled points as JSON (``?since=N`` or ``since=pattern:N,...``: only newer points; ``fresh=1``:
+        take a point now first, as a reader wants at the end of a run)."""
+        shown = self._sampling()
+        if request.query_params.get("fresh") in ("1", "true"):
+            for tl in shown:
+                await tl.sample()
+        return JSONResponse(timeline_json(shown, parse_since(request.query_params.get("since"))))
+
+    async def charts(self, request: Request) -> Response:
+        """The charts' HTML fragment (``?pattern=P``: that pattern only) and the pattern names."""
+        doc = timeline_json(self._sampling())["patterns"]
+        return JSONResponse(charts_json(doc, request.query_params.get("pattern")))
 
 
 def parse_since(text: str | None) -> dict[str, int] | int:
