@@ -89,6 +89,10 @@ class Container(ReplicaFleet):
         finally:
             self.state.close()
 
+    async def queue_depth(self) -> int:
+        """Requests waiting now: for a replica to be ready (the balancer's) and for a slot on one (each replica's)."""
+        return len(self.pending) + sum(len(r.queue) for r in self.replicas)
+
     # ---- cost and summary ------------------------------------------------------------------------------
 
     def summary(self) -> Summary:

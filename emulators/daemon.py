@@ -282,6 +282,12 @@ class Daemon:
         return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name,
                          fixed_cost_usd=self.fixed_cost())
 
+    async def queue_depth(self) -> int:
+        """Messages waiting on the queue now (the broker's approximate count); 0 before start."""
+        if self.queue is None:
+            return 0
+        return int(await self._call(self.queue.depth))
+
     def fixed_cost(self) -> float:
         """Worker-hours (busy or idle) at the profile's price, plus queue requests."""
         now = self.clock.now()

@@ -29,6 +29,7 @@ from emulators.profiles import Profile
 from emulators.records import Record, Result, Summary
 from emulators.serverless import Serverless
 from emulators.state import open_state_store
+from emulators.timeline import Timeline
 from emulators.tracing import TraceOptions, Tracer
 
 from ._loop import LoopThread
@@ -144,6 +145,12 @@ class AsyncDeployment:
             raise ConfigError("this deployment has no HTTP gateway: it was deployed with gateway=False, or is not "
                               "started or already closed; deploy with gateway=True (the default) to get a URL")
         return str(self._gateway.url)
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """The gateway's sampler of this deployment over time (``/_harness/timeline``); None without a gateway."""
+        timeline: Timeline | None = None if self._gateway is None else self._gateway.app.timeline
+        return timeline
 
     @property
     def webhook_secret(self) -> str:

@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
 from ..tracing import GatewayCall
+from .dashboard import DashboardRoutes
 from .invoke import json_body, query_value, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
@@ -136,6 +137,8 @@ class GatewayApp:
         self.responses: Counter[int] = Counter()
         self.streams = 0
         self._calls: set[asyncio.Task[Any]] = set()  # /invoke requests in flight (cancelled on stop)
+        self.dashboard = DashboardRoutes(emulator)  # /_harness/: the run over time, sampled once someone looks
+        self.timeline = self.dashboard.timeline
         routes = [
             # Reached only when the path is spelled otherwise (a root_path): _Edge serves POST /invoke itself.
             Route("/invoke", _Asgi(self._invoke_routed), methods=["POST"]),
@@ -148,6 +151,7 @@ class GatewayApp:
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
+            *self.dashboard.routes(lambda: self.url),
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
@@ -383,6 +387,7 @@ class GatewayApp:
 
     async def aclose(self) -> None:
         """Cancel the /invoke calls still in flight (their callers are gone with the server)."""
+        await self.timeline.stop()
         calls = list(self._calls)
         for c in calls:
             c.cancel()

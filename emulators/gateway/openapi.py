@@ -148,6 +148,27 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                       "responses": {"200": _resp("OpenAPI 3.1.", {"type": "object"}),
                                                     "401": _err("API key missing.")}}},
+            "/_harness/dashboard": {"get": {
+                "summary": "Live charts of the run over time (HTML; fetches /_harness/charts every 2 s)",
+                "operationId": "dashboard",
+                "responses": {"200": _resp("The page.", {"type": "string"}, "text/html"),
+                              "401": _err("API key missing.")}}},
+            "/_harness/timeline": {"get": {
+                "summary": "The deployment sampled over time: cumulative counts, gauges, interval latency",
+                "operationId": "timeline",
+                "parameters": [{"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "Only points after N ('12'), or per pattern ('serverless:12,...')."},
+                               {"name": "fresh", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "'1': take a point now before answering (the end of a run)."}],
+                "responses": {"200": _resp("{patterns: {pattern: {profile, interval_s, points}}}", {"type": "object"}),
+                              "401": _err("API key missing.")}}},
+            "/_harness/charts": {"get": {
+                "summary": "The dashboard's charts as an HTML fragment of inline SVG",
+                "operationId": "charts",
+                "parameters": [{"name": "pattern", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "Draw this pattern only."}],
+                "responses": {"200": _resp("{patterns: [...], html: ...}", {"type": "object"}),
+                              "401": _err("API key missing.")}}},
         },
         "components": {
             "schemas": _SCHEMAS,

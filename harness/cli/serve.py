@@ -25,7 +25,7 @@ from ..api import AsyncDeployment, adeploy
 __all__ = ["serve_command"]
 
 _ROUTES = ("POST /invoke  POST /invoke/stream  POST /tasks  GET /tasks/{id}  GET /tasks/{id}/events  "
-           "WS /tasks/{id}/ws  GET /stats /metrics /healthz /openapi.json")
+           "WS /tasks/{id}/ws  GET /stats /metrics /healthz /openapi.json  GET /_harness/dashboard /_harness/timeline")
 
 
 class _InputError(click.ClickException):
@@ -65,7 +65,13 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
             await stack.enter_async_context(d)
             click.echo(f"{d.pattern} ({d.profile.name}): {d.url}")
             sys.stdout.flush()
+        # Sample from the start, and let each gateway's dashboard show every pattern served here.
+        timelines = [tl for tl in (d.timeline for d in deps) if tl is not None]
+        for tl in timelines:
+            tl.peers = timelines
+            tl.start()
         click.echo(f"  routes: {_ROUTES}")
+        click.echo(f"  live charts: {deps[0].url}/_harness/dashboard")
         if not secret_given:
             click.echo(f"  webhook secret (HMAC-SHA256, header x-harness-signature): {deps[0].webhook_secret}")
         click.echo("Press Ctrl-C to stop.")

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from emulators.errors import HarnessError
 
-from .host import DONE, ERROR, READY, STATS
+from .host import DONE, ERROR, READY, SERIES, STATS
 
 __all__ = ["EngineHost", "EngineOptions"]
 
@@ -48,9 +48,11 @@ class EngineHost:
     """One running engine host; ``start`` returns the gateways' URLs, ``stop`` writes the report and reaps."""
 
     def __init__(self, options: EngineOptions,
-                 on_stats: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
+                 on_stats: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+                 on_series: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
         self.options = options
         self.on_stats = on_stats
+        self.on_series = on_series
         self.proc: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
         self.profiles: dict[str, str] = {}
@@ -89,6 +91,9 @@ class EngineHost:
             elif tag == STATS and self.on_stats is not None:
                 with contextlib.suppress(Exception):  # a display glitch must not end the test
                     self.on_stats(data)
+            elif tag == SERIES and self.on_series is not None:
+                with contextlib.suppress(Exception):
+                    self.on_series(data)
             elif tag == DONE:
                 self.done = data
             elif tag == ERROR:

@@ -12,6 +12,8 @@ Protocol, one line each, JSON after a tag:
 
 - stdout ``HARNESS-READY {"urls": {pattern: url}, "profiles": {pattern: name}}`` once every gateway answers;
 - stdout ``HARNESS-STATS {pattern: /stats}`` every ``--sample-s`` wall seconds (live instances, summary);
+- stdout ``HARNESS-SERIES {pattern: {"profile", "interval_s", "points"}}`` with it: the gateways' timeline
+  points (``/_harness/timeline``) taken since the previous line, for the live charts;
 - stdin ``STOP {extra}`` (or EOF, SIGTERM, SIGINT, SIGHUP): the report is written with ``extra`` under
   ``run.load``, every deployment is closed, then stdout ``HARNESS-DONE {"gateway_requests": {...}}``;
   if Locust is gone (killed: EOF on stdin, a broken stdout) the report is written all the same;
@@ -33,9 +35,10 @@ from typing import Any
 
 from emulators.errors import HarnessError
 
-__all__ = ["READY", "STATS", "DONE", "ERROR", "main"]
+__all__ = ["READY", "STATS", "SERIES", "DONE", "ERROR", "main"]
 
 READY, STATS, DONE, ERROR = "HARNESS-READY", "HARNESS-STATS", "HARNESS-DONE", "HARNESS-ERROR"
+SERIES = "HARNESS-SERIES"
 
 
 def _emit(tag: str, payload: Any) -> None:
@@ -63,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class _Sampler:
-    """Polls each gateway's public ``/stats`` and keeps a timeline; counts its own polls.
+    """Polls each gateway's public ``/stats`` and ``/_harness/timeline`` and keeps both; counts its own polls.
 
     The polls are HTTP requests the gateway counts in ``http_responses`` too, so the requests the load
     test made are that sum minus the polls this sampler made before the last one.
@@ -72,11 +75,30 @@ class _Sampler:
     def __init__(self, urls: dict[str, str]) -> None:
         import httpx
 
+        from emulators.timeline import TimelineBook
+
         self.urls = urls
         self.client = httpx.AsyncClient(timeout=10.0)
         self.polls: dict[str, int] = dict.fromkeys(urls, 0)
         self.timeline: dict[str, list[dict[str, Any]]] = {p: [] for p in urls}
+        self.series = TimelineBook()  # the gateways' own timelines: the live charts and the report's
         self.t0 = time.monotonic()
+
+    async def sample_series(self, *, now: bool = False) -> dict[str, Any]:
+        """The gateways' timeline points since the last call (the first call starts their sampling); ``now``:
+        with a point taken at this moment (the end of the run: every call counted)."""
+        fresh: dict[str, Any] = {}
+        for pattern, url in self.urls.items():
+            try:
+                r = await self.client.get(f"{url}/_harness/timeline", params={
+                    "since": str(self.series.last(pattern)), **({"fresh": "1"} if now else {})})
+                self.polls[pattern] += 1
+                doc = r.json()["patterns"][pattern]
+            except Exception:  # as for /stats: a slow gateway skips a sample, not the test
+                continue
+            fresh[pattern] = doc
+        self.series.add(fresh)
+        return fresh
 
     async def sample(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -179,7 +201,9 @@ async def _run(args: argparse.Namespace) -> int:
                     await asyncio.wait_for(stop_sampling.wait(), args.sample_s)
                     return
                 _emit(STATS, await sampler.sample())
+                _emit(SERIES, await sampler.sample_series())
 
+        await sampler.sample_series()  # the gateways sample from now on, at their own 0.5 s
         sampling = asyncio.create_task(sample_loop())
         try:
             extra = await _stop_signal()
@@ -189,9 +213,10 @@ async def _run(args: argparse.Namespace) -> int:
             stop_sampling.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
+        _emit(SERIES, await sampler.sample_series(now=True))  # the live charts end where the report does
         seen = await sampler.requests_seen()
         await sampler.client.aclose()
-        load = {**extra, "gateway_requests": seen, "timeline": sampler.timeline}
+        load = {**extra, "gateway_requests": seen, "timeline": sampler.timeline, "series": sampler.series.to_json()}
         report = build_report([DeploymentRun(d.summary(), d.records(), d.profile.to_json(), time_scale=args.time_scale,
                                              overrides={**overrides, **per_pattern[d.pattern]}) for d in deps],
                               source="locust", agent=args.agent, extra={"load": load})

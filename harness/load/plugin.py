@@ -11,6 +11,7 @@ Importing this module registers the listeners (the locustfile imports it through
 - each worker sends what its users saw (``HarnessStats.delta``) with its regular report; the master merges;
 - at test stop (headless master: at quit, after the workers' last requests) the host writes the JSON
   report (``--harness-report``) and every process is reaped;
+- the web UI gets the "Patterns" tab, its table and its live charts (``harness.load.webui``);
 - SIGTERM and SIGHUP stop the run as Ctrl-C does (users stopped, report written, the host and its
   instances reaped), also during a headless run, where Locust itself would die on them (see
   ``_stop_like_ctrl_c``).
@@ -19,8 +20,6 @@ Importing this module registers the listeners (the locustfile imports it through
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import os
@@ -32,33 +31,25 @@ from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
-from flask import Response, jsonify, request
 from gevent.lock import RLock  # type: ignore[import-untyped]
 from locust import events as _locust_events
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
+from emulators.timeline import TimelineBook
 
 from .engine import EngineHost, EngineOptions
 from .scenario import Scenario, default_scenario, load_scenario, parse_scenario, resolve_agent
 from .shapes import SHAPES
 from .stats import HarnessStats
+from .webui import COLUMNS, install_web_ui
 
 __all__ = ["COLUMNS", "LoadSession", "session_of"]
 
 log = logging.getLogger("harness.load")
 events: Any = _locust_events  # Locust's EventHook methods are untyped; typed code calls them through Any
 
-COLUMNS = [  # the "Patterns" tab's table, also /patterns/csv
-    {"key": "pattern", "title": "Pattern"}, {"key": "profile", "title": "Profile"},
-    {"key": "calls", "title": "Calls"}, {"key": "ok", "title": "OK"}, {"key": "failures", "title": "Failures"},
-    {"key": "failures_by_kind", "title": "Failures by kind"},
-    {"key": "cold_start_share", "title": "Cold starts"}, {"key": "p95_ms", "title": "p95 (platform ms)"},
-    {"key": "cost_per_1k_usd", "title": "Cost / 1k calls ($)"}, {"key": "llm_tokens", "title": "LLM tokens"},
-    {"key": "instances_seen", "title": "Instances seen"}, {"key": "live_instances", "title": "Live instances"},
-    {"key": "peak_live_instances", "title": "Peak live"},
-]
 
 
 class LoadSession:
@@ -67,6 +58,7 @@ class LoadSession:
     def __init__(self, environment: Environment) -> None:
         self.env = environment
         self.stats = HarnessStats()
+        self.series = TimelineBook()  # the gateways' timelines, for the charts under the Patterns tab
         self.urls: dict[str, str] = {}
         self.scenario: Scenario = default_scenario()
         self.host: EngineHost | None = None
@@ -107,6 +99,7 @@ class LoadSession:
     def start(self) -> None:
         """Master or single process: deploy (or attach) and publish the URLs for the workers."""
         self.stats.reset()
+        self.series.clear()
         self._load_scenario()
         opts = self.env.parsed_options
         path = str(self._opt("scenario", "") or "")
@@ -130,7 +123,8 @@ class LoadSession:
             self.host = EngineHost(EngineOptions(
                 resolve_agent(agent, self.scenario.source), patterns, profiles=profiles,
                 time_scale=float(self._opt("time_scale", 0.01)), sets=sets, reports=reports,
-                sample_s=float(self._opt("harness_sample_s", 0.5))), on_stats=self._on_live)
+                sample_s=float(self._opt("harness_sample_s", 0.5))), on_stats=self._on_live,
+                on_series=self.series.add)
             self.urls = self.host.start()
         if opts is not None:
             opts.harness_resolved_urls = dict(self.urls)
@@ -148,13 +142,17 @@ class LoadSession:
             self.stats.set_live(pattern, s)
 
     def _poll_live(self) -> None:
-        """Attached gateways: read their /stats every 2 s (the host does this when it owns them)."""
+        """Attached gateways: read their /stats and timeline every 2 s (the host does this when it owns them)."""
         while True:
             for pattern, url in self.urls.items():
                 try:
                     with urllib.request.urlopen(f"{url}/stats", timeout=5) as r:
                         self.stats.set_live(pattern, json.loads(r.read()))
-                except OSError:
+                    since = self.series.last(pattern)
+                    with urllib.request.urlopen(f"{url}/_harness/timeline?since={since}", timeout=5) as r:
+                        doc = json.loads(r.read())["patterns"]
+                    self.series.add({pattern: doc[pattern]} if pattern in doc else {})
+                except (OSError, ValueError, KeyError):
                     pass
             gevent.sleep(2.0)
 
@@ -330,50 +328,8 @@ def _stop_like_ctrl_c() -> None:
 
 def _on_init(environment: Environment, **_: Any) -> None:
     _stop_like_ctrl_c()
-    s = session_of(environment)
-    web_ui: Any = environment.web_ui  # Flask's and Locust's decorators are untyped
-    if web_ui is None:
-        return
-    web_ui.template_args["extendedTabs"] = [{"title": "Patterns", "key": "patterns"}]
-    web_ui.template_args["extendedTables"] = [{"key": "patterns", "structure": COLUMNS}]
-    web_ui.template_args["extendedCsvFiles"] = [{"href": "/patterns/csv", "title": "Download harness patterns CSV"}]
-
-    def rows() -> list[dict[str, Any]]:
-        try:
-            names = s.selected_patterns()
-        except ValueError:
-            names = None
-        known = set(s.urls) | set(s.stats.patterns)
-        return s.stats.rows([n for n in names if n in known or not known] if names else None)
-
-    def _extend_stats(response: Response) -> Response:
-        # The React UI polls /stats/requests every 2 s and renders "extended_stats" in the extended tabs.
-        if request.path != "/stats/requests" or not response.is_json:
-            return response
-        data = response.get_json()
-        data["extended_stats"] = [{"key": "patterns", "data": rows()}]
-        response.set_data(json.dumps(data))
-        return response
-
-    def _patterns_json() -> Response:
-        return jsonify({"patterns": rows(), "urls": s.urls, "columns": COLUMNS})
-
-    def _patterns_csv() -> Response:
-        out = io.StringIO()
-        w = csv.DictWriter(out, [c["key"] for c in COLUMNS])
-        w.writeheader()
-        w.writerows(rows())
-        return Response(out.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=harness_patterns.csv"})
-
-    def _patterns_page() -> Response:
-        return Response(_PAGE, mimetype="text/html")
-
-    app, auth = web_ui.app, web_ui.auth_required_if_enabled
-    app.after_request(_extend_stats)
-    app.route("/patterns/json")(auth(_patterns_json))
-    app.route("/patterns/csv")(auth(_patterns_csv))
-    app.route("/patterns")(auth(_patterns_page))
+    if environment.web_ui is not None:
+        install_web_ui(environment.web_ui, session_of(environment))
 
 
 events.init_command_line_parser.add_listener(_add_arguments)
@@ -383,16 +339,3 @@ events.quitting.add_listener(_on_quitting)
 events.report_to_master.add_listener(_on_report_to_master)
 events.worker_report.add_listener(_on_worker_report)
 events.init.add_listener(_on_init)
-
-# A standalone view of the same table (for a quick look without the React UI, and for headless checks).
-_PAGE = """<!doctype html><meta charset="utf-8"><title>Patterns - harness</title>
-<style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;
-padding:4px 8px;text-align:right}td:first-child,th{text-align:left}</style>
-<h1>Patterns</h1><table id="t"><thead></thead><tbody></tbody></table>
-<script>
-async function load(){const r=await fetch("patterns/json");const d=await r.json();
-document.querySelector("#t thead").innerHTML="<tr>"+d.columns.map(c=>"<th>"+c.title+"</th>").join("")+"</tr>";
-document.querySelector("#t tbody").innerHTML=d.patterns.map(p=>"<tr data-pattern='"+p.pattern+"'>"+
-d.columns.map(c=>"<td>"+p[c.key]+"</td>").join("")+"</tr>").join("");}
-load();setInterval(load,2000);
-</script>"""

@@ -10,17 +10,13 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
+from emulators.timechart import OUTCOME_COLORS  # one colour per outcome kind in every chart
+
 __all__ = ["OUTCOME_COLORS", "bar_chart", "instances_chart", "latency_chart", "outcomes_chart"]
 
 WIDTH = 760
 _LABEL_W = 110  # left gutter for pattern names
 _PATTERN_COLORS = ("#3b6fd4", "#d4813b", "#2f9e6e", "#9b4fc4", "#c43b5d", "#6b7280")
-OUTCOME_COLORS = {
-    "ok": "#2f9e6e", "agent_error": "#d64545", "init_error": "#a33b3b", "timeout": "#e08a1e",
-    "gateway_timeout": "#f0b429", "oom": "#7b3fb3", "cpu_limit": "#b07fd9", "throttled": "#3b82c4",
-    "payload_too_large": "#5aa0d8", "subrequest_limit": "#8fb8de", "crash": "#111827",
-    "llm_rate_limited": "#c9a227", "dead_lettered": "#6b7280", "lost": "#ff00aa",
-}
 
 
 def pattern_color(i: int) -> str:

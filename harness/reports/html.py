@@ -1,8 +1,10 @@
 """A self-contained HTML report: inline CSS and inline SVG charts, no script, no CDN; it opens offline.
 
 Charts: latency distribution per pattern, outcomes per pattern, cost per 1k calls, cold-start share and
-instances in use over time. Then the summary table, the failures by kind, the tests, and each deployment's
-profile. Everything shown is read from the (redacted) JSON model and HTML-escaped.
+instances in use over time; for a load run, the patterns over time (``run.load.series``, drawn by
+``emulators.timechart`` as the live Locust tab and ``/_harness/dashboard`` draw them). Then the summary
+table, the failures by kind, the tests, and each deployment's profile. Everything shown is read from the
+(redacted) JSON model and HTML-escaped.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+
+from emulators import timechart
 
 from . import charts, model
 from .markdown import summary_rows
@@ -68,6 +72,22 @@ def _charts(report: Mapping[str, Any]) -> str:
                 charts.instances_chart(model.instance_series(report))),
     ]
     return '<div class="grid">' + "".join(figs) + "</div>"
+
+
+def _over_time(report: Mapping[str, Any]) -> str:
+    """A load run's patterns over time: the charts the Locust Patterns tab and /_harness/dashboard drew live."""
+    found = model.series(report)
+    how = ("Each gateway sampled every 0.5 wall s during the run (the live charts of the Locust Patterns tab "
+           "and /_harness/dashboard)")
+    if not found:
+        found = model.series_from_records(report)
+        how = ("Rebuilt from the records (no gateway sampled this run): instances are those running a call, "
+               "and the records know no desired replicas or queue depth")
+    if not found:
+        return ""
+    return ("<h2>Over time</h2>"
+            f'<p class="meta">{escape(how)}; one time axis (wall seconds) for every pattern, one value axis per '
+            f'row.</p><div class="over-time">{timechart.render(found)}</div>')
 
 
 def _tests(report: Mapping[str, Any]) -> str:
@@ -182,6 +202,7 @@ def render_html(report: Mapping[str, Any], comparison: str | None = None) -> str
         "<h2>Summary</h2>",
         _table(_HEAD, summary_rows(sums), left=(0, 1, 4)) if sums else "<p>No deployment ran.</p>",
         "<h2>Charts</h2>", _charts(report),
+        _over_time(report),
     ]
     if fails:
         parts += ["<h2>Failures</h2>",

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["failures", "instance_series", "latencies", "readiness", "records_by_pattern", "summaries"]
+__all__ = ["failures", "instance_series", "latencies", "readiness", "records_by_pattern", "series",
+           "series_from_records", "summaries"]
 
 
 def summaries(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -59,6 +60,67 @@ def instance_series(report: Mapping[str, Any]) -> dict[str, list[tuple[float, in
             level += d
             series.append((t, level))
         out[pattern] = series
+    return out
+
+
+def series(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The deployments sampled over time (a load run's ``run.load.series``: each gateway's timeline), or {}.
+
+    The same points the Locust Patterns tab and ``/_harness/dashboard`` draw while the run goes.
+    """
+    load = (report.get("run") or {}).get("load") or {}
+    found = load.get("series") if isinstance(load, Mapping) else None
+    return {str(p): dict(tl) for p, tl in found.items()} if isinstance(found, Mapping) else {}
+
+
+def series_from_records(report: Mapping[str, Any], bins: int = 120) -> dict[str, dict[str, Any]]:
+    """Timeline points rebuilt from the records, for a report no gateway sampled (``harness run``, pytest).
+
+    The records' end times fall in up to ``bins`` equal wall-time bins shared by every pattern; a point per
+    bin holds the cumulative counts and costs, the p50/p95 of the calls that ended in it and the instances in
+    use then (``instance_series``: a lower bound). Records do not know the autoscaler's desired count or the
+    queue's depth, so those stay empty.
+    """
+    by = {p: [r for r in recs if r.get("trigger", "invoke") == "invoke" and r.get("ended_at")]
+          for p, recs in records_by_pattern(report).items()}
+    ends = [float(r["ended_at"]) for recs in by.values() for r in recs]
+    if not ends:
+        return {}
+    t0, t1 = min(float(r.get("started_at") or r["ended_at"]) for recs in by.values() for r in recs), max(ends)
+    width = max((t1 - t0) / bins, 1e-3)
+    instances = instance_series(report)
+    profiles = {p: str(s.get("profile", "")) for p, s in summaries(report).items()}
+    out: dict[str, dict[str, Any]] = {}
+    for pattern, recs in by.items():
+        recs = sorted(recs, key=lambda r: float(r["ended_at"]))
+        first = min((float(r["started_at"]) for r in recs if r.get("started_at")), default=t0)
+        steps = instances.get(pattern, [])
+        points: list[dict[str, Any]] = []
+        calls = cold = 0
+        outcomes: dict[str, int] = {}
+        compute = llm = 0.0
+        k = 0
+        for b in range(bins + 1):
+            edge = t0 + width * b
+            window: list[float] = []
+            while k < len(recs) and float(recs[k]["ended_at"]) <= edge + 1e-9:
+                r = recs[k]
+                calls, cold = calls + 1, cold + bool(r.get("cold_start"))
+                outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+                cost = r.get("cost") or {}
+                llm += float(cost.get("llm_usd", 0.0))
+                compute += float(cost.get("total_usd", 0.0)) - float(cost.get("llm_usd", 0.0))
+                if r["outcome"] not in ("throttled", "payload_too_large"):
+                    window.append(float(r["latency_ms"]))
+                k += 1
+            level = next((n for t, n in reversed(steps) if t <= edge - first), 0)
+            window.sort()
+            points.append({
+                "i": b + 1, "at": edge, "calls": calls, "outcomes": dict(outcomes), "cold_starts": cold,
+                "instances": level, "desired": None, "queue_depth": None, "compute_usd": compute, "llm_usd": llm,
+                "p50_ms": window[max(0, -(-len(window) // 2) - 1)] if window else None,
+                "p95_ms": window[max(0, -(-len(window) * 95 // 100) - 1)] if window else None})
+        out[pattern] = {"profile": profiles.get(pattern, ""), "interval_s": width, "points": points}
     return out
 
 

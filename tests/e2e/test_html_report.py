@@ -50,6 +50,8 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     from harness.reports import load_report, write_report
 
     html = write_report(load_report(json_path), tmp_path / "report.html")
+    text = html.read_text()
+    assert "Over time" in text and text.count('data-chart="') == 6  # rebuilt from the records: no sampler ran
     shot = tmp_path / "report.png"
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(

@@ -107,6 +107,14 @@ def test_burst_shows_cold_starts_throttles_and_hpa_lag_in_the_report(tmp_path: P
     # HPA lag: a sync every 15 platform s (0.75 s wall here) plus the replica's start, not instant.
     assert scaled_at - burst_at > 0.2, (scaled_at, burst_at)
     assert any(p["event"] == "scale" for p in container["replica_timeline"])
+    # The same dynamics in the charts' series: serverless cold starts come at the spike, and the container's
+    # desired replicas rise after it.
+    series = {p: tl["points"] for p, tl in load["series"].items()}
+    cold_at = [b["at"] - started for a, b in zip(series["serverless"], series["serverless"][1:], strict=False)
+               if b["cold_starts"] > a["cold_starts"]]
+    assert any(t >= burst_at for t in cold_at), cold_at
+    desired = [(p["at"] - started, p["desired"]) for p in series["container"]]
+    assert max(n for t, n in desired if t < burst_at - 0.3) == 1 and max(n for _, n in desired) > 1, desired
 
 
 def test_master_and_two_workers_count_what_the_gateways_saw(tmp_path: Path) -> None:
@@ -143,6 +151,11 @@ def test_master_and_two_workers_count_what_the_gateways_saw(tmp_path: Path) -> N
                                                                                    aggregated["Request Count"])
     assert set(load["harness"]) == {"serverless", "container", "daemon", "edge"}
     assert all(s["calls"] > 0 for s in load["harness"].values())
+    # The charts' series come from the gateways, which every worker's users hit: the last point of each
+    # pattern counts every call its summary does.
+    series = load["series"]
+    assert {p: tl["points"][-1]["calls"] for p, tl in series.items()} == \
+        {p: s["calls"] for p, s in report["summaries"].items()}
 
 
 def _free_port() -> int:

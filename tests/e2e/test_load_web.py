@@ -1,5 +1,5 @@
 """End to end in a real browser: Locust's web UI starts a run against all four patterns, and the "Patterns"
-tab shows a non-zero row for each.
+tab shows a non-zero row for each and, under the table, the charts of every pattern over time.
 
 Headless Chromium is driven over the DevTools protocol (a WebSocket, with the ``websockets`` package the
 project already needs), so no Selenium or chromedriver is required. A screenshot of the tab is saved to
@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 
 from harness.load.runner import reap_tree
+
+from .test_html_report import _distinct_colours
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -136,13 +138,16 @@ def _start(page: _Page, base: str, timeout_s: float = 30.0) -> None:
         assert time.monotonic() < deadline, f"Start never started the run (state still {_state(base)!r})"
 
 
+_CHARTS = ("[...document.querySelectorAll('#harness-charts svg[data-chart]')]"
+           ".map(e => [e.dataset.chart, e.dataset.pattern, Number(e.dataset.points)])")
 _ROWS = ("[...document.querySelectorAll('table tbody tr')]"
          ".map(tr => [...tr.cells].map(c => c.textContent.trim()))")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium)")
 def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -> None:
-    """The web UI's Start button runs all four patterns; the Patterns tab lists each with calls > 0."""
+    """The web UI's Start button runs all four patterns; the Patterns tab lists each with calls > 0 and draws
+    every chart of every pattern, live, with a selector that narrows them to one pattern."""
     port = _port(8089)
     locust = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--web-host", "127.0.0.1",
@@ -163,10 +168,26 @@ def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -
             expression = (f"(() => {{ const rows = {_ROWS}; return rows.length === 4 && "
                           "rows.every(r => Number(r[2]) > 0 && Number(r[11]) > 0) ? rows : null; })()")
             rows = page.wait_js(expression, 40)
-            shot = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
+            assert rows, f"rows never filled: {page.js(_ROWS)}"
+            # Under the table: a chart per figure and pattern, each drawn from points (queue: daemon and
+            # container only), refreshed while the run goes.
+            charts = page.wait_js(f"(() => {{ const c = {_CHARTS}; return c.length === 24 && c.filter(x => "
+                                  "x[2] > 1).length >= 22 ? c : null; })()", 40)
+            assert charts, f"charts never filled: {page.js(_CHARTS)}"
+            drawn = {(k, p) for k, p, n in charts if n > 1}
+            assert drawn == {(k, p) for k, p, _ in charts if k != "queue" or p in ("container", "daemon")}, charts
+            first = page.js("document.querySelector('#harness-updated').textContent")
+            assert page.wait_js(f"document.querySelector('#harness-updated').textContent !== {first!r}", 10)
+            page.js("(() => { const s = document.querySelector('#harness-pattern'); s.value = 'container';"
+                    " s.dispatchEvent(new Event('change', {bubbles: true})); })()")
+            narrowed = page.wait_js(f"(() => {{ const c = {_CHARTS}; return c.length === 6 ? c : null; }})()", 10)
+            assert narrowed and {p for _, p, _ in narrowed} == {"container"}, page.js(_CHARTS)
+            page.js("document.querySelector('#harness-live').scrollIntoView()")
+            shot = base64.b64decode(page.call("Page.captureScreenshot", format="png",
+                                              captureBeyondViewport=True)["data"])
             SHOT.write_bytes(shot)
             (tmp_path / SHOT.name).write_bytes(shot)
-            assert rows, f"rows never filled: {page.js(_ROWS)}"
+        assert len(shot) > 20_000 and _distinct_colours(shot) > 20  # drawn charts, not a blank page
         assert sorted(r[0] for r in rows) == ["container", "daemon", "edge", "serverless"]
         for r in rows:  # calls > 0, ok > 0, a profile name, live instances from the gateway's /stats
             assert int(r[2]) > 0 and int(r[3]) > 0 and r[1], r

@@ -115,6 +115,30 @@ def test_serve_patterns_all_serves_one_port_per_pattern() -> None:
     _interrupt(proc, pids)
 
 
+def test_serve_dashboard_shows_every_served_pattern_from_the_start() -> None:
+    """With several patterns, each gateway's /_harness/timeline holds every pattern, sampled since the start."""
+    proc = _start("--patterns", "serverless,container", "-q")
+    try:
+        urls, _ = _urls(proc, 2)
+        time.sleep(1.2)  # nobody has looked yet: serve samples anyway
+        for i in range(6):
+            httpx.post(f"{urls[1]}/invoke", json={"i": i})
+        time.sleep(0.8)
+        doc = httpx.get(f"{urls[0]}/_harness/timeline").json()["patterns"]
+        assert set(doc) == {"serverless", "container"}
+        assert len(doc["serverless"]["points"]) >= 3  # sampled while nobody asked
+        assert doc["container"]["points"][-1]["calls"] == 6
+        charts = httpx.get(f"{urls[0]}/_harness/charts", params={"pattern": "container"}).json()
+        assert charts["patterns"] == ["serverless", "container"] and 'data-pattern="serverless"' not in charts["html"]
+        assert httpx.get(f"{urls[1]}/_harness/dashboard").status_code == 200
+        pids = _descendants(proc)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    _interrupt(proc, pids)
+
+
 def test_serve_bad_input_exits_2() -> None:
     """An unknown pattern or profile exits 2 with a message naming it."""
     for args, message in ((["--pattern", "lamda"], "unknown pattern 'lamda'"),

@@ -194,4 +194,5 @@ def test_checked_in_openapi_matches_the_code() -> None:
     assert json.loads((ROOT / "docs" / "gateway-openapi.json").read_text()) == openapi_document()
     doc = openapi_document()
     assert {"/invoke", "/invoke/stream", "/tasks", "/tasks/{task_id}", "/tasks/{task_id}/events", "/stats",
-            "/healthz", "/metrics", "/openapi.json"} == set(doc["paths"])
+            "/healthz", "/metrics", "/openapi.json", "/_harness/dashboard", "/_harness/timeline",
+            "/_harness/charts"} == set(doc["paths"])

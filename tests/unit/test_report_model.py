@@ -94,14 +94,14 @@ def test_markdown_has_a_row_per_pattern_and_the_failures() -> None:
 
 
 def test_html_is_self_contained_with_every_chart() -> None:
-    """The HTML has the five charts as inline SVG, no script and no external reference."""
+    """The HTML has the five charts and six over time per pattern as inline SVG, no script, no external reference."""
     report = build_report([run("serverless", [rec(latency=v) for v in (5, 50, 500)] + [rec(outcome="timeout")]),
                            run("edge", [rec("edge", latency=2)])])
     html = render_html(report)
     for title in ("Latency distribution", "Outcomes per pattern", "Cost per 1k calls", "Cold-start share",
                   "Instances in use over time"):
         assert f"<title>{title}" in html
-    assert html.count("<svg") == 5
+    assert html.count("<svg") == 5 + 2 * 6
     assert "<script" not in html.lower()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
 
@@ -111,3 +111,40 @@ def test_html_escapes_what_the_agent_wrote() -> None:
     report = build_report([run("serverless", [rec(outcome="agent_error", error="<script>alert(1)</script>")])])
     html = render_html(report)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def _timed(i: int, pattern: str, outcome: str = "ok", cold: bool = False) -> Record:
+    return Record(ok=outcome == "ok", outcome=outcome, latency_ms=100.0 + i, pattern=pattern, profile="p",
+                  cost=Cost(compute_usd=0.001, llm_usd=0.002), started_at=1000.0 + i, ended_at=1000.1 + i,
+                  instance_id=f"{pattern}-{i % 2}", cold_start=cold)
+
+
+def test_html_draws_a_load_runs_series_over_time() -> None:
+    """A load report's run.load.series is drawn under "Over time": one SVG per figure and pattern."""
+    points = [{"i": k + 1, "at": 50.0 + k, "calls": 5 * k, "outcomes": {"ok": 5 * k}, "cold_starts": 1,
+               "instances": 2, "desired": 3, "queue_depth": 4, "compute_usd": 0.1 * k, "llm_usd": 0.0,
+               "p50_ms": 3.0, "p95_ms": 8.0} for k in range(4)]
+    report = build_report([run("container", [rec("container")])],
+                          extra={"load": {"series": {"container": {"profile": "k8s-hpa", "points": points}}}})
+    html = render_html(report)
+    assert "Over time" in html and "Each gateway sampled" in html
+    drawn = dict(re.findall(r'data-chart="(\w+)" data-pattern="container" data-points="(\d+)"', html))
+    assert set(drawn) == {"rate", "latency", "instances", "cold", "queue", "cost"}
+    assert all(int(n) > 0 for n in drawn.values())
+
+
+def test_series_from_records_rebuilds_rates_costs_and_latency_when_nothing_sampled() -> None:
+    """Without a sampled series, the records give cumulative calls, outcomes and cost per bin, and the HTML
+    report draws them (no desired replicas or queue depth: records do not know them)."""
+    recs = [_timed(i, "serverless", "timeout" if i == 3 else "ok", cold=i == 0) for i in range(10)]
+    report = build_report([run("serverless", recs)])
+    from harness.reports.model import series_from_records
+
+    [(pattern, tl)] = series_from_records(report, bins=9).items()
+    last = tl["points"][-1]
+    assert pattern == "serverless" and last["calls"] == 10 and last["outcomes"] == {"ok": 9, "timeout": 1}
+    assert last["cold_starts"] == 1 and abs(last["llm_usd"] - 0.02) < 1e-9 and abs(last["compute_usd"] - 0.01) < 1e-9
+    assert last["desired"] is None and last["queue_depth"] is None
+    assert [p["calls"] for p in tl["points"]] == sorted(p["calls"] for p in tl["points"])
+    html = render_html(report)
+    assert "Rebuilt from the records" in html and 'data-chart="rate" data-pattern="serverless"' in html
