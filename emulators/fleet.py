@@ -67,7 +67,11 @@ class ReplicaFleet:
             t_s=self.elapsed(), event=event, replicas=len(self.live()),
             draining=sum(1 for r in self.replicas if r.state in ("draining", "stopping")),
             ready=sum(1 for r in self.replicas if r.state == "ready"), desired=self.desired, metric=metric,
-            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + len(self.pending)))
+            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + self.waiting()))
+
+    def waiting(self) -> int:
+        """Requests waiting for a replica, not yet given to one."""
+        return len(self.pending)
 
     # ---- requests waiting for any replica --------------------------------------------------------------
 
@@ -130,8 +134,12 @@ class ReplicaFleet:
         r.ready_at = self.clock.now()
         r.state = "ready"
         self.point("ready")
+        self.replica_ready(r, info.init_ms / 1000.0)
         self.wake_pending()
         return None
+
+    def replica_ready(self, r: Replica, startup_s: float) -> None:
+        """``r`` became ready after a start of ``startup_s`` platform seconds (a hook for the front door)."""
 
     async def _lifecycle(self, r: Replica) -> None:
         p = self.profile
