@@ -43,6 +43,7 @@ class StartInfo:
     wall_ms: float
     adapter: str
     cpu_ms: float = 0.0  # CPU the process used during init (the agent's import), measured from outside
+    llm_cpu_ms: float = 0.0  # of it, setting up ctx.llm's client (the openai SDK's import), measured inside
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Instance:
             self.boot = (phase.wall_at, time.time())
             self.last_used = self.clock.now()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
-                             cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0)
+                             cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0, llm_cpu_ms=msg.get("llm_cpu_ms", 0.0))
         if msg.get("op") == "init_error":
             await self.kill()
             tail = self.log_tail()
