@@ -76,7 +76,7 @@ class Container(ReplicaFleet):
     async def start(self) -> None:
         """Start ``min_replicas`` warm replicas and the autoscaler."""
         await self.pool.open()
-        self.t0 = self.clock.now()
+        self.t0 = self._cpu_looked = self.clock.now()
         self.autoscaler.started_at = 0.0
         self.desired = self.profile.min_replicas
         first = [self.add_replica() for _ in range(self.profile.min_replicas)]
@@ -131,7 +131,8 @@ class Container(ReplicaFleet):
         if metric == "concurrency" and self.autoscaler.policy.window_s > 0:
             # Cloud Run: the deployment's requests in flight or waiting, averaged over the window (R11).
             total = sum(r.outstanding for r in live if r.state == "ready") + self.waiting()
-            d = self.autoscaler.decide(t, len(live), total=float(total), active=active)
+            cpu = self.cpu_rate() if self.autoscaler.policy.cpu_target is not None else None
+            d = self.autoscaler.decide(t, len(live), total=float(total), cpu=cpu, active=active)
         elif metric == "p95_latency":
             while self._latencies and self._latencies[0][0] <= t - self.autoscaler.policy.sync_period_s:
                 self._latencies.popleft()

@@ -50,6 +50,8 @@ class ReplicaFleet:
         self.restarting = False
         self._names = itertools.count(1)
         self._removals: set[asyncio.Task[None]] = set()
+        self._cpu_seen: dict[str, float] = {}  # instance id -> its CPU seconds at the last look
+        self._cpu_looked = 0.0  # platform time of the last look
 
     # ---- bookkeeping -----------------------------------------------------------------------------------
 
@@ -68,6 +70,21 @@ class ReplicaFleet:
             draining=sum(1 for r in self.replicas if r.state in ("draining", "stopping")),
             ready=sum(1 for r in self.replicas if r.state == "ready"), desired=self.desired, metric=metric,
             raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + self.waiting()))
+
+    def cpu_rate(self) -> float:
+        """CPU seconds per platform second the ready replicas used since the last call (an autoscaler input).
+
+        CPU a replica used before it became ready (its start) is left out, as is a replica gone meanwhile.
+        """
+        now = self.clock.now()
+        used, seen = 0.0, {}
+        for r in self.replicas:
+            if r.state != "ready" or r.inst is None:
+                continue
+            cpu = seen[r.inst.id] = r.inst.cpu_seconds()
+            used += max(0.0, cpu - self._cpu_seen.get(r.inst.id, r.cpu_at_ready))
+        period, self._cpu_seen, self._cpu_looked = now - self._cpu_looked, seen, now
+        return used / period if period > 0 else 0.0
 
     def waiting(self) -> int:
         """Requests waiting for a replica, not yet given to one."""
@@ -132,6 +149,7 @@ class ReplicaFleet:
         r.meter = ReplicaMeter(self.clock.now())
         self.meters.append(r.meter)
         r.ready_at = self.clock.now()
+        r.cpu_at_ready = inst.cpu_seconds() if self.profile.target_cpu_percent is not None else 0.0
         r.state = "ready"
         self.point("ready")
         self.replica_ready(r, info.init_ms / 1000.0)

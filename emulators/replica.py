@@ -44,6 +44,7 @@ class Replica:
         self.queue: deque[asyncio.Future[bool]] = deque()
         self.restarts = 0
         self.ready_at = -1.0  # platform clock when the current instance became ready
+        self.cpu_at_ready = 0.0  # its process's CPU seconds then (read only when an autoscaler scales on CPU)
         self.boot_wall = 0.0  # time.monotonic() when its current instance began to start
         self.booted: asyncio.Future[str | None] | None = None  # the first boot: None, or its error
         self.lifecycle: asyncio.Task[None] | None = None

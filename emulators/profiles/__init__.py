@@ -112,6 +112,7 @@ class Profile:
     pending_startup_factor: float = _f(3.5, "container")
     autoscale_window_s: float = _f(0.0, "container")  # average the metric over this window; 0: the sync's sample
     target_concurrency_percent: float | None = _f(None, "container")  # set: target = this % of replica_concurrency
+    target_cpu_percent: float | None = _f(None, "container")  # set (with a window): also scale on CPU use of vcpus
     restart_backoff_s: float = _f(10.0, "container")  # CrashLoopBackOff: first delay, doubled per crash
     restart_backoff_max_s: float = _f(300.0, "container")
     price_node_hour_usd: float = _f(0.0, "container")  # a replica pays its share of a node
@@ -189,8 +190,8 @@ _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency"
              "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
              "max_replicas", "replica_concurrency", "target_concurrency", "target_queue_depth",
              "target_latency_p95_ms", "autoscale_sync_period_s", "scale_up_period_s", "node_vcpus",
-             "pending_timeout_s", "target_concurrency_percent", "node_memory_mb", "restart_backoff_max_s",
-             "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
+             "pending_timeout_s", "target_concurrency_percent", "target_cpu_percent", "node_memory_mb",
+             "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
              "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
              "max_workers", "scale_target", "scale_interval_s"}
 
@@ -267,11 +268,13 @@ def _check_ranges(p: Profile, where: str) -> None:
         raise ConfigError(
             f"{where}: min_replicas={p.min_replicas} is above max_replicas={p.max_replicas}; raise max_replicas"
         )
-    if p.target_concurrency_percent is not None and p.target_concurrency_percent > 100:
-        raise ConfigError(
-            f"{where}: target_concurrency_percent={p.target_concurrency_percent:g} is above 100; the target is a "
-            f"share of replica_concurrency (Cloud Run allows 10-95 %)"
-        )
+    for name in ("target_concurrency_percent", "target_cpu_percent"):
+        value = getattr(p, name)
+        if value is not None and value > 100:
+            raise ConfigError(
+                f"{where}: {name}={value:g} is above 100; the target is a share of the replica's maximum "
+                f"(Cloud Run allows 10-95 % for concurrency, 10-90 % for CPU)"
+            )
     if p.min_workers > p.max_workers:
         raise ConfigError(
             f"{where}: min_workers={p.min_workers} is above max_workers={p.max_workers}; raise max_workers"

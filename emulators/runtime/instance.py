@@ -362,6 +362,10 @@ class Instance:
             phase.cpu_limit_s = limit_s
             phase.cpu_start = self._cpu()
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the process has used so far (0 once it has ended: its counters are gone)."""
+        return self._cpu() if self.alive and self.pid else 0.0
+
     def _cpu_used(self, phase: _Phase) -> float:
         phase.cpu_used_s = max(0.0, self._cpu() - phase.cpu_start) if self.alive else phase.cpu_used_s
         return phase.cpu_used_s

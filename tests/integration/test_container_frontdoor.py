@@ -82,3 +82,22 @@ def test_the_gateway_answers_a_pending_timeout_with_429() -> None:
 
     statuses = sorted((r.status_code, r.headers["x-harness-outcome"]) for r in asyncio.run(run()))
     assert statuses == [(200, "ok"), (429, "throttled")]
+
+
+def test_cloud_run_scales_on_cpu_when_few_requests_burn_it() -> None:
+    """Two CPU-bound calls on one warm instance are far below the concurrency target, but the CPU the
+    instance burns (over a 10 % target here, so any share of a core counts) makes the autoscaler add some."""
+    burner = str(Path(__file__).resolve().parents[2] / "fixtures" / "agents" / "cpu_burner.py") + ":agent"
+
+    async def run() -> tuple[list[harness.Record], harness.Summary]:
+        async with harness.adeploy(burner, profile="gcp-cloud-run", time_scale=None, gateway=False,
+                                   min_replicas=1, autoscale_sync_period_s=0.5, autoscale_window_s=1,
+                                   target_cpu_percent=10) as d:
+            records = await asyncio.gather(*(d.invoke({"cpu_ms": 800}) for _ in range(2)))
+            return list(records), d.summary()
+
+    records, s = asyncio.run(run())
+    assert all(r.ok for r in records), [r.error for r in records]
+    syncs = [p for p in s.replica_timeline if p.event == "sync"]
+    assert syncs and max(p.raw_desired or 0 for p in syncs) > 1, syncs
+    assert all((p.metric or 0) <= 2 for p in syncs)  # concurrency alone: 2 of a 48 target, one replica

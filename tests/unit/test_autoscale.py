@@ -139,3 +139,16 @@ def test_replicas_started_on_demand_are_not_scaled_away_by_the_next_sync() -> No
     a.note_demand(0.1, 1, 10)
     d = a.decide(5, 10, total=4.0, active=True)  # a low average (a burst that just arrived) recommends 2
     assert d.raw == 2 and d.desired == 10
+
+
+def test_cpu_use_over_the_window_scales_when_concurrency_would_not() -> None:
+    """Cloud Run's second input (R11, R13): 1.5 CPU-s per s on 1-vCPU replicas at a 60 % target wants
+    ceil(1.5 / 0.6) = 3 replicas, though 4 requests in flight are far below the concurrency target of 48."""
+    p = load_profile("gcp-cloud-run")
+    policy = ScalePolicy.from_profile(p)
+    assert (policy.cpu_target, policy.vcpus) == (0.6, 1.0)
+    a = Autoscaler(policy)
+    d = a.decide(15, 1, total=4.0, cpu=1.5, active=True)
+    assert d.raw == 3 and d.metric == 4.0
+    idle_cpu = Autoscaler(policy).decide(15, 1, total=4.0, cpu=0.05, active=True)
+    assert idle_cpu.raw == 1  # an I/O-bound agent: concurrency decides
