@@ -14,6 +14,15 @@ platform time of the sync, and applies the replica count it answers. It follows 
    ``scale_down_percent`` per ``scale_down_period_s`` (100 % per 15 s).
 4. **Bounds**: ``[max(1, min_replicas), max_replicas]``.
 
+Cloud Run's autoscaler (platform-facts.md R11-R13) differs in two ways, both set by profile fields: its
+metric is the deployment's total concurrency averaged over a window (``autoscale_window_s``, 60 s; here the
+average of the syncs' samples in the window), so ``raw = ceil(average / target)``; and its target is a share
+of the per-instance maximum (``target_concurrency_percent``, 60 %). With ``target_cpu_percent`` (60 %) the
+CPU the replicas used, averaged over the same window, gives a second answer, ``ceil(CPU-s per s / vcpus /
+target)``, and the larger one wins. Its other mechanism, starting instances
+for requests that find none free ("on demand"), is the pattern's (``container.py``); it tells the
+autoscaler with ``note_demand`` so the scale-down window remembers it.
+
 Scale to zero (KEDA, Cloud Run, Fly, Modal): with ``min_replicas = 0`` the HPA part still never goes below
 one replica; after ``scale_to_zero_idle_s`` with no request the answer is 0, and a request arriving at zero
 replicas brings one back at once (the pattern starts it, as KEDA's activation or Knative's activator do).
@@ -22,6 +31,7 @@ replicas brings one back at once (the pattern starts it, as KEDA's activation or
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -47,17 +57,25 @@ class ScalePolicy:
     scale_down_percent: float = 100.0
     scale_down_period_s: float = 15.0
     scale_to_zero_idle_s: float = 300.0
+    window_s: float = 0.0  # average a deployment-wide metric over this window (0: the sync's own sample)
+    cpu_target: float | None = None  # share of a replica's vCPUs to aim at (with a window); None: not on CPU
+    vcpus: float = 1.0
 
     @classmethod
     def from_profile(cls, p: Profile) -> ScalePolicy:
         """The policy a container profile configures (its target is the one of its autoscale metric)."""
-        target = {"concurrency": p.target_concurrency, "queue": p.target_queue_depth,
+        concurrency = p.target_concurrency
+        if p.target_concurrency_percent is not None:  # Cloud Run: a share of the per-instance maximum (R13)
+            concurrency = p.replica_concurrency * p.target_concurrency_percent / 100.0
+        target = {"concurrency": concurrency, "queue": p.target_queue_depth,
                   "p95_latency": p.target_latency_p95_ms}[p.autoscale_metric]
         return cls(target=target, min_replicas=p.min_replicas, max_replicas=p.max_replicas,
                    tolerance=p.autoscale_tolerance, sync_period_s=p.autoscale_sync_period_s,
                    scale_up_percent=p.scale_up_percent, scale_up_pods=p.scale_up_pods,
                    scale_up_period_s=p.scale_up_period_s, scale_down_stabilization_s=p.scale_down_stabilization_s,
-                   scale_to_zero_idle_s=p.scale_to_zero_idle_s)
+                   scale_to_zero_idle_s=p.scale_to_zero_idle_s, window_s=p.autoscale_window_s,
+                   cpu_target=None if p.target_cpu_percent is None else p.target_cpu_percent / 100.0,
+                   vcpus=p.vcpus or 1.0)
 
 
 @dataclass(frozen=True)
@@ -89,11 +107,36 @@ class Autoscaler:
     _recs: list[tuple[float, int]] = field(default_factory=list)
     _events: list[tuple[float, int]] = field(default_factory=list)  # (t, replicas added; negative: removed)
     _last_active: float | None = None
+    _samples: deque[tuple[float, float]] = field(default_factory=deque)  # (t, total) for the windowed metric
+    _cpu_samples: deque[tuple[float, float]] = field(default_factory=deque)  # (t, CPU-s per s)
 
     def note_change(self, t: float, delta: int) -> None:
         """Replicas changed outside a sync (activation from zero): the scale-up rate limit counts it."""
         if delta:
             self._events.append((t, delta))
+
+    def note_demand(self, t: float, current: int, desired: int) -> None:
+        """Replicas started outside a sync for waiting requests: counted by the rate limit, and kept as a
+        recommendation so the scale-down window does not undo them at the next sync."""
+        self.note_change(t, desired - current)
+        self._recs.append((t, desired))
+
+    def windowed(self, t: float, total: float, samples: deque[tuple[float, float]] | None = None) -> float:
+        """The average of the samples of the last ``window_s`` (this one included)."""
+        samples = self._samples if samples is None else samples
+        samples.append((t, total))
+        while samples and samples[0][0] <= t - self.policy.window_s:
+            samples.popleft()
+        if not samples:  # a zero window: the sample itself
+            return total
+        return sum(v for _, v in samples) / len(samples)
+
+    def raw_total(self, current: int, total: float, target: float | None = None) -> int:
+        """``ceil(total / target)``, or ``current`` when that is within the tolerance of it."""
+        target = self.policy.target if target is None else target
+        if current == 0:
+            return math.ceil(total / target - 1e-9)
+        return hpa_formula(current, total / target / current, current, self.policy.tolerance)
 
     def raw_per_replica(self, current: int, values: Sequence[float | None], extra: float = 0.0
                         ) -> tuple[int, float | None]:
@@ -120,20 +163,30 @@ class Autoscaler:
         return raw, total / len(reporting)
 
     def decide(self, t: float, current: int, values: Sequence[float | None] = (), *, value: float | None = None,
-               ready: int | None = None, extra: float = 0.0, active: bool = False) -> Decision:
+               ready: int | None = None, extra: float = 0.0, total: float | None = None,
+               cpu: float | None = None, active: bool = False) -> Decision:
         """One sync at platform time ``t``.
 
         Per-replica metrics come as ``values`` (one per replica the deployment counts; None for one not
-        reporting yet); an object metric (p95 latency) as ``value`` with the ``ready`` replica count.
+        reporting yet); an object metric (p95 latency) as ``value`` with the ``ready`` replica count; a
+        deployment-wide total (Cloud Run's concurrency) as ``total``, averaged over ``window_s``, with the
+        CPU-seconds per second the replicas used since the last sync as ``cpu`` (read with ``cpu_target``).
         ``active``: a request was outstanding or arrived since the last sync (for scale to zero).
         """
         p = self.policy
         if active or self._last_active is None:
             self._last_active = t if active else self.started_at
-        if value is not None:
+        metric: float | None
+        if total is not None:
+            average = self.windowed(t, total)
+            raw, metric = self.raw_total(current, average), average
+            if cpu is not None and p.cpu_target is not None:
+                cpu_average = self.windowed(t, cpu, self._cpu_samples)
+                raw = max(raw, self.raw_total(current, cpu_average, p.vcpus * p.cpu_target))
+        elif value is not None:
             n_ready = current if ready is None else ready
             raw = current if n_ready == 0 else hpa_formula(current, value / p.target, n_ready, p.tolerance)
-            metric: float | None = value
+            metric = value
         else:
             raw, metric = self.raw_per_replica(current, values, extra)
         if current == 0:

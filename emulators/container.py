@@ -3,9 +3,13 @@
 Policy over the shared pool (``pool.py``), in the Kubernetes / Cloud Run / Fargate way:
 - ``min_replicas`` replicas start with the deployment and stay warm: their start (the profile's overhead +
   the agent's real import) is paid once per replica, never by a request;
-- the load balancer (``replica.py``) gives each request to a ready replica at arrival; a replica runs
-  ``replica_concurrency`` requests at once and queues ``replica_queue_limit`` more; with every ready
-  replica full a request is ``throttled`` (HTTP 429);
+- the front door (``front_door``) says where a request waits. ``pod`` (Kubernetes): the load balancer
+  (``replica.py``) gives each request to a ready replica at arrival; a replica runs ``replica_concurrency``
+  requests at once and queues ``replica_queue_limit`` more; with every ready replica full a request is
+  ``throttled`` (HTTP 429). ``pending_queue`` (Cloud Run, ``frontdoor.py``): a request no replica has a
+  free slot for waits in one queue for the deployment, replicas are started for it at once (on demand, up
+  to ``max_replicas``), any replica that frees a slot takes the oldest, and past the pending limit the
+  request is ``throttled`` (429);
 - the ingress gives up on a request after ``timeout_s`` platform seconds (or ``gateway_timeout_s`` if
   shorter), queueing included: ``gateway_timeout`` (HTTP 504). The replica is not killed for it: the
   work runs on and keeps its slot, as a real server would;
@@ -24,6 +28,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
 from collections import deque
 from typing import Any
@@ -33,6 +38,7 @@ from .billing import replica_rate_usd
 from .clock import Clock
 from .errors import InstanceStartError
 from .fleet import ReplicaFleet
+from .frontdoor import PendingQueue
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
@@ -60,6 +66,9 @@ class Container(ReplicaFleet):
         self._orphan_usd = 0.0  # busy time of calls the ingress gave up on (billed, but on no record)
         self._latencies: deque[tuple[float, float]] = deque()  # (t, latency ms) for the p95 metric
         self._arrivals = 0  # requests since the last sync (scale to zero)
+        self.front = (PendingQueue(clock, profile.replica_concurrency, profile.pending_timeout_s,
+                                   profile.pending_startup_factor)
+                      if profile.front_door == "pending_queue" else None)
         self._loop_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -67,7 +76,7 @@ class Container(ReplicaFleet):
     async def start(self) -> None:
         """Start ``min_replicas`` warm replicas and the autoscaler."""
         await self.pool.open()
-        self.t0 = self.clock.now()
+        self.t0 = self._cpu_looked = self.clock.now()
         self.autoscaler.started_at = 0.0
         self.desired = self.profile.min_replicas
         first = [self.add_replica() for _ in range(self.profile.min_replicas)]
@@ -80,6 +89,8 @@ class Container(ReplicaFleet):
     async def close(self) -> None:
         """Stop the autoscaler and every replica."""
         self.closing = True
+        if self.front is not None:
+            self.front.close()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,9 +130,14 @@ class Container(ReplicaFleet):
     def _sync(self, t: float) -> None:
         live = self.live()
         metric = self.profile.autoscale_metric
-        active = self._arrivals > 0 or any(r.outstanding for r in live) or bool(self.pending)
+        active = self._arrivals > 0 or any(r.outstanding for r in live) or bool(self.waiting())
         self._arrivals = 0
-        if metric == "p95_latency":
+        if metric == "concurrency" and self.autoscaler.policy.window_s > 0:
+            # Cloud Run: the deployment's requests in flight or waiting, averaged over the window (R11).
+            total = sum(r.outstanding for r in live if r.state == "ready") + self.waiting()
+            cpu = self.cpu_rate() if self.autoscaler.policy.cpu_target is not None else None
+            d = self.autoscaler.decide(t, len(live), total=float(total), cpu=cpu, active=active)
+        elif metric == "p95_latency":
             while self._latencies and self._latencies[0][0] <= t - self.autoscaler.policy.sync_period_s:
                 self._latencies.popleft()
             lat = [ms for _, ms in self._latencies]
@@ -133,7 +149,7 @@ class Container(ReplicaFleet):
                 if r.state != "ready":
                     return None  # starting or restarting: no metric yet (HPA's "missing pods")
                 return float(r.outstanding if metric == "concurrency" else len(r.queue))
-            d = self.autoscaler.decide(t, len(live), [value(r) for r in live], extra=float(len(self.pending)),
+            d = self.autoscaler.decide(t, len(live), [value(r) for r in live], extra=float(self.waiting()),
                                        active=active)
         # The point shows what the autoscaler saw (replicas = its "current") and what it decided.
         if not self.restarting:
@@ -155,6 +171,73 @@ class Container(ReplicaFleet):
         """Rolling restart: replace every replica, one at a time, with no failed request."""
         await super().restart()
 
+    # ---- the pending queue (front_door = "pending_queue") ----------------------------------------------
+
+    def waiting(self) -> int:
+        """Requests waiting for a replica: for one to become ready, or in the front door's queue."""
+        return len(self.pending) + (len(self.front) if self.front is not None else 0)
+
+    def replica_ready(self, r: Replica, startup_s: float) -> None:
+        """A replica became ready: its start joins the average, and its slots go to the waiting requests."""
+        if self.front is not None:
+            self.front.note_startup(startup_s)
+            r.hand_over = self.front.hand_over
+            self.front.offer(r)
+
+    def _on_demand(self) -> None:
+        """Start replicas at once for the requests waiting beyond what the starting ones will take: Cloud Run's
+        on-demand mechanism (R11), beside the metrics-based one; a request can itself start a scale-out (R12)."""
+        assert self.front is not None
+        p = self.profile
+        live = self.live()
+        starting = sum(1 for r in live if r.state in ("starting", "backoff"))
+        n = min(math.ceil(len(self.front) / p.replica_concurrency) - starting, p.max_replicas - len(live))
+        if n <= 0:
+            return
+        for _ in range(n):
+            self.add_replica()
+        self.desired = len(live) + n
+        self.autoscaler.note_demand(self.elapsed(), len(live), self.desired)
+        self.point("activate" if not live else "demand")
+
+    async def _admit_pending(self, session_id: str | None, t0_p: float, limit_s: float
+                             ) -> tuple[Replica, int, bool] | str:
+        """A slot on a replica now, or after waiting in the pending queue; or why not: throttled, timeout, closed."""
+        assert self.front is not None
+        p = self.profile
+        waited = False
+        while True:
+            if self.closing:
+                return "closed"
+            got: tuple[Replica, int] | None = None
+            if not len(self.front):  # nobody ahead: a replica with a free slot takes it now
+                replica = self.lb.pick(self.replicas, session_id, p.replica_concurrency, 0)
+                if replica is not None:
+                    got = replica, replica.take_slot()
+            if got is None:
+                fut = self.front.join()
+                self._on_demand()
+                waited = True
+                got, why = await self.front.pend(fut, t0_p, limit_s, closing=lambda: self.closing,
+                                                 starting=self._starting)
+                if got is None:
+                    return "closed" if self.closing else why
+            replica, gen = got
+            if replica.inst is None or not replica.inst.alive:
+                replica.release(gen)
+                continue  # it died before the request reached it: wait again
+            return replica, gen, waited
+
+    def _starting(self) -> bool:
+        return any(r.state == "starting" for r in self.replicas)
+
+    def _throttled_reason(self) -> str:
+        p = self.profile
+        if self.front is not None:
+            return self.front.reason(len(self.live()), p.max_replicas)
+        return (f"every ready replica is full ({p.replica_concurrency} running and {p.replica_queue_limit} "
+                f"queued each; HTTP 429)")
+
     def _ingress_timeout(self) -> float:
         p = self.profile
         return min(p.timeout_s, p.gateway_timeout_s) if p.gateway_timeout_s else p.timeout_s
@@ -167,9 +250,11 @@ class Container(ReplicaFleet):
         p = self.profile
 
         def rejected(outcome: str, error: str) -> Record:
-            return self._add(rejected_record(pattern=self.pattern, profile=p, outcome=outcome, error=error,
-                                             started_at=started_at, session_id=session_id,
-                                             wall_s=time.monotonic() - t0))
+            record = rejected_record(pattern=self.pattern, profile=p, outcome=outcome, error=error,
+                                     started_at=started_at, session_id=session_id, wall_s=time.monotonic() - t0)
+            if self.front is not None and outcome == "throttled":  # the caller waited in the pending queue
+                record = amended(record, latency_ms=(self.clock.now() - t0_p) * 1000.0)
+            return self._add(record)
         try:
             body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
@@ -179,11 +264,13 @@ class Container(ReplicaFleet):
                             f"request of {len(body)} bytes exceeds the {p.request_limit_bytes}-byte limit of {p.name}")
         self._arrivals += 1
         limit_s = self._ingress_timeout()
-        admitted = await self._admit(session_id, t0_p, limit_s)
+        if self.front is not None:
+            admitted = await self._admit_pending(session_id, t0_p, limit_s)
+        else:
+            admitted = await self._admit(session_id, t0_p, limit_s)
         if isinstance(admitted, str):
             if admitted == "throttled":
-                return rejected("throttled", f"every ready replica is full ({p.replica_concurrency} running and "
-                                             f"{p.replica_queue_limit} queued each; HTTP 429)")
+                return rejected("throttled", self._throttled_reason())
             if admitted == "closed":
                 return rejected("crash", "the deployment closed before the request reached a replica")
             return self._timeout_record(session_id, started_at, limit_s, "while waiting for a replica")
@@ -209,6 +296,9 @@ class Container(ReplicaFleet):
         if remaining <= 0:
             replica.release(gen)
             return self._timeout_record(session_id, started_at, limit_s, "while queued")
+        if self.front is not None and wait_ms / 1000.0 > self.front.limit_s() + 1e-9:
+            replica.release(gen)  # on a scaled clock, judged now: it waited past the pending limit
+            return rejected("throttled", self._throttled_reason())
         return await self._call(replica, gen, body, session_id, on_event, remaining, t0, waited_wall,
                                 started_at, wait_ms, cold, limit_s)
 

@@ -50,6 +50,8 @@ class ReplicaFleet:
         self.restarting = False
         self._names = itertools.count(1)
         self._removals: set[asyncio.Task[None]] = set()
+        self._cpu_seen: dict[str, float] = {}  # instance id -> its CPU seconds at the last look
+        self._cpu_looked = 0.0  # platform time of the last look
 
     # ---- bookkeeping -----------------------------------------------------------------------------------
 
@@ -67,7 +69,26 @@ class ReplicaFleet:
             t_s=self.elapsed(), event=event, replicas=len(self.live()),
             draining=sum(1 for r in self.replicas if r.state in ("draining", "stopping")),
             ready=sum(1 for r in self.replicas if r.state == "ready"), desired=self.desired, metric=metric,
-            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + len(self.pending)))
+            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + self.waiting()))
+
+    def cpu_rate(self) -> float:
+        """CPU seconds per platform second the ready replicas used since the last call (an autoscaler input).
+
+        CPU a replica used before it became ready (its start) is left out, as is a replica gone meanwhile.
+        """
+        now = self.clock.now()
+        used, seen = 0.0, {}
+        for r in self.replicas:
+            if r.state != "ready" or r.inst is None:
+                continue
+            cpu = seen[r.inst.id] = r.inst.cpu_seconds()
+            used += max(0.0, cpu - self._cpu_seen.get(r.inst.id, r.cpu_at_ready))
+        period, self._cpu_seen, self._cpu_looked = now - self._cpu_looked, seen, now
+        return used / period if period > 0 else 0.0
+
+    def waiting(self) -> int:
+        """Requests waiting for a replica, not yet given to one."""
+        return len(self.pending)
 
     # ---- requests waiting for any replica --------------------------------------------------------------
 
@@ -128,10 +149,15 @@ class ReplicaFleet:
         r.meter = ReplicaMeter(self.clock.now())
         self.meters.append(r.meter)
         r.ready_at = self.clock.now()
+        r.cpu_at_ready = inst.cpu_seconds() if self.profile.target_cpu_percent is not None else 0.0
         r.state = "ready"
         self.point("ready")
+        self.replica_ready(r, info.init_ms / 1000.0)
         self.wake_pending()
         return None
+
+    def replica_ready(self, r: Replica, startup_s: float) -> None:
+        """``r`` became ready after a start of ``startup_s`` platform seconds (a hook for the front door)."""
 
     async def _lifecycle(self, r: Replica) -> None:
         p = self.profile

@@ -21,7 +21,7 @@ from .clock import Clock
 from .errors import InstanceStartError
 from .profiles import Profile
 from .runtime import limits
-from .runtime.agent import AgentRef
+from .runtime.agent import AgentRef, uses_ctx_llm
 from .runtime.docker import DockerSpawner
 from .runtime.instance import Instance, InstanceFailure, StartInfo
 from .runtime.spawner import Spawner
@@ -70,6 +70,8 @@ class Pool:
         self.instances: list[Instance] = []
         # Where ctx.checkpoint() writes go (the pattern points it at its state store).
         self.on_checkpoint = on_checkpoint
+        # Whether instances make ctx.llm's client at init (the agent's code uses it): read once, statically.
+        self.llm_client_at_init = uses_ctx_llm(agent)
         self._ids = itertools.count(1)
         self._closed = False
         self._spare: asyncio.Task[Instance] | None = None
@@ -176,6 +178,7 @@ class Pool:
             "response_limit_bytes": p.response_limit_bytes,
             # the LLM waits of the running invocation, published for ctx.remaining_time_ms() (llmtime.py)
             "llm_time_path": str(self.run_dir / f"{instance_id}.llmtime") if self.llm_url else None,
+            "llm_client_at_init": self.llm_client_at_init,
             "log_path": str(self.run_dir / f"{instance_id}.log"),
             "cgroup": None,
             "env": env,

@@ -158,7 +158,8 @@ class ReplicaPoint:
     """
 
     t_s: float  # platform seconds since the deployment started
-    event: str  # "start", "sync", "scale", "ready", "crash", "oom", "restart", "drain", "stop"
+    event: str  # "start", "sync", "scale", "ready", "crash", "oom", "restart", "drain", "stop",
+    # "activate" (a request at zero replicas), "demand" (replicas started for pending requests: Cloud Run)
     replicas: int  # replicas the deployment counts: starting, ready, or restarting after a crash
     ready: int  # replicas taking requests
     desired: int  # the replica count the autoscaler asks for

@@ -9,6 +9,8 @@ The ``LoadBalancer`` picks a replica for each request at arrival, as kube-proxy 
 does: round robin, or least outstanding requests (ties broken in round-robin order so equal replicas share
 the load), optionally sticky by session id. A request stays with the replica it was given; only requests
 still waiting in a replica's queue when it dies go back to the balancer (they never reached the process).
+That is Kubernetes' front door; Cloud Run's (one pending queue for all replicas) is ``frontdoor.py``, which
+takes a replica's freed slots through ``Replica.hand_over``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .billing import ReplicaMeter
 from .clock import Clock
@@ -42,11 +44,15 @@ class Replica:
         self.queue: deque[asyncio.Future[bool]] = deque()
         self.restarts = 0
         self.ready_at = -1.0  # platform clock when the current instance became ready
+        self.cpu_at_ready = 0.0  # its process's CPU seconds then (read only when an autoscaler scales on CPU)
         self.boot_wall = 0.0  # time.monotonic() when its current instance began to start
         self.booted: asyncio.Future[str | None] | None = None  # the first boot: None, or its error
         self.lifecycle: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
         self.idle.set()
+        # The front door's pending queue (frontdoor.py), if any: offered each slot this replica frees; True
+        # when a waiting request took it.
+        self.hand_over: Callable[[Replica], bool] | None = None
 
     def __repr__(self) -> str:
         return f"Replica({self.name}, {self.state}, running={self.running}, queued={len(self.queue)})"
@@ -76,11 +82,8 @@ class Replica:
 
         ``timeout`` is in platform seconds on ``clock``.
         """
-        gen = self.generation
         if self.running < concurrency and not self.queue:
-            self.running += 1
-            self.idle.clear()
-            return gen
+            return self.take_slot()
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.queue.append(fut)
         self.idle.clear()
@@ -99,6 +102,12 @@ class Replica:
             return None
         return self.generation if granted else BOUNCED
 
+    def take_slot(self) -> int:
+        """Take a free slot now (the caller checked there is one); the generation it belongs to."""
+        self.running += 1
+        self.idle.clear()
+        return self.generation
+
     def release(self, generation: int) -> None:
         """A request finished: its slot goes to the next one waiting, or is freed."""
         if generation != self.generation:
@@ -108,6 +117,8 @@ class Replica:
             if not fut.done():
                 fut.set_result(True)  # the slot passes on: running stays the same
                 return
+        if self.hand_over is not None and self.hand_over(self):
+            return  # a request of the front door's queue took the slot: running stays the same
         self.running = max(0, self.running - 1)
         self._check_idle()
 

@@ -103,6 +103,16 @@ class Profile:
     scale_up_period_s: float = _f(15.0, "container")
     scale_down_stabilization_s: float = _f(300.0, "container")
     scale_to_zero_idle_s: float = _f(300.0, "container")  # with min_replicas = 0: idle this long -> 0
+    # The front door (emulators/frontdoor.py): "pod" binds a request to a replica at arrival (Kubernetes,
+    # kube-proxy / ingress-nginx); "pending_queue" keeps requests no replica can take now in one queue per
+    # deployment, served by whichever replica frees a slot first, for up to
+    # max(pending_startup_factor x the average replica start, pending_timeout_s), then 429 (Cloud Run).
+    front_door: str = _f("pod", "container")
+    pending_timeout_s: float = _f(10.0, "container")
+    pending_startup_factor: float = _f(3.5, "container")
+    autoscale_window_s: float = _f(0.0, "container")  # average the metric over this window; 0: the sync's sample
+    target_concurrency_percent: float | None = _f(None, "container")  # set: target = this % of replica_concurrency
+    target_cpu_percent: float | None = _f(None, "container")  # set (with a window): also scale on CPU use of vcpus
     restart_backoff_s: float = _f(10.0, "container")  # CrashLoopBackOff: first delay, doubled per crash
     restart_backoff_max_s: float = _f(300.0, "container")
     price_node_hour_usd: float = _f(0.0, "container")  # a replica pays its share of a node
@@ -168,18 +178,20 @@ _FIELDS = {f.name: f for f in fields(Profile)}
 _PATTERN_OF.update({name: f.metadata["pattern"] for name, f in _FIELDS.items()})
 _INTS = {n for n, f in _FIELDS.items() if f.type in ("int", "int | None")}
 _BOOLS = {n for n, f in _FIELDS.items() if f.type == "bool"}
-_STRS = {"name", "pattern", "description", "source", "load_balancer", "autoscale_metric", "region",
+_STRS = {"name", "pattern", "description", "source", "load_balancer", "autoscale_metric", "front_door", "region",
          "caller_region", "llm_region", "queue", "state", "restart"}
 _CHOICES = {
     "restart": ("on-failure", "always", "no"),
     "load_balancer": ("round_robin", "least_outstanding"),
     "autoscale_metric": ("concurrency", "queue", "p95_latency"),
+    "front_door": ("pod", "pending_queue"),
 }
 _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency", "billing_granularity_ms",
              "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
              "max_replicas", "replica_concurrency", "target_concurrency", "target_queue_depth",
              "target_latency_p95_ms", "autoscale_sync_period_s", "scale_up_period_s", "node_vcpus",
-             "node_memory_mb", "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
+             "pending_timeout_s", "target_concurrency_percent", "target_cpu_percent", "node_memory_mb",
+             "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
              "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
              "max_workers", "scale_target", "scale_interval_s"}
 
@@ -256,6 +268,13 @@ def _check_ranges(p: Profile, where: str) -> None:
         raise ConfigError(
             f"{where}: min_replicas={p.min_replicas} is above max_replicas={p.max_replicas}; raise max_replicas"
         )
+    for name in ("target_concurrency_percent", "target_cpu_percent"):
+        value = getattr(p, name)
+        if value is not None and value > 100:
+            raise ConfigError(
+                f"{where}: {name}={value:g} is above 100; the target is a share of the replica's maximum "
+                f"(Cloud Run allows 10-95 % for concurrency, 10-90 % for CPU)"
+            )
     if p.min_workers > p.max_workers:
         raise ConfigError(
             f"{where}: min_workers={p.min_workers} is above max_workers={p.max_workers}; raise max_workers"

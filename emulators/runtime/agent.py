@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import AgentLoadError, ConfigError
 
-__all__ = ["ADAPTERS", "AgentRef", "CodeSize", "code_size", "detect_adapter", "load_callable", "resolve_agent"]
+__all__ = ["ADAPTERS", "AgentRef", "CodeSize", "code_size", "detect_adapter", "load_callable", "resolve_agent",
+           "uses_ctx_llm"]
 
 ADAPTERS = ("auto", "agent", "lambda")
 _LITERALS = (ast.Constant, ast.List, ast.Dict, ast.Set, ast.Tuple, ast.JoinedStr, ast.ListComp, ast.DictComp)
@@ -155,8 +156,29 @@ def code_size(ref: AgentRef) -> CodeSize:
     packages; imports inside functions count too, as a bundler includes them. Installed packages are not
     counted (a JavaScript bundler would include them; Python edge runtimes ship their own).
     """
+    seen = _project_files(ref)
+    raw = b"".join(seen[f][0] for f in sorted(seen))
+    return CodeSize(tuple(str(f) for f in sorted(seen)), len(raw), len(gzip.compress(raw, compresslevel=9, mtime=0)))
+
+
+def uses_ctx_llm(ref: AgentRef) -> bool:
+    """Whether the agent's code (its module and the project modules it imports) reads an attribute ``llm``.
+
+    Static, as ``code_size``: an agent that calls ``ctx.llm`` gets its client made at instance init, where
+    a real agent makes its module-level client. Any ``.llm`` counts (a false positive only moves an import
+    into init); an agent that reaches ``ctx.llm`` some other way (``getattr``, an installed package) makes
+    the client in its first request, as before.
+    """
+    for _, tree in _project_files(ref).values():
+        if tree is not None and any(isinstance(n, ast.Attribute) and n.attr == "llm" for n in ast.walk(tree)):
+            return True
+    return False
+
+
+def _project_files(ref: AgentRef) -> dict[Path, tuple[bytes, ast.AST | None]]:
+    """The agent's file and the project files it imports (see ``code_size``): their bytes and parse trees."""
     if ref.path is None or not ref.path.endswith(".py"):
-        return CodeSize((), 0, 0)
+        return {}
     start = Path(ref.path).resolve()
     top = start.parent
     if ref.module is not None:
@@ -165,22 +187,24 @@ def code_size(ref: AgentRef) -> CodeSize:
     roots = list(dict.fromkeys([top, Path.cwd().resolve()]))
     paths = sysconfig.get_paths()
     installed = {Path(paths[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)}
-    seen: dict[Path, bytes] = {}
+    seen: dict[Path, tuple[bytes, ast.AST | None]] = {}
     todo = [start]
     while todo:
         path = todo.pop()
         if path in seen:
             continue
-        seen[path] = data = path.read_bytes()
+        data = path.read_bytes()
         try:
-            tree = ast.parse(data, filename=str(path))
+            tree: ast.AST | None = ast.parse(data, filename=str(path))
         except SyntaxError:
+            tree = None
+        seen[path] = data, tree
+        if tree is None:
             continue
         for name, base in _imports(tree, path):
             found = _project_module(name, [base] if base is not None else roots, installed)
             todo.extend(f for f in found if f not in seen)
-    raw = b"".join(seen[f] for f in sorted(seen))
-    return CodeSize(tuple(str(f) for f in sorted(seen)), len(raw), len(gzip.compress(raw, compresslevel=9, mtime=0)))
+    return seen
 
 
 def _imports(tree: ast.AST, path: Path) -> list[tuple[str, Path | None]]:

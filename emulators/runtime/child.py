@@ -26,7 +26,7 @@ from typing import Any
 
 from . import limits
 from .agent import detect_adapter, load_callable
-from .context import AgentContext, LambdaContext, emulated_wait, warm_http
+from .context import AgentContext, LambdaContext, emulated_wait, llm_client, warm_http
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import FrameReader, encode
@@ -141,12 +141,20 @@ class _Instance:
                             "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0})
             sys.stdout.flush()
             os._exit(3)
+        llm_cpu_ms = 0.0
+        if cfg.get("llm_client_at_init"):
+            # The agent's code uses ctx.llm: make its client now, as a module-level client would be made, so
+            # the SDK's import is init time (and edge startup CPU), not the first request's.
+            before = time.process_time()
+            with contextlib.suppress(ImportError):  # no SDK: ctx.llm says so when the agent uses it
+                llm_client()
+            llm_cpu_ms = (time.process_time() - before) * 1000.0
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2  # once: signature() is slow
         if cfg["instance_concurrency"] > 1:
             self.pool = ThreadPoolExecutor(cfg["instance_concurrency"], thread_name_prefix="invoke")
         self.chan.send({"op": "ready", "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0,
-                        "adapter": self.adapter, "pid": os.getpid()})
+                        "adapter": self.adapter, "pid": os.getpid(), "llm_cpu_ms": llm_cpu_ms})
 
     def serve(self) -> None:
         # On the virtual clock frames go through the channel's router (a wait's wake may come to any thread).

@@ -8,6 +8,8 @@ wall seconds; on the virtual clock it blocks until the control process wakes it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import os
 import time
 import uuid
@@ -17,7 +19,8 @@ from typing import Any, Protocol
 from .llmtime import LLMTimeReader, with_llm_waits
 from .ptime import PlatformTimer
 
-__all__ = ["AgentContext", "LambdaContext", "SubrequestLimitError", "WaitChannel", "emulated_wait", "warm_http"]
+__all__ = ["AgentContext", "LambdaContext", "SubrequestLimitError", "WaitChannel", "emulated_wait", "llm_client",
+           "warm_http"]
 
 Send = Callable[[dict[str, Any]], None]
 _LLM_CLIENT: Any = None
@@ -81,6 +84,45 @@ def warm_http() -> Any:
 
         _HTTP_TRANSPORT = _Shared()
     return _HTTP_TRANSPORT
+
+
+def llm_client() -> Any:
+    """The instance's one ``openai.OpenAI`` client behind ``ctx.llm``, made on first use.
+
+    The instance makes it during init when the agent's code uses ``ctx.llm`` (``agent.uses_ctx_llm``), as
+    a real agent makes its client at module level: the SDK's import (0.5-1.7 s of CPU) is then init time,
+    counted against init limits and an edge startup budget, and not the first request's. Raises
+    ImportError without the SDK.
+    """
+    global _LLM_CLIENT
+    if _LLM_CLIENT is None:
+        import openai
+
+        client = openai.OpenAI(base_url=os.environ.get("OPENAI_BASE_URL"),
+                               api_key=os.environ.get("OPENAI_API_KEY", "harness"))
+        _warm_up(openai)
+        _LLM_CLIENT = client
+    return _LLM_CLIENT
+
+
+_CANNED = (b'{"id":"warm-up","object":"chat.completion","created":0,"model":"gpt-4o-mini","choices":[{"index":0,'
+           b'"finish_reason":"stop","message":{"role":"assistant","content":"ok"}}],'
+           b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
+
+
+def _warm_up(openai: Any) -> None:
+    """Run one chat completion through the SDK against a canned answer in this process (no network, no LLM
+    call): its one-time work (resource modules, request transforms, platform headers, response-model schemas:
+    ~10 ms of CPU) is then part of setting the client up, and the first request costs what the next ones do.
+    Best effort: an SDK this does not fit is simply not warmed."""
+    with contextlib.suppress(Exception):
+        # The SDK's own HTTP library (httpx, or the fork a newer SDK ships) provides the mock transport.
+        http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
+        transport = http.MockTransport(lambda request: http.Response(
+            200, content=_CANNED, headers={"content-type": "application/json"}))
+        with openai.OpenAI(base_url="http://warm-up.invalid/v1", api_key="warm-up", max_retries=0,
+                           http_client=openai.DefaultHttpxClient(transport=transport)) as warm:
+            warm.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "warm-up"}])
 
 
 class AgentContext:
@@ -151,19 +193,13 @@ class AgentContext:
         """An ``openai.OpenAI`` client bound to the harness LLM endpoint (the environment points at it)."""
         if self._llm is None:
             try:
-                import openai
+                client = llm_client()
             except ImportError as exc:
                 raise RuntimeError(
                     "ctx.llm needs the openai SDK: pip install 'agent-deploy-harness[llm]'"
                 ) from exc
-            global _LLM_CLIENT
-            if _LLM_CLIENT is None:  # one client per instance (creating one costs ~20 ms), like a warm global
-                _LLM_CLIENT = openai.OpenAI(
-                    base_url=os.environ.get("OPENAI_BASE_URL"),
-                    api_key=os.environ.get("OPENAI_API_KEY", "harness"),
-                )
             # The header ties each request to this invocation even when an instance serves several at once.
-            self._llm = _LLM_CLIENT.with_options(default_headers={"x-harness-invocation": self.invocation_id})
+            self._llm = client.with_options(default_headers={"x-harness-invocation": self.invocation_id})
         return self._llm
 
     @property

@@ -43,6 +43,7 @@ class StartInfo:
     wall_ms: float
     adapter: str
     cpu_ms: float = 0.0  # CPU the process used during init (the agent's import), measured from outside
+    llm_cpu_ms: float = 0.0  # of it, setting up ctx.llm's client (the openai SDK's import), measured inside
 
 
 @dataclass
@@ -153,7 +154,7 @@ class Instance:
             self.boot = (phase.wall_at, time.time())
             self.last_used = self.clock.now()  # idle time counts from the end of init
             return StartInfo(init_ms=msg["init_ms"], wall_ms=msg["wall_ms"], adapter=msg["adapter"],
-                             cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0)
+                             cpu_ms=(self._cpu() - phase.cpu_start) * 1000.0, llm_cpu_ms=msg.get("llm_cpu_ms", 0.0))
         if msg.get("op") == "init_error":
             await self.kill()
             tail = self.log_tail()
@@ -362,6 +363,10 @@ class Instance:
         if limit_s is not None and self.pid:
             phase.cpu_limit_s = limit_s
             phase.cpu_start = self._cpu()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the process has used so far (0 once it has ended: its counters are gone)."""
+        return self._cpu() if self.alive and self.pid else 0.0
 
     def _cpu_used(self, phase: _Phase) -> float:
         phase.cpu_used_s = max(0.0, self._cpu() - phase.cpu_start) if self.alive else phase.cpu_used_s

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from emulators.errors import AgentLoadError, ConfigError
-from emulators.runtime.agent import AgentRef, detect_adapter, load_callable, resolve_agent
+from emulators.runtime.agent import AgentRef, detect_adapter, load_callable, resolve_agent, uses_ctx_llm
 
 from .conftest import AGENTS
 
@@ -249,3 +249,20 @@ def test_unknown_adapter_is_config_error() -> None:
     """An unknown adapter is a ConfigError listing the valid ones."""
     with pytest.raises(ConfigError, match="unknown adapter 'aws'; expected one of: auto, agent, lambda"):
         detect_adapter(agent_two, "aws")
+
+
+# --- uses_ctx_llm: which agents get ctx.llm's client at init ------------------------------------------------
+
+
+def test_an_agent_that_reads_ctx_llm_is_found_statically() -> None:
+    """llm_budget calls ctx.llm: found without running it; echo and the subrequester (ctx.http) do not."""
+    assert uses_ctx_llm(resolve_agent(f"{AGENTS / 'llm_budget.py'}:agent"))
+    assert not uses_ctx_llm(resolve_agent(f"{AGENTS / 'echo.py'}:agent"))
+    assert not uses_ctx_llm(resolve_agent(f"{AGENTS / 'subrequester.py'}:agent"))
+
+
+def test_ctx_llm_in_a_project_module_the_agent_imports_counts(tmp_path: Path) -> None:
+    """A helper module of the project that reads ctx.llm makes the agent a ctx.llm agent too."""
+    (tmp_path / "helpers.py").write_text("def ask(ctx):\n    return ctx.llm.chat.completions.create()\n")
+    (tmp_path / "main.py").write_text("from helpers import ask\n\ndef agent(task, ctx):\n    return ask(ctx)\n")
+    assert uses_ctx_llm(resolve_agent(f"{tmp_path / 'main.py'}:agent"))

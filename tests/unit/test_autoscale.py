@@ -106,3 +106,49 @@ def test_policy_from_the_k8s_profile_has_hpa_defaults() -> None:
     assert (pol.scale_up_percent, pol.scale_up_pods, pol.scale_up_period_s) == (100.0, 4, 15.0)
     assert pol.target == 40.0
     assert ScalePolicy.from_profile(load_profile("k8s-hpa").replace(autoscale_metric="queue")).target == 10.0
+
+
+def test_cloud_run_target_is_60_percent_of_the_concurrency_it_is_given() -> None:
+    """gcp-cloud-run's target is 60 % of replica_concurrency (R13), following an override of it."""
+    p = load_profile("gcp-cloud-run")
+    assert p.target_concurrency_percent == 60 and p.autoscale_window_s == 60
+    assert ScalePolicy.from_profile(p).target == pytest.approx(0.6 * p.replica_concurrency)
+    assert ScalePolicy.from_profile(p.replace(replica_concurrency=5)).target == pytest.approx(3.0)
+    assert ScalePolicy.from_profile(load_profile("k8s-hpa")).window_s == 0  # the HPA reads one sample
+
+
+def test_a_windowed_total_is_averaged_over_the_window_then_divided_by_the_target() -> None:
+    """With a 60 s window the metric is the mean of the samples of the last minute: a short spike moves it
+    a little, a sustained load fully; raw = ceil(average / target)."""
+    a = Autoscaler(ScalePolicy(target=3, max_replicas=100, window_s=60, sync_period_s=5,
+                               scale_up_pods=100, scale_down_stabilization_s=0))
+    for t in range(5, 60, 5):  # 11 quiet samples at 3 in flight on one replica: within the target
+        assert a.decide(t, 1, total=3.0, active=True).desired == 1
+    spike = a.decide(60, 1, total=39.0, active=True)  # one sample of 39 among 12: mean 6
+    assert (spike.metric, spike.raw) == (6.0, 2)
+    current = spike.desired
+    for t in range(65, 125, 5):  # a minute at 39 in flight: the window holds only 39s now
+        d = a.decide(t, current, total=39.0, active=True)
+        current = d.desired
+    assert d.metric == 39.0 and d.raw == 13 and current == 13
+
+
+def test_replicas_started_on_demand_are_not_scaled_away_by_the_next_sync() -> None:
+    """note_demand counts as a recommendation: the scale-down window keeps the on-demand count."""
+    a = Autoscaler(ScalePolicy(target=3, max_replicas=100, window_s=60, sync_period_s=5))
+    a.note_demand(0.1, 1, 10)
+    d = a.decide(5, 10, total=4.0, active=True)  # a low average (a burst that just arrived) recommends 2
+    assert d.raw == 2 and d.desired == 10
+
+
+def test_cpu_use_over_the_window_scales_when_concurrency_would_not() -> None:
+    """Cloud Run's second input (R11, R13): 1.5 CPU-s per s on 1-vCPU replicas at a 60 % target wants
+    ceil(1.5 / 0.6) = 3 replicas, though 4 requests in flight are far below the concurrency target of 48."""
+    p = load_profile("gcp-cloud-run")
+    policy = ScalePolicy.from_profile(p)
+    assert (policy.cpu_target, policy.vcpus) == (0.6, 1.0)
+    a = Autoscaler(policy)
+    d = a.decide(15, 1, total=4.0, cpu=1.5, active=True)
+    assert d.raw == 3 and d.metric == 4.0
+    idle_cpu = Autoscaler(policy).decide(15, 1, total=4.0, cpu=0.05, active=True)
+    assert idle_cpu.raw == 1  # an I/O-bound agent: concurrency decides

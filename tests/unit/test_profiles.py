@@ -341,3 +341,13 @@ def test_source_check_catches_an_uncited_number(tmp_path: Path) -> None:
     """The provenance check itself flags a number with no comment and accepts one with a key."""
     path = write_profile(tmp_path, "timeout_s = 3  # (A24)\n\nmemory_mb = 128\n")
     assert _uncited_number_lines(path) == [f"{path.name}:3: memory_mb = 128"]
+
+
+def test_front_door_is_per_profile_and_checked() -> None:
+    """Cloud Run has the pending queue (R12), Kubernetes binds at the pod (K19); a typo names the choices."""
+    assert load_profile("gcp-cloud-run").front_door == "pending_queue"
+    assert load_profile("k8s-hpa").front_door == "pod"
+    with pytest.raises(ConfigError, match=r"front_door.*pod, pending_queue.*pending_queue"):
+        load_profile("gcp-cloud-run").replace(front_door="pending-queue")
+    with pytest.raises(ConfigError, match="target_concurrency_percent=120"):
+        load_profile("gcp-cloud-run").replace(target_concurrency_percent=120)
