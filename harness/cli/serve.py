@@ -19,6 +19,7 @@ import click
 
 from emulators.errors import HarnessError
 from emulators.gateway import GatewayOptions, is_loopback_host
+from emulators.runtime.agent import ADAPTERS
 
 from ..api import AsyncDeployment, adeploy
 
@@ -97,8 +98,9 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
 @click.option("--time-scale", type=float, default=1.0, show_default=True,
               help="Wall seconds per platform second (1: the platform's real timings).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a profile field (repeatable).")
-@click.option("--adapter", type=click.Choice(["auto", "agent", "lambda"]), default="auto",
-              help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
+@click.option("--adapter", type=click.Choice(list(ADAPTERS)), default="auto",
+              help="How to call the agent: agent(task, ctx), Lambda handler(event, context), an ASGI app (asgi), "
+                   "or a Lambda handler behind API Gateway (apigw-v1 REST / apigw-v2 HTTP API).")
 @click.option("--api-key", envvar="HARNESS_API_KEY", default=None,
               help="Require this key ('x-api-key' or 'Authorization: Bearer'). [env: HARNESS_API_KEY]")
 @click.option("--webhook-secret", envvar="HARNESS_WEBHOOK_SECRET", default=None,
