@@ -19,7 +19,7 @@ import click
 
 from emulators.errors import HarnessError
 from emulators.gateway import GatewayOptions, is_loopback_host
-from emulators.runtime.agent import ADAPTERS
+from emulators.runtime.agent import ADAPTERS, HTTP_ADAPTERS
 
 from ..api import AsyncDeployment, adeploy
 
@@ -66,7 +66,11 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
             await stack.enter_async_context(d)
             click.echo(f"{d.pattern} ({d.profile.name}): {d.url}")
             sys.stdout.flush()
-        click.echo(f"  routes: {_ROUTES}")
+        if deps and deps[0].config.adapter in HTTP_ADAPTERS:
+            click.echo(f"  routes: the app's own, at the root (as API Gateway proxy events); the harness's under "
+                       f"/_harness/: {_ROUTES}")
+        else:
+            click.echo(f"  routes: {_ROUTES}")
         if not secret_given:
             click.echo(f"  webhook secret (HMAC-SHA256, header x-harness-signature): {deps[0].webhook_secret}")
         click.echo("Press Ctrl-C to stop.")
