@@ -40,9 +40,10 @@ class Pool:
                  run_id: str, function_name: str | None = None, env: dict[str, str] | None = None,
                  keep_logs: bool = False, llm: str = "sim", llm_script: str | Path | None = None,
                  on_checkpoint: Callable[[str, str, Any], None] | None = None, runtime: str = "process",
-                 image: str | None = None, records_dir: str | Path | None = None) -> None:
+                 image: str | None = None, records_dir: str | Path | None = None, app_path: str = "/invoke") -> None:
         self.agent = agent
         self.adapter = adapter
+        self.app_path = app_path  # an HTTP-app agent: where a plain task is POSTed
         self.profile = profile
         self.clock = clock
         self.pattern = pattern
@@ -165,6 +166,7 @@ class Pool:
             "instance_id": instance_id,
             "agent": self.agent.to_json(),
             "adapter": self.adapter,
+            "app_path": self.app_path,
             "pattern": self.pattern,
             "function_name": self.function_name,
             "memory_mb": p.memory_mb,

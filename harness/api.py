@@ -64,7 +64,8 @@ def _emulator(cfg: DeployConfig) -> Emulator:
     pool_type = EdgePool if cfg.pattern == "edge" else Pool  # the edge runtime preloads its HTTP client
     pool = pool_type(agent=cfg.agent, adapter=cfg.adapter, profile=cfg.profile, clock=clock, pattern=cfg.pattern,
                 run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
-                llm=cfg.llm, llm_script=cfg.llm_script, records_dir=cfg.records_dir, **_runtime(cfg))
+                llm=cfg.llm, llm_script=cfg.llm_script, records_dir=cfg.records_dir, app_path=cfg.app_path,
+                **_runtime(cfg))
     try:
         state = open_state_store(cfg.state or cfg.profile.state, pool.run_dir)
     except BaseException:

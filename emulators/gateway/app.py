@@ -23,6 +23,7 @@ import hmac
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,20 +38,23 @@ from ..clock import Clock
 from ..errors import ConfigError
 from ..pattern import Emulator, rejected_record, traced
 from ..records import Record, Result
+from ..runtime.agent import HTTP_ADAPTERS
 from ..tracing import GatewayCall
+from .appmode import HARNESS_PREFIX, AppFront
 from .dashboard import DashboardRoutes
-from .invoke import json_body, query_value, read_body, send_json
+from .invoke import JSON_HEADER, json_body, query_value, read_body, send_json
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
 from .options import GatewayOptions
 from .streams import parse_last_event_id, sse_response, ws_follow
 from .tasks import TaskRegistry, async_request_limit, result_json
 
-__all__ = ["HARNESS_HEADERS", "GatewayApp", "harness_headers", "status_for"]
+__all__ = ["HARNESS_HEADERS", "GatewayApp", "Render", "harness_headers", "status_for"]
 
 HARNESS_HEADERS = ("x-harness-outcome", "x-harness-cold-start", "x-harness-instance", "x-harness-latency-ms")
 _STATUS = {"ok": 200, "throttled": 429, "payload_too_large": 413, "timeout": 504, "gateway_timeout": 504}
 _SHUTTING_DOWN = {"error": "the gateway is shutting down; the call may not have finished", "code": "shutting_down"}
+Render = Callable[[Result], tuple[int, list[tuple[bytes, bytes]], bytes]]  # a result -> status, headers, body
 _OPEN_PATHS = frozenset({"/healthz"})  # reachable without the API key, for readiness probes
 
 
@@ -84,8 +88,11 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
 class _Edge:
     """Pure-ASGI outer layer: API-key check, default ``x-harness-*`` headers, response counts."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int], invoke: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int], invoke: ASGIApp,
+                 front: ASGIApp | None = None) -> None:
         self.app, self.api_key, self.responses, self.invoke = app, api_key, responses, invoke
+        self.front = front  # app mode: the agent's own HTTP app takes every path outside /_harness/
+        self.native: frozenset[str] = frozenset()  # routes already under /_harness/ (not stripped in app mode)
 
     def _authorized(self, scope: Scope) -> bool:
         if self.api_key is None or scope.get("path") in _OPEN_PATHS:
@@ -98,20 +105,35 @@ class _Edge:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if not self._authorized(scope):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
+        if self.front is not None:
+            path = scope.get("path", "")
+            if path != HARNESS_PREFIX and not path.startswith(HARNESS_PREFIX + "/"):
+                if not self._authorized(scope):
+                    await self._refuse(scope, receive, send)
+                    return
+                await self.front(scope, receive, send)
                 return
-            resp = _error(401, "unauthorized", "missing or wrong API key; send it as 'x-api-key: KEY' or "
-                          "'Authorization: Bearer KEY'", **{"www-authenticate": "Bearer"}, **harness_headers(None))
-            self.responses[401] += 1
-            await resp(scope, receive, send)
+            if path not in self.native:  # /_harness/dashboard etc. live there in both modes
+                # The harness's task routes, under the prefix: served as at the root in task mode.
+                scope = {**scope, "path": path[len(HARNESS_PREFIX):] or "/",
+                         "root_path": scope.get("root_path", "") + HARNESS_PREFIX}
+        if not self._authorized(scope):
+            await self._refuse(scope, receive, send)
             return
         if scope["path"] == "/invoke" and scope.get("method") == "POST":
             await self.invoke(scope, receive, send)  # sets every header and counts its own response
             return
 
         await self.app(scope, receive, counted(send, self.responses))
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        resp = _error(401, "unauthorized", "missing or wrong API key; send it as 'x-api-key: KEY' or "
+                      "'Authorization: Bearer KEY'", **{"www-authenticate": "Bearer"}, **harness_headers(None))
+        self.responses[401] += 1
+        await resp(scope, receive, send)
 
 
 def counted(send: Send, responses: Counter[int]) -> Send:
@@ -155,7 +177,12 @@ class GatewayApp:
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
-        self.asgi: ASGIApp = _Edge(app, options.api_key, self.responses, self.invoke)
+        version = HTTP_ADAPTERS.get(getattr(emulator.pool, "adapter", "auto"))
+        self.app_mode = version is not None  # the agent is an HTTP app: its routes at the root (appmode.py)
+        front = AppFront(self, version) if version is not None else None
+        edge = _Edge(app, options.api_key, self.responses, self.invoke, front)
+        edge.native = frozenset(p for r in routes if (p := getattr(r, "path", "")).startswith(HARNESS_PREFIX + "/"))
+        self.asgi: ASGIApp = edge
 
     # ---- input ------------------------------------------------------------------------------------------
 
@@ -214,6 +241,17 @@ class GatewayApp:
         if isinstance(task, Response):
             await entry.answered(task)(scope, receive, counted(send, counts))
             return
+        await self.run_sync(scope, send, counts, entry, task, session_id, self._render_result)
+
+    @staticmethod
+    def _render_result(result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """``POST /invoke``'s answer: the Result as JSON, its outcome's status, the ``x-harness-*`` headers."""
+        headers = [(k.encode(), v.encode("latin-1")) for k, v in harness_headers(result).items()]
+        return status_for(result.outcome), [*headers, JSON_HEADER], json_body(result_json(result))
+
+    async def run_sync(self, scope: Scope, send: Send, counts: Counter[int], entry: GatewayCall, task: Any,
+                       session_id: str | None, render: Render) -> None:
+        """Invoke ``task`` under the profile's gateway timeout and answer with ``render(result)``."""
         # The invocation runs in this request's own task (uvicorn cancels it only when the server stops, not
         # when the caller goes away, so the work runs to its end as on the platform). A timer answers 504 if
         # the profile's gateway timeout passes first; the work goes on and its record is relabelled.
@@ -222,9 +260,8 @@ class GatewayApp:
 
         def time_out() -> None:
             assert gateway_s is not None
-            res = self._gateway_timeout_result(gateway_s)
-            early.append(asyncio.ensure_future(self._send(send, counts, entry, result_json(res), 504,
-                                                          harness_headers(res))))
+            early.append(asyncio.ensure_future(self._send_raw(send, counts, entry,
+                                                              *render(self._gateway_timeout_result(gateway_s)))))
 
         timer = self.clock.call_later(gateway_s, time_out) if gateway_s is not None else None
         me = asyncio.current_task()
@@ -256,7 +293,7 @@ class GatewayApp:
             assert gateway_s is not None
             self._mark_gateway_timeout(record, gateway_s)
             return
-        await self._send(send, counts, entry, result_json(record), status_for(record.outcome), harness_headers(record))
+        await self._send_raw(send, counts, entry, *render(record))
 
     def _gateway_timeout_result(self, gateway_s: float) -> Result:
         return Result(
@@ -272,6 +309,15 @@ class GatewayApp:
         counts[status] += 1
         pairs = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
         await send_json(send, status, json_body(content), pairs)
+
+    @staticmethod
+    async def _send_raw(send: Send, counts: Counter[int], entry: GatewayCall, status: int,
+                        headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        entry.end, entry.status = time.time(), status
+        counts[status] += 1
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     def _mark_gateway_timeout(self, rec: Record, gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""

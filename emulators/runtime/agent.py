@@ -22,10 +22,13 @@ from typing import Any
 
 from ..errors import AgentLoadError, ConfigError
 
-__all__ = ["ADAPTERS", "AgentRef", "CodeSize", "code_size", "detect_adapter", "load_callable", "resolve_agent",
-           "uses_ctx_llm"]
+__all__ = ["ADAPTERS", "HTTP_ADAPTERS", "AgentRef", "CodeSize", "code_size", "detect_adapter", "load_callable",
+           "resolve_agent", "uses_ctx_llm"]
 
-ADAPTERS = ("auto", "agent", "lambda")
+# agent: agent(task, ctx); lambda: handler(event, context); asgi: an ASGI app behind API Gateway events;
+# apigw-v1 / apigw-v2: a Lambda handler behind API Gateway (REST payload 1.0 / HTTP API payload 2.0).
+ADAPTERS = ("auto", "agent", "lambda", "asgi", "apigw-v1", "apigw-v2")
+HTTP_ADAPTERS = {"asgi": "2.0", "apigw-v1": "1.0", "apigw-v2": "2.0"}  # adapter -> the events it gets
 _LITERALS = (ast.Constant, ast.List, ast.Dict, ast.Set, ast.Tuple, ast.JoinedStr, ast.ListComp, ast.DictComp)
 
 
@@ -302,7 +305,8 @@ def load_callable(ref: AgentRef | dict[str, Any]) -> Callable[..., Any]:
 
 
 def detect_adapter(fn: Callable[..., Any], adapter: str = "auto") -> str:
-    """``lambda`` for ``handler(event, context)``, else ``agent``; an explicit choice wins."""
+    """``asgi`` for an ASGI app, ``lambda`` for ``handler(event, context)``, else ``agent``; an explicit
+    choice wins."""
     if adapter not in ADAPTERS:
         raise ConfigError(f"unknown adapter {adapter!r}; expected one of: {', '.join(ADAPTERS)}")
     if adapter != "auto":
@@ -311,6 +315,11 @@ def detect_adapter(fn: Callable[..., Any], adapter: str = "auto") -> str:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return "agent"
+    # An ASGI app: app(scope, receive, send), a coroutine function or an object whose __call__ is one
+    # (FastAPI and Starlette apps are such objects).
+    call = fn if inspect.isfunction(fn) else getattr(fn, "__call__", fn)  # noqa: B004 - the method, not callable()
+    if params[:3] == ["scope", "receive", "send"] and inspect.iscoroutinefunction(call):
+        return "asgi"
     if len(params) >= 2 and (params[0] == "event" or params[1] == "context"):
         return "lambda"
     return "agent"

@@ -25,8 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import limits
-from .agent import detect_adapter, load_callable
+from .agent import HTTP_ADAPTERS, detect_adapter, load_callable
 from .context import AgentContext, LambdaContext, emulated_wait, llm_client, warm_http
+from .httpevents import is_event, lifespan_startup, proxy_response, run_asgi, task_event
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import FrameReader, encode
@@ -141,6 +142,14 @@ class _Instance:
                             "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0})
             sys.stdout.flush()
             os._exit(3)
+        if self.adapter == "asgi":
+            # The app's startup (FastAPI/Starlette lifespan) is part of the cold start, as on a platform.
+            problem = self.loop.run_until_complete(lifespan_startup(self.fn))
+            if problem is not None:
+                self.chan.send({"op": "init_error", "error": problem, "traceback": "",
+                                "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0})
+                sys.stdout.flush()
+                os._exit(3)
         llm_cpu_ms = 0.0
         if cfg.get("llm_client_at_init"):
             # The agent's code uses ctx.llm: make its client now, as a module-level client would be made, so
@@ -172,8 +181,23 @@ class _Instance:
                     self.pool.submit(self.invoke, msg, True)
 
     def _run(self, task: Any, ctx: AgentContext) -> Any:
-        arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
-        result = self.fn(task) if self.params == 1 else self.fn(task, arg)
+        version = HTTP_ADAPTERS.get(self.adapter)
+        if version is None:
+            arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
+            result = self.fn(task) if self.params == 1 else self.fn(task, arg)
+        else:
+            # An HTTP-shaped agent: an event comes from the gateway as is; a plain task is POSTed to app_path.
+            plain = not is_event(task)
+            event = task_event(version, task, self.cfg.get("app_path") or "/invoke") if plain else task
+            if self.adapter == "asgi":
+                result = run_asgi(self.fn, event, "1.0" if event.get("version") == "1.0" else "2.0")
+            else:
+                result = self.fn(event, LambdaContext(ctx))
+            if plain:
+                return _task_output(version, self._await(result))
+        return self._await(result)
+
+    def _await(self, result: Any) -> Any:
         if inspect.isawaitable(result):
             loop = self.loop if threading.current_thread() is threading.main_thread() else self._thread_loop()
             result = loop.run_until_complete(result)
@@ -251,6 +275,27 @@ class _Instance:
             if state_after != state_before:
                 out["state"] = ctx.state
         self.chan.send(out, raw)
+
+
+class HttpAnswerError(Exception):
+    """An HTTP-shaped agent answered a plain task with an error status or a body that is not JSON."""
+
+
+def _task_output(version: str, answer: Any) -> Any:
+    """What a plain task's caller gets from an HTTP answer: its JSON body (an error for a non-2xx status)."""
+    made = proxy_response(version, answer)
+    if isinstance(made, str):
+        raise HttpAnswerError(made)
+    status, _, body = made
+    text = body.decode("utf-8", errors="replace")
+    if not 200 <= status < 300:
+        raise HttpAnswerError(f"the app answered HTTP {status}: {text[:500]}")
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return text
 
 
 def _arity(fn: Callable[..., Any]) -> int:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from emulators.errors import HarnessError
 from emulators.profiles import PATTERNS, list_profiles, load_profile
+from emulators.runtime.agent import ADAPTERS
 
 from ..config import IMPLEMENTED, project_defaults
 from .run import RunOptions, run_patterns
@@ -103,8 +104,9 @@ def cli() -> None:
 @click.option("--session", type=click.Choice(["none", "shared", "per-call"]), default="none",
               help="Session ids: none, one shared session, or a new one per call.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a profile field (repeatable).")
-@click.option("--adapter", type=click.Choice(["auto", "agent", "lambda"]), default="auto",
-              help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
+@click.option("--adapter", type=click.Choice(list(ADAPTERS)), default="auto",
+              help="How to call the agent: agent(task, ctx), Lambda handler(event, context), an ASGI app (asgi), "
+                   "or a Lambda handler behind API Gateway (apigw-v1 REST / apigw-v2 HTTP API).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the summaries and every record as JSON to this file.")
 @click.option("--report", "report_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),

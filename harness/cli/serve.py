@@ -19,6 +19,7 @@ import click
 
 from emulators.errors import HarnessError
 from emulators.gateway import GatewayOptions, is_loopback_host
+from emulators.runtime.agent import ADAPTERS, HTTP_ADAPTERS
 
 from ..api import AsyncDeployment, adeploy
 
@@ -70,7 +71,11 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
         for tl in timelines:
             tl.peers = timelines
             tl.start()
-        click.echo(f"  routes: {_ROUTES}")
+        if deps and deps[0].config.adapter in HTTP_ADAPTERS:
+            click.echo(f"  routes: the app's own, at the root (as API Gateway proxy events); the harness's under "
+                       f"/_harness/: {_ROUTES}")
+        else:
+            click.echo(f"  routes: {_ROUTES}")
         click.echo(f"  live charts: {deps[0].url}/_harness/dashboard")
         if not secret_given:
             click.echo(f"  webhook secret (HMAC-SHA256, header x-harness-signature): {deps[0].webhook_secret}")
@@ -103,8 +108,9 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
 @click.option("--time-scale", type=float, default=1.0, show_default=True,
               help="Wall seconds per platform second (1: the platform's real timings).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a profile field (repeatable).")
-@click.option("--adapter", type=click.Choice(["auto", "agent", "lambda"]), default="auto",
-              help="How to call the agent: harness agent(task, ctx) or Lambda handler(event, context).")
+@click.option("--adapter", type=click.Choice(list(ADAPTERS)), default="auto",
+              help="How to call the agent: agent(task, ctx), Lambda handler(event, context), an ASGI app (asgi), "
+                   "or a Lambda handler behind API Gateway (apigw-v1 REST / apigw-v2 HTTP API).")
 @click.option("--api-key", envvar="HARNESS_API_KEY", default=None,
               help="Require this key ('x-api-key' or 'Authorization: Bearer'). [env: HARNESS_API_KEY]")
 @click.option("--webhook-secret", envvar="HARNESS_WEBHOOK_SECRET", default=None,

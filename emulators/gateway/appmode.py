@@ -1,0 +1,95 @@
+"""App mode: when the agent is an HTTP app, every request is the app's, as behind API Gateway.
+
+With ``adapter="asgi"`` (a FastAPI/Starlette app) or ``adapter="apigw-v1"`` / ``"apigw-v2"`` (a Lambda
+handler behind a REST / HTTP API), the gateway stops being the harness's task API: any method and path
+becomes an API Gateway proxy event (``emulators.runtime.httpevents``), runs through the pattern like any
+invocation (its limits, cold starts, gateway timeout, cost), and the handler's answer becomes the HTTP
+response, status, headers, cookies and body, as API Gateway maps it. The app's own ``/healthz`` or
+``/openapi.json`` answers as in production; the harness's routes move under ``/_harness/``.
+
+When the platform fails the call rather than the app answering, the body is API Gateway's JSON
+``{"message": ...}`` with the gateway's usual statuses (429, 413, 504, 502), plus the ``x-harness-*``
+headers that say which outcome it was.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from starlette.types import Receive, Scope, Send
+
+from ..pattern import rejected_record, traced
+from ..records import Result
+from ..runtime.httpevents import proxy_response, request_event
+from ..tracing import GatewayCall
+from .invoke import JSON_HEADER, json_body, read_body
+
+if TYPE_CHECKING:
+    from .app import GatewayApp
+
+__all__ = ["HARNESS_PREFIX", "SESSION_HEADER", "AppFront"]
+
+HARNESS_PREFIX = "/_harness"  # where the harness's own routes are in app mode
+SESSION_HEADER = "x-harness-session-id"  # the session a request belongs to (sticky sessions, ctx.state)
+# API Gateway's own answers when the platform, not the function, ends the call.
+_PLATFORM_ANSWERS = {
+    "throttled": (429, "Too Many Requests"),
+    "payload_too_large": (413, "Request Too Long"),
+    "timeout": (504, "Endpoint request timed out"),
+    "gateway_timeout": (504, "Endpoint request timed out"),
+}
+
+
+class AppFront:
+    """The ASGI handler of app mode: a request -> a proxy event -> the pattern -> the app's HTTP answer."""
+
+    def __init__(self, gateway: GatewayApp, version: str) -> None:
+        self.gateway = gateway
+        self.version = version
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gw = self.gateway
+        if scope["type"] == "websocket":  # API Gateway's HTTP and REST APIs do not carry WebSockets
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        entry = GatewayCall(method, path)
+        limit = gw.emulator.profile.request_limit_bytes
+        cap = limit if limit is not None else gw.options.max_body_bytes
+        t0, started_at = time.monotonic(), time.time()
+        got = await read_body(receive, cap)
+        if got is None:
+            return  # the client went away before sending its body: nothing ran
+        body, size = got
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        session_id = next((v for k, v in headers if k.lower() == SESSION_HEADER), None)
+        if size > cap:
+            rec = rejected_record(pattern=gw.emulator.pattern, profile=gw.emulator.profile,
+                                  outcome="payload_too_large", started_at=started_at, session_id=session_id,
+                                  wall_s=time.monotonic() - t0, error=f"request of {size} bytes exceeds the "
+                                  f"{cap}-byte request limit of {gw.emulator.profile.name}")
+            gw.emulator.records.append(rec)  # one record per call, refused ones included
+            traced(gw.emulator.pool, rec)
+            await gw._send_raw(send, gw.responses, entry, *self.render(rec))
+            return
+        client = scope.get("client") or ("127.0.0.1", 0)
+        event = request_event(self.version, method, path, scope.get("query_string", b"").decode("latin-1"),
+                              headers, body, source_ip=str(client[0]))
+        await gw.run_sync(scope, send, gw.responses, entry, event, session_id, self.render)
+
+    def render(self, result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The HTTP answer for a finished call: the app's own response, or API Gateway's for a failure."""
+        from .app import harness_headers
+
+        marks = [(k.encode(), v.encode("latin-1")) for k, v in harness_headers(result).items()]
+        if result.ok:
+            made = proxy_response(self.version, result.output)
+            if not isinstance(made, str):
+                status, pairs, body = made
+                return status, [*((k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs), *marks], body
+            # A malformed proxy answer is API Gateway's 502; say why in a header (the body is the platform's).
+            marks.append((b"x-harness-error", made.encode("latin-1", errors="replace")))
+            return 502, [*marks, JSON_HEADER], json_body({"message": "Internal server error"})
+        status, message = _PLATFORM_ANSWERS.get(result.outcome, (502, "Internal server error"))
+        return status, [*marks, JSON_HEADER], json_body({"message": message})
