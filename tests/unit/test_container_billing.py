@@ -101,3 +101,34 @@ def test_container_fields_are_refused_on_a_serverless_profile() -> None:
     """min_replicas on aws-lambda is a ConfigError naming the container pattern."""
     with pytest.raises(ConfigError, match="belongs to the container pattern"):
         load_profile("aws-lambda").replace(min_replicas=2)
+
+
+def test_meter_bills_a_short_lived_replica_its_minimum() -> None:
+    """A replica up 20 s with a 60 s minimum (Fargate, A41/A42) is billed 60 s: 20 s used, 40 s of shortfall."""
+    m = ReplicaMeter(0.0, min_billed_s=60.0)
+    m.begin("a", 0.0)
+    m.end("a", 5.0)
+    m.stop(20.0)
+    assert m.busy_s + m.idle_until(20.0) == pytest.approx(60.0)
+    assert m.idle_until(1000.0) == pytest.approx(55.0)
+
+
+def test_meter_minimum_is_nothing_once_the_replica_outlived_it() -> None:
+    """A replica up 90 s with a 60 s minimum is billed its 90 s, no more."""
+    m = ReplicaMeter(0.0, min_billed_s=60.0)
+    assert m.idle_until(90.0) == pytest.approx(90.0)
+
+
+def test_request_billing_leaves_idle_time_unbilled() -> None:
+    """Request-based billing (Cloud Run's default, R20): a replica idle for an hour costs nothing; busy time is billed."""
+    m = ReplicaMeter(0.0, bill_idle=False)
+    m.begin("a", 100.0)
+    assert m.end("a", 110.0) == 1.0
+    assert m.busy_s == 10.0
+    assert m.idle_until(3600.0) == 0.0
+
+
+def test_replica_billing_must_be_instance_or_request() -> None:
+    """replica_billing takes 'instance' or 'request'; anything else is a ConfigError naming both."""
+    with pytest.raises(ConfigError, match="instance, request"):
+        load_profile("gcp-cloud-run").replace(replica_billing="requests")
