@@ -73,15 +73,17 @@ def test_vercel_invocation_cost() -> None:
 
 def test_gcp_invocation_cost() -> None:
     """Cloud Run functions bills vCPU-seconds plus GiB-seconds plus $0.40 per million requests."""
-    p = load_profile("gcp-cloud-run-functions")  # 1 vCPU, 512 MB
+    p = load_profile("gcp-cloud-run-functions")  # 1 vCPU, 256 MiB (R23)
     cost = invocation_cost(billed_ms(150, p), cpu_ms=10, profile=p)  # billed 200 ms
-    assert cost.compute_usd == pytest.approx(0.2 * 1 * 0.000024 + 0.2 * 0.5 * 0.0000025)
+    assert cost.compute_usd == pytest.approx(0.2 * 1 * 0.000024 + 0.2 * 0.25 * 0.0000025)  # R18
     assert cost.requests_usd == pytest.approx(0.4 / 1e6)
 
 
-def test_netlify_is_free_in_the_model() -> None:
-    """Netlify has no prices in platform-facts, so an invocation costs $0."""
-    assert invocation_cost(1000, 1000, load_profile("netlify-functions")).total_usd == 0.0
+def test_netlify_bills_credits_for_compute_and_requests() -> None:
+    """Netlify: 5 credits per GB-hour and 2 per 10,000 requests (N26) at $0.02 a credit (N24, N25)."""
+    cost = invocation_cost(1000, 1000, load_profile("netlify-functions"))  # 1 s at 1,024 MB
+    assert cost.compute_usd == pytest.approx(1.0 / 3600 * 1.0 * 5 * 0.02)
+    assert cost.requests_usd == pytest.approx(2 / 10_000 * 0.02)
 
 
 def test_provisioned_cost_rounds_up_to_five_minutes() -> None:
