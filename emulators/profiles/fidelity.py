@@ -8,7 +8,8 @@ Read from the profile files' own comments, so the figure cannot drift from what 
   note begins with ``harness`` (a choice of the harness, no platform figure exists); else **cited** when the
   note carries a source key in parentheses, like ``(R10)`` or ``(sec. A24, K3)``; else **uncited**.
 
-Lines ``# MODELLED: ...`` and ``# NOT MODELLED: ...`` list the platform's behaviours that the emulation
+A field inside a ``[table]`` (the shared price and speed tables) is named ``table.field``. Lines
+``# MODELLED: ...`` and ``# NOT MODELLED: ...`` list the platform's behaviours that the emulation
 reproduces or leaves out; ``docs/fidelity.md`` is generated from all of this by ``harness profiles --fidelity``.
 """
 
@@ -19,11 +20,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KINDS", "FieldNote", "Fidelity", "read_fidelity", "source_keys"]
+__all__ = ["KINDS", "FieldNote", "Fidelity", "read_fidelity", "shared_tables", "shipped_fidelity", "source_keys"]
 
 KINDS = ("cited", "estimated", "harness", "uncited")
-_META = frozenset({"name", "pattern", "description"})  # what the profile is, not a figure of the platform
+_META = frozenset({"name", "pattern", "description", "as_of"})  # what the file is, not a platform figure
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_TABLE = re.compile(r"^\[([^\[\]]+)\]$")
 _PARENS = re.compile(r"\(([^()]*)\)")
 # Source keys of platform-facts.md: letters then a number (A21, sec. R4, RD11, FA4, A3b, RD1r).
 _KEY = re.compile(r"\b(?:A|C|F|FA|HK|K|L|M|N|P|Q|R|RD|RMQ|RW|V)\d{1,3}(?:b|r)?\b")
@@ -104,6 +106,7 @@ def read_fidelity(path: Path) -> Fidelity:
     not_modelled: list[str] = []
     block: list[str] = []  # the comment lines just above the current line
     group = ""  # the last comment block since the last blank line
+    table = ""  # the current [table] (the shared tables: prices, speeds), "" at the top level
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
@@ -119,15 +122,30 @@ def read_fidelity(path: Path) -> Fidelity:
         code, inline = _split_comment(line)
         m = _FIELD.match(code)
         if m is None:  # a table header or a continued value
+            header = _TABLE.match(code)
+            table = header.group(1).strip() if header else table
             block = []
             continue
         if block:
             group = " ".join(block)
         note = inline or group
         block = []
-        name = m.group(1)
+        name = f"{table}.{m.group(1)}" if table else m.group(1)
         if name in _META:
             continue
         value = code.split("=", 1)[1].strip()
         notes.append(FieldNote(name, value, note, _classify(note), source_keys(note)))
     return Fidelity(path.stem, pattern, tuple(notes), tuple(modelled), tuple(not_modelled))
+
+
+def shipped_fidelity() -> list[Fidelity]:
+    """The fidelity of every shipped profile, by name."""
+    here = Path(__file__).parent
+    return [read_fidelity(path) for path in sorted(here.glob("*.toml"), key=lambda p: p.stem)]
+
+
+def shared_tables() -> list[tuple[str, Fidelity]]:
+    """The tables every profile shares, titled: LLM list prices and LLM serving speeds."""
+    here = Path(__file__).parent
+    return [(f"LLM {what} (emulators/profiles/{rel})", read_fidelity(here / rel))
+            for what, rel in (("list prices", "prices/llm.toml"), ("serving speeds", "llm/speeds.toml"))]

@@ -165,12 +165,12 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
 def profiles(fidelity: bool) -> None:
     """List the shipped profiles, their main limits and how many of their fields cite a source."""
     from emulators.profiles import _HERE
-    from emulators.profiles.fidelity import read_fidelity
+    from emulators.profiles.fidelity import read_fidelity, shared_tables, shipped_fidelity
 
     if fidelity:
         from ..reports.fidelity import fidelity_markdown
 
-        click.echo(fidelity_markdown([read_fidelity(_HERE / f"{n}.toml") for n in list_profiles()]), nl=False)
+        click.echo(fidelity_markdown(shipped_fidelity(), shared_tables()), nl=False)
         return
     t = Table(title="Shipped profiles", title_justify="left",
               caption="fidelity: fields citing platform-facts.md / stand-ins marked ESTIMATE / all fields "

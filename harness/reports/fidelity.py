@@ -25,6 +25,7 @@ source key in parentheses. **estimated**: the note says `ESTIMATE` or `UNCONFIRM
 why). **harness**: the note begins with `harness` (a choice of the harness where the platform has no
 figure, e.g. a pool size you set yourself). **uncited**: none of these. Behaviours come from the files'
 `# MODELLED:` and `# NOT MODELLED:` lines. `harness profiles` shows the counts in its fidelity column.
+The tables every profile shares (LLM list prices and serving speeds) follow the profiles.
 """
 
 
@@ -56,9 +57,22 @@ def _profile(f: Fidelity) -> list[str]:
     return out
 
 
-def fidelity_markdown(items: Sequence[Fidelity]) -> str:
-    """The whole document: how fields are classed, a summary row per profile, then each profile's fields."""
+def _shared(title: str, f: Fidelity) -> list[str]:
+    out = [f"### {title}", "", f"{f.count('cited')} cited, {f.count('estimated')} estimated of {len(f.fields)}.",
+           "", "| entry | value | kind | keys | note |", "|---|---|---|---|---|"]
+    for n in f.fields:
+        out.append(f"| `{_cell(n.field)}` | `{_cell(n.value)}` | {n.kind} | {', '.join(n.keys)} | {_cell(n.note)} |")
+    return out
+
+
+def fidelity_markdown(items: Sequence[Fidelity], shared: Sequence[tuple[str, Fidelity]] = ()) -> str:
+    """The whole document: how fields are classed, a summary row per profile, each profile's fields, then
+    the shared tables (``shared``: a title and the table's fidelity each)."""
     out = [_HEAD, *_summary(items)]
     for f in items:
         out += ["", *_profile(f)]
+    if shared:
+        out += ["", "## Shared tables"]
+        for title, f in shared:
+            out += ["", *_shared(title, f)]
     return "\n".join(out) + "\n"

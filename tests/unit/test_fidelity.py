@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emulators.profiles import list_profiles
-from emulators.profiles.fidelity import read_fidelity, source_keys
+from emulators.profiles.fidelity import read_fidelity, shared_tables, shipped_fidelity, source_keys
 from harness.reports.fidelity import fidelity_markdown
 
 PROFILE_DIR = Path(read_fidelity.__code__.co_filename).parent
@@ -96,7 +96,8 @@ def test_every_field_of_every_shipped_profile_is_read(name: str) -> None:
 
 def test_docs_fidelity_table_matches_the_profiles() -> None:
     """docs/fidelity.md is exactly what `harness profiles --fidelity` prints for the shipped files."""
-    expected = fidelity_markdown([read_fidelity(PROFILE_DIR / f"{n}.toml") for n in list_profiles()])
+    expected = fidelity_markdown(shipped_fidelity(), shared_tables())
+    assert [f.profile for f in shipped_fidelity()] == list_profiles()
     assert DOC.read_text(encoding="utf-8") == expected, "regenerate: harness profiles --fidelity > docs/fidelity.md"
 
 
@@ -108,3 +109,12 @@ def test_stand_ins_stay_few_and_none_is_a_price() -> None:
     priced = [(n, f.field) for n in list_profiles() for f in read_fidelity(PROFILE_DIR / f"{n}.toml").fields
               if f.kind == "estimated" and "price" in f.field]
     assert priced == []
+
+
+def test_shared_llm_tables_are_read_per_model() -> None:
+    """The price and speed tables are read per model: every price cited, speeds cited but for three stand-ins."""
+    (_, prices), (_, speeds) = shared_tables()
+    assert prices.count("estimated") == 0 and prices.count("cited") == len(prices.fields)
+    gpt = {f.field: f for f in speeds.fields}['models."gpt-4o".ttft_s']
+    assert (gpt.value, gpt.kind, gpt.keys) == ("0.45", "cited", ("L11", "L10"))
+    assert speeds.count("estimated") == 3

@@ -48,6 +48,14 @@ def test_bad_traffic_is_a_config_error(bad: str) -> None:
         parse_traffic(bad)
 
 
+def test_named_llm_tiers_carry_the_cited_limits() -> None:
+    """OpenAI tier 1 (gpt-4o-mini, L19) and Anthropic tiers 1-4 (Sonnet 4.x, L21) parse to their RPM / TPM."""
+    assert (parse_tier("openai-tier1").rpm, parse_tier("openai-tier1").tpm) == (500, 200_000)
+    assert [(parse_tier(f"anthropic-tier{n}").rpm, parse_tier(f"anthropic-tier{n}").tpm) for n in (1, 2, 3, 4)] == [
+        (50, 30_000), (1_000, 450_000), (2_000, 800_000), (4_000, 2_000_000)]
+    assert parse_tier(None) == parse_tier("anthropic-tier1")
+
+
 def test_bad_budget_and_tier_are_config_errors() -> None:
     """A budget that is not USD, or a tier that is neither named nor rpm/tpm, is a ConfigError."""
     with pytest.raises(ConfigError, match="budget"):
