@@ -3,10 +3,12 @@
 One formula covers the shipped serverless profiles, each setting only the prices its platform charges:
 requests x per-request price + billed duration (rounded up to the profile's granularity) x
 (memory GB x GB-second price + vCPUs x vCPU-second price) + memory GB-hours + active CPU hours + CPU ms
-(edge isolates bill CPU time, not duration).
+(edge isolates bill CPU time, not duration; in units of ``cpu_billing_granularity_ms`` where set).
 Provisioned capacity is a fixed cost of the deployment, not of an invocation (``provisioned_cost``).
 Container replicas are billed for the whole time they are up, busy or idle (``replica_rate_usd``): a
-``ReplicaMeter`` splits one replica's time into idle time and the shares of the calls it served.
+``ReplicaMeter`` splits one replica's time into idle time and the shares of the calls it served. Under
+request-based billing (Cloud Run's default) its idle time is free, and a replica that stops early is still
+billed its platform's minimum (Fargate: one minute). Queue sends are billed per chunk (``queue_requests``).
 LLM tokens are priced from the dated table ``profiles/prices/llm.toml`` (``llm_cost``).
 """
 
@@ -20,8 +22,8 @@ from pathlib import Path
 from .profiles import Profile
 from .records import Cost
 
-__all__ = ["ReplicaMeter", "billed_ms", "invocation_cost", "llm_cost", "llm_price", "provisioned_cost",
-           "replica_cost", "replica_rate_usd"]
+__all__ = ["ReplicaMeter", "billed_cpu_ms", "billed_ms", "invocation_cost", "llm_cost", "llm_price",
+           "provisioned_cost", "queue_requests", "replica_cost", "replica_rate_usd"]
 
 _PRICES = Path(__file__).parent / "profiles" / "prices" / "llm.toml"
 
@@ -33,6 +35,20 @@ def billed_ms(duration_ms: float, profile: Profile) -> float:
     return max(g, math.ceil(duration_ms / g - 1e-9) * g)
 
 
+def billed_cpu_ms(cpu_ms: float, profile: Profile) -> float:
+    """The CPU time the platform bills: rounded up to whole units where it bills in units (0 stays 0)."""
+    g = profile.cpu_billing_granularity_ms
+    if not g or cpu_ms <= 0:
+        return cpu_ms
+    return math.ceil(cpu_ms / g - 1e-9) * g
+
+
+def queue_requests(body_bytes: int, profile: Profile) -> int:
+    """Requests one send of ``body_bytes`` is billed as: one per started chunk where the queue bills chunks."""
+    chunk = profile.queue_request_chunk_bytes
+    return max(1, math.ceil(body_bytes / chunk)) if chunk else 1
+
+
 def invocation_cost(billed: float, cpu_ms: float, profile: Profile) -> Cost:
     """Cost of one executed invocation that was billed ``billed`` ms and used ``cpu_ms`` of CPU."""
     seconds = billed / 1000.0
@@ -41,7 +57,7 @@ def invocation_cost(billed: float, cpu_ms: float, profile: Profile) -> Cost:
     compute += seconds * (profile.vcpus or 0.0) * profile.price_vcpu_s_usd
     compute += seconds / 3600.0 * gb * profile.price_gb_hour_usd
     compute += cpu_ms / 1000.0 / 3600.0 * profile.price_active_cpu_hour_usd
-    compute += cpu_ms / 1e6 * profile.price_per_million_cpu_ms_usd  # edge: CPU time, no duration charge
+    compute += billed_cpu_ms(cpu_ms, profile) / 1e6 * profile.price_per_million_cpu_ms_usd  # edge: CPU, no duration
     return Cost(compute_usd=compute, requests_usd=profile.price_per_million_requests_usd / 1e6)
 
 
@@ -77,14 +93,17 @@ class ReplicaMeter:
     """One replica's up time on the platform clock, split into idle time and the calls' shares of busy time.
 
     Calls running together on a replica share it equally while they overlap, so the shares of all calls
-    add up to the time the replica was busy.
+    add up to the time the replica was busy. ``bill_idle=False`` (request-based billing) leaves idle time
+    unbilled; ``min_billed_s`` bills a replica that was up for less as idle time up to that minimum.
     """
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, *, min_billed_s: float = 0.0, bill_idle: bool = True) -> None:
         self.last = now
         self.idle_s = 0.0
         self.busy_s = 0.0  # clock seconds with at least one call running
         self.stopped = False
+        self.min_billed_s = min_billed_s
+        self.bill_idle = bill_idle
         self._running: dict[str, tuple[float, float]] = {}  # key -> (began, share-seconds so far)
 
     def _advance(self, now: float) -> None:
@@ -117,9 +136,11 @@ class ReplicaMeter:
         self.stopped = True
 
     def idle_until(self, now: float) -> float:
-        """Idle platform seconds up to ``now``."""
-        extra = 0.0 if self.stopped or self._running else max(0.0, now - self.last)
-        return self.idle_s + extra
+        """Billed idle platform seconds up to ``now`` (with the shortfall to the minimum billed time)."""
+        ahead = 0.0 if self.stopped else max(0.0, now - self.last)
+        idle = (self.idle_s + (0.0 if self._running else ahead)) if self.bill_idle else 0.0
+        busy = self.busy_s + (ahead if self._running else 0.0)
+        return idle + max(0.0, self.min_billed_s - idle - busy)
 
 
 @functools.cache

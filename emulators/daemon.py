@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from .billing import queue_requests
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
 from .errors import BackendUnavailableError, InstanceStartError, MessageTooLargeError
@@ -242,7 +243,7 @@ class Daemon:
         assert self.queue is not None, "start() the daemon first"
         task_id = task_id or new_ids()[0]
         body = {"task": task, "session_id": session_id, "submitted": self.clock.now()}
-        json.dumps(body, allow_nan=False)  # a ValueError/TypeError here names the bad value
+        size = len(json.dumps(body, allow_nan=False).encode())  # a ValueError/TypeError here names the bad value
         fut: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
         pending = self._pending.setdefault(task_id, _Pending(body["submitted"], session_id, fut, on_event))
         if pending.timing is None:
@@ -256,7 +257,7 @@ class Daemon:
             assert self.queue is not None
             self.queue.send(task_id, body)
 
-        self.queue_requests += 1
+        self.queue_requests += queue_requests(size, self.profile)  # per started chunk where billed so (SQS)
         await self._call(enqueue)
         self._wake.set()
         return task_id

@@ -146,7 +146,10 @@ class ReplicaFleet:
             await self.pool.retire(inst)
             return None
         r.new_instance(inst, info)
-        r.meter = ReplicaMeter(self.clock.now())
+        # Billing starts with the start (startup_s above): the meter owes what remains of the minimum.
+        p = self.profile
+        r.meter = ReplicaMeter(self.clock.now(), min_billed_s=max(0.0, p.min_billed_s - info.init_ms / 1000.0),
+                               bill_idle=p.replica_billing == "instance")
         self.meters.append(r.meter)
         r.ready_at = self.clock.now()
         r.cpu_at_ready = inst.cpu_seconds() if self.profile.target_cpu_percent is not None else 0.0

@@ -8,8 +8,8 @@ so a client that reconnects with ``Last-Event-ID`` misses nothing.
 
 Background runs behave as the platform's asynchronous invocation where ``platform-facts.md`` has numbers:
 a smaller payload limit (``ASYNC_REQUEST_LIMITS``) and retries of a failed run after fixed delays
-(``ASYNC_RETRY_DELAYS_S``). Where it has none (AWS Lambda's async retry count is not in it), no retry is
-emulated; ``GatewayOptions.async_retry_delays_s`` sets them explicitly.
+(``ASYNC_RETRY_DELAYS_S``). Where it has none, no retry is emulated; ``GatewayOptions.async_retry_delays_s``
+sets them explicitly.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ ASYNC_REQUEST_LIMITS: dict[str, int] = {
 # Delays (platform seconds) before each retry of a failed background run, by profile name.
 ASYNC_RETRY_DELAYS_S: dict[str, tuple[float, ...]] = {
     "netlify-functions": (60.0, 120.0),  # background: retries after 1 min, then 2 min (N2)
+    "aws-lambda": (60.0, 120.0),  # async: 2 retries by default, after 1 min then 2 min (A54, A55)
 }
 # Outcomes a retry cannot fix: the platform refuses them the same way every time.
 _NOT_RETRIED = frozenset({"payload_too_large"})

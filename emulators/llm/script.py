@@ -36,13 +36,15 @@ Example (``fixtures/llm/*.toml`` has more)::
     fault = "cut"                    # or "hang"
     output_tokens = 200              # the text answer is cut or padded to exactly this many tokens
 
-Default latencies are illustrative placeholders, not measurements (platform-facts.md has no LLM latency
-figures): set them per model in a script to model a provider.
+Without a script's own table or ``[defaults]``, a model listed in ``profiles/llm/speeds.toml`` gets its
+cited median time to first token and tokens per second (platform-facts.md L10-L18; exact name, else the
+longest listed prefix); any other model gets the illustrative default above (0.5 s, 60 tokens/s).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import random
 import re
 import tomllib
@@ -56,7 +58,7 @@ from ..errors import ConfigError, close_matches_hint
 from . import generate, tokens
 from .dialog import Prompt, Reply, ToolSpec
 
-__all__ = ["APIS", "Faults", "Limits", "ModelLatency", "Rule", "Script", "load_script"]
+__all__ = ["APIS", "Faults", "Limits", "ModelLatency", "Rule", "Script", "cited_latency", "load_script"]
 
 APIS = ("chat.completions", "responses", "messages")
 _TOP = ("defaults", "models", "limits", "faults", "rules")
@@ -68,6 +70,7 @@ _RULE_KEYS = ("name", "model", "api", "last_user", "turn", "times", "probability
 _DEFAULT_TTFT = Distribution("lognormal", (("median", 0.5), ("sigma", 0.3)))
 _DEFAULT_TPS = Distribution("normal", (("mean", 60.0), ("sd", 6.0)))
 _MIN_TPS = 1.0
+_SPEEDS = Path(__file__).resolve().parent.parent / "profiles" / "llm" / "speeds.toml"
 
 
 @dataclass(frozen=True)
@@ -164,15 +167,21 @@ class Script:
     limits: Limits = field(default_factory=Limits)
     faults: Faults = field(default_factory=Faults)
     source: str = "<default>"
+    defaults_given: bool = False  # the script set [defaults]: they apply to every model it does not list
 
     def latency_for(self, model: str) -> ModelLatency:
-        """The latency of a model: its exact table, else the first matching glob, else the defaults."""
+        """The latency of a model: its exact table, else the first matching glob, else the script's
+        [defaults] if it has them, else the cited speed of the model (``speeds.toml``), else the defaults."""
         for name, latency in self.models:
             if name == model:
                 return latency
         for name, latency in self.models:
             if fnmatch.fnmatchcase(model, name):
                 return latency
+        if not self.defaults_given:
+            cited = cited_latency(model)
+            if cited is not None:
+                return cited
         return self.defaults
 
     def model_names(self) -> list[str]:
@@ -265,7 +274,7 @@ def _parse(data: Mapping[str, Any], where: str) -> Script:
     if not isinstance(rules_list, list):
         raise ConfigError(f"{where}: rules must be an array of tables ([[rules]]), got {rules_list!r}")
     rules = tuple(_rule(r, f"{where}: rule {i + 1}") for i, r in enumerate(rules_list))
-    return Script(rules, models, defaults, limits, faults, source=where)
+    return Script(rules, models, defaults, limits, faults, source=where, defaults_given="defaults" in data)
 
 
 def _rule(table: Any, where: str) -> Rule:
@@ -316,3 +325,24 @@ def _tool_calls(value: Any, where: str) -> tuple[tuple[str, Any], ...]:
             raise ConfigError(f"{where}: tool_calls[{i}].arguments must be a table, got {args!r}")
         out.append((c["name"], dict(args) if args is not None else None))
     return tuple(out)
+
+
+@functools.cache
+def _speed_table() -> dict[str, ModelLatency]:
+    data = tomllib.loads(_SPEEDS.read_text(encoding="utf-8"))
+    out: dict[str, ModelLatency] = {}
+    for name, t in data["models"].items():
+        ttft, tps = float(t["ttft_s"]), float(t["tokens_per_s"])
+        # The medians are cited; the spread is the harness's (lognormal sigma 0.3, sd 10 %), as the defaults'.
+        out[name] = ModelLatency(Distribution("lognormal", (("median", ttft), ("sigma", 0.3))),
+                                 Distribution("normal", (("mean", tps), ("sd", tps / 10.0))))
+    return out
+
+
+def cited_latency(model: str) -> ModelLatency | None:
+    """The cited speed of ``model`` from ``profiles/llm/speeds.toml``: exact name, else the longest prefix."""
+    table = _speed_table()
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name)]
+    return table[max(prefixes, key=len)] if prefixes else None

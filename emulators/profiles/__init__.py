@@ -75,6 +75,7 @@ class Profile:
     price_vcpu_s_usd: float = _f(0.0)
     price_active_cpu_hour_usd: float = _f(0.0)
     billing_granularity_ms: float = _f(1.0)
+    cpu_billing_granularity_ms: float | None = _f(None)  # CPU billed in units of this many ms (Vercel edge: 50)
     bill_init: bool = _f(False)
     # serverless
     max_concurrency: int = _f(1000, "serverless")
@@ -116,6 +117,9 @@ class Profile:
     restart_backoff_s: float = _f(10.0, "container")  # CrashLoopBackOff: first delay, doubled per crash
     restart_backoff_max_s: float = _f(300.0, "container")
     price_node_hour_usd: float = _f(0.0, "container")  # a replica pays its share of a node
+    # instance: a replica is billed for its whole up time; request: only while it serves (and starts)
+    replica_billing: str = _f("instance", "container")
+    min_billed_s: float = _f(0.0, "container")  # a replica is billed at least this long (Fargate: 60 s)
     node_vcpus: float | None = _f(None, "container")
     node_memory_mb: float | None = _f(None, "container")
     # daemon: a queue, supervised workers (emulators/daemon.py, supervisor.py)
@@ -138,6 +142,7 @@ class Profile:
     scale_interval_s: float = _f(30.0, "daemon")  # how often the queue depth is polled for scaling
     price_worker_hour_usd: float = _f(0.0, "daemon")  # one worker (VM or container) for an hour
     price_per_million_queue_requests_usd: float = _f(0.0, "daemon")
+    queue_request_chunk_bytes: int | None = _f(None, "daemon")  # a send bills one request per chunk (SQS: 64 KB)
     # edge isolates (emulators/edge.py); None: the platform sets no such limit
     cpu_limit_ms: float | None = _f(None, "edge")  # CPU time per request, measured on the process
     subrequest_limit: int | None = _f(None, "edge")  # LLM calls + ctx.http requests per request
@@ -179,12 +184,13 @@ _PATTERN_OF.update({name: f.metadata["pattern"] for name, f in _FIELDS.items()})
 _INTS = {n for n, f in _FIELDS.items() if f.type in ("int", "int | None")}
 _BOOLS = {n for n, f in _FIELDS.items() if f.type == "bool"}
 _STRS = {"name", "pattern", "description", "source", "load_balancer", "autoscale_metric", "front_door", "region",
-         "caller_region", "llm_region", "queue", "state", "restart"}
+         "caller_region", "llm_region", "queue", "state", "restart", "replica_billing"}
 _CHOICES = {
     "restart": ("on-failure", "always", "no"),
     "load_balancer": ("round_robin", "least_outstanding"),
     "autoscale_metric": ("concurrency", "queue", "p95_latency"),
     "front_door": ("pod", "pending_queue"),
+    "replica_billing": ("instance", "request"),
 }
 _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency", "billing_granularity_ms",
              "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
@@ -193,7 +199,8 @@ _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency"
              "pending_timeout_s", "target_concurrency_percent", "target_cpu_percent", "node_memory_mb",
              "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
              "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
-             "max_workers", "scale_target", "scale_interval_s"}
+             "max_workers", "scale_target", "scale_interval_s", "cpu_billing_granularity_ms",
+             "queue_request_chunk_bytes"}
 
 
 def _check_value(name: str, value: Any, where: str) -> Any:

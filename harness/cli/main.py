@@ -161,20 +161,34 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
 
 
 @cli.command()
-def profiles() -> None:
-    """List the shipped profiles and their main limits."""
-    t = Table(title="Shipped profiles", title_justify="left")
+@click.option("--fidelity", is_flag=True,
+              help="Print the fidelity table (every limit and price with its source key) as Markdown: "
+                   "the text of docs/fidelity.md.")
+def profiles(fidelity: bool) -> None:
+    """List the shipped profiles, their main limits and how many of their fields cite a source."""
+    from emulators.profiles import _HERE
+    from emulators.profiles.fidelity import read_fidelity, shared_tables, shipped_fidelity
+
+    if fidelity:
+        from ..reports.fidelity import fidelity_markdown
+
+        click.echo(fidelity_markdown(shipped_fidelity(), shared_tables()), nl=False)
+        return
+    t = Table(title="Shipped profiles", title_justify="left",
+              caption="fidelity: fields citing platform-facts.md / stand-ins marked ESTIMATE / all fields "
+                      "(harness profiles --fidelity: each field with its source)", caption_justify="left")
     t.add_column("name", no_wrap=True)
     t.add_column("pattern", no_wrap=True)
     for col in ("timeout s", "memory MB"):
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("scaling", no_wrap=True)
     t.add_column("cold start ms", justify="right", no_wrap=True)
+    t.add_column("fidelity", no_wrap=True)
     for name in list_profiles():
         p = load_profile(name, pattern=_pattern_of(name))
         t.add_row(name, p.pattern, f"{p.timeout_s:g}", f"{p.memory_mb:g}", _scaling(p),
-                  f"{p.cold_start_overhead_ms.mean():.0f}")
-    Console(width=max(120, Console().width)).print(t)
+                  f"{p.cold_start_overhead_ms.mean():.0f}", read_fidelity(_HERE / f"{name}.toml").summary())
+    Console(width=max(140, Console().width)).print(t)
 
 
 def _scaling(p: Any) -> str:

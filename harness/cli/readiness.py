@@ -79,7 +79,8 @@ def _task(text: str | None) -> Any:
 @click.option("--profile", "profiles", multiple=True, metavar="[PATTERN=]NAME",
               help="Profile to test a pattern on (repeatable); other profiles are projected from the measurements.")
 @click.option("--llm-tier", default=None, metavar="TIER",
-              help="LLM rate limits to check against: 'anthropic-tier1' (default) or 'rpm=N,tpm=N'.")
+              help="LLM rate limits to check against: openai-tier1, anthropic-tier1 (default) to "
+                   "anthropic-tier4, or 'rpm=N,tpm=N'.")
 @click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The agent's LLM script (see fixtures/llm/); faults and limits are added to it.")
 @click.option("--time-scale", type=TIME_SCALE, default=None,

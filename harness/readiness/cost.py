@@ -10,7 +10,9 @@ profile, its CPU part rescaled by the profile's CPU share):
 - container: replicas x seconds up x ``replica_rate_usd``; replicas = enough for the concurrency
   (Little's law, ``rate x d / replica_concurrency``) and the CPU (``rate x cpu / vcpus``), at least
   ``min_replicas``. Scale-to-zero pools (``min_replicas = 0``) are up ``rate x d + 1 - exp(-rate x idle)``
-  of the time. Bursty: each hour the peak replicas run for the burst plus the scale-down window;
+  of the time. Bursty: each hour the peak replicas run for the burst plus the scale-down window.
+  Request-based billing (``replica_billing = "request"``, Cloud Run's default): tasks x d x the replica
+  rate instead (idle replicas are free). Both add tasks x the per-request price;
 - daemon: workers x hours x ``price_worker_hour_usd`` + 3 queue requests a task (send, receive, delete);
   workers = enough for the average load (a queue absorbs bursts: the scaling check shows the lag);
 - edge: tasks x ``invocation_cost`` (per request + per CPU ms, no duration).
@@ -99,6 +101,14 @@ def _replicas(task: TaskProfile, p: Profile, rate: float, per_replica: int) -> i
 
 
 def _container(task: TaskProfile, p: Profile, traffic: TrafficSpec, per_month: float) -> float:
+    requests = per_month * p.price_per_million_requests_usd / 1e6
+    if p.replica_billing == "request":
+        # Billed only while a call runs: at most each call's duration (calls sharing a replica bill once).
+        return per_month * task_duration_ms(task, p) / 1000.0 * replica_rate_usd(p) + requests
+    return _container_up(task, p, traffic, per_month) + requests
+
+
+def _container_up(task: TaskProfile, p: Profile, traffic: TrafficSpec, per_month: float) -> float:
     rate = per_month / MONTH_S
     unit = replica_rate_usd(p)
     if traffic.shape == "bursty":

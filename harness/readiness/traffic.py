@@ -6,7 +6,7 @@ Grammar (bad input is a ``ConfigError`` quoting it)::
     RATE    := NUMBER[k|M] "/" (s|min|hour|day|month)
     SHAPE   := steady | bursty[:PEAK]    bursty: each hour's tasks arrive within 1/PEAK of the hour (PEAK 10)
     BUDGET  := ["$"]NUMBER ["/month"]    USD per month, compute + LLM
-    TIER    := anthropic-tier1 | rpm=N[,tpm=N]
+    TIER    := openai-tier1 | anthropic-tier1 .. anthropic-tier4 | rpm=N[,tpm=N]
 
 A month is 730 hours, the figure the shipped worker-hour price is computed with ($7 / 730 h, RD1).
 """
@@ -113,13 +113,21 @@ class LLMTier:
     source: str = ""
 
 
-# Only Anthropic's Tier 1 has figures in platform-facts.md (L3: 50 RPM, 30,000 input TPM, 8,000 output TPM);
-# the simulator has one token bucket, so the input figure stands for tokens (output is checked against 8,000).
-TIERS = {"anthropic-tier1": LLMTier("anthropic-tier1", 50, 30000, "L3 (Claude Sonnet 4 / Opus 4.x Tier 1)")}
+# The simulator has one token bucket per key, so a tier's tokens-per-minute is the provider's input (or
+# total) figure; Anthropic's separate output limits (OTPM 8k / 90k / 160k / 400k, L21) are not checked.
+TIERS = {
+    # gpt-4o-mini at Tier 1: 500 RPM, 200,000 TPM (also 10,000 RPD, not modelled); gpt-4o is 500 / 30,000 (L19).
+    "openai-tier1": LLMTier("openai-tier1", 500, 200_000, "L19 (gpt-4o-mini, Tier 1)"),
+    # Claude Sonnet 4.x, RPM / input TPM per tier (L21; Tier 1 as in L3).
+    "anthropic-tier1": LLMTier("anthropic-tier1", 50, 30_000, "L21, L3 (Claude Sonnet 4.x, Tier 1)"),
+    "anthropic-tier2": LLMTier("anthropic-tier2", 1_000, 450_000, "L21 (Claude Sonnet 4.x, Tier 2)"),
+    "anthropic-tier3": LLMTier("anthropic-tier3", 2_000, 800_000, "L21 (Claude Sonnet 4.x, Tier 3)"),
+    "anthropic-tier4": LLMTier("anthropic-tier4", 4_000, 2_000_000, "L21 (Claude Sonnet 4.x, Tier 4)"),
+}
 
 
 def parse_tier(text: str | None) -> LLMTier:
-    """A named tier or 'rpm=N,tpm=N' (None: anthropic-tier1, the only tier with sourced figures)."""
+    """A named tier (TIERS) or 'rpm=N,tpm=N' (None: anthropic-tier1)."""
     if text is None:
         return TIERS["anthropic-tier1"]
     if text in TIERS:

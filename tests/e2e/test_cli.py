@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,11 +81,22 @@ def test_bad_input_exits_2_with_a_clear_message(args: list[str], message: str) -
 
 
 def test_profiles_lists_shipped_profiles() -> None:
-    """`harness profiles` lists every shipped profile."""
+    """`harness profiles` lists every shipped profile with its fidelity: cited and estimated fields of all."""
     proc = _harness("profiles")
     assert proc.returncode == 0, proc.stderr
     for name in ("aws-lambda", "vercel-functions", "netlify-functions"):
         assert name in proc.stdout
+    assert "fidelity" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "aws-lambda" in line)
+    assert re.search(r"\d+ cited, \d+ est\. / \d+", row), row
+
+
+def test_profiles_fidelity_prints_the_docs_table() -> None:
+    """`harness profiles --fidelity` prints docs/fidelity.md: a summary row and a field table per profile."""
+    proc = _harness("profiles", "--fidelity")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (ROOT / "docs" / "fidelity.md").read_text(encoding="utf-8")
+    assert "| [aws-lambda](#aws-lambda) | serverless |" in proc.stdout
 
 
 def test_sigint_stops_the_run_and_leaves_no_process() -> None:

@@ -106,15 +106,16 @@ def test_scale_to_zero_and_back_with_a_cold_start() -> None:
 
 
 def test_two_idle_replicas_for_a_platform_hour_cost_the_profile_price() -> None:
-    """2 replicas idle for one platform hour: idle cost grows by 2 x 3600 s x the replica rate; busy cost stays 0."""
-    with harness.deploy(ECHO, profile="gcp-cloud-run", min_replicas=2, gateway=False) as d:
+    """2 Fargate tasks idle for one platform hour: idle cost grows by 2 x 3600 s x the task rate; busy stays 0."""
+    # min_billed_s=0: the one-minute minimum would bill part of the hour before it passes (tested below).
+    with harness.deploy(ECHO, profile="aws-fargate", min_replicas=2, gateway=False, min_billed_s=0) as d:
         before = d.summary()
         d.advance(3600)  # one platform hour, on the virtual clock
         after = d.summary()
         rate = replica_rate_usd(d.profile)
 
-    hour = 2 * 3600 * rate  # = 2 x 3600 x (1 vCPU x $0.000018 + 0.5 GiB x $0.0000025), R3
-    assert hour == pytest.approx(2 * 3600 * (0.000018 + 0.5 * 0.0000025))
+    hour = 2 * 3600 * rate  # = 2 x (0.5 vCPU x $0.04048 + 1 GB x $0.004445) per hour, A42
+    assert hour == pytest.approx(2 * (0.5 * 0.04048 + 0.004445), rel=1e-5)
     grown_s = after.replica_seconds - before.replica_seconds
     grown_usd = after.idle_cost_usd - before.idle_cost_usd
     assert grown_usd == pytest.approx(grown_s * rate, rel=1e-9)  # exactly the price of the seconds billed
@@ -140,3 +141,30 @@ def test_one_replica_runs_its_concurrent_calls_at_once() -> None:
     assert len({r.instance_id for r in records}) == 1
     # One after another they would take 4x as long as one call; at once, about as long.
     assert together < 2.5 * alone, (together, alone)
+
+
+def test_request_billed_replicas_cost_nothing_while_idle() -> None:
+    """gcp-cloud-run bills per request (R20): an idle platform hour adds no cost; instance billing adds the hour."""
+    with harness.deploy(ECHO, profile="gcp-cloud-run", min_replicas=1, gateway=False) as d:
+        d.invoke({"x": 1})
+        before = d.summary()
+        d.advance(3600)
+        after = d.summary()
+    assert after.idle_cost_usd == pytest.approx(before.idle_cost_usd) and after.busy_cost_usd > 0
+    with harness.deploy(ECHO, profile="gcp-cloud-run", min_replicas=1, gateway=False,
+                        replica_billing="instance") as d:
+        before = d.summary()
+        d.advance(3600)
+        after = d.summary()
+        rate = replica_rate_usd(d.profile)
+    assert after.idle_cost_usd - before.idle_cost_usd == pytest.approx(3600 * rate, rel=1e-3)
+
+
+def test_a_fargate_task_stopped_early_is_billed_its_first_minute() -> None:
+    """A Fargate task that ran for less than a minute is billed 60 s, its start included (A41, A42)."""
+    with harness.deploy(ECHO, profile="aws-fargate", min_replicas=1, gateway=False) as d:
+        d.invoke({"x": 1})
+        s = d.summary()
+        rate = replica_rate_usd(d.profile)
+    assert s.replica_seconds == pytest.approx(60.0, rel=1e-3), s.replica_seconds
+    assert s.busy_cost_usd + s.idle_cost_usd == pytest.approx(60.0 * rate, rel=1e-3)

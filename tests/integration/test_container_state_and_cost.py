@@ -61,7 +61,9 @@ def test_records_carry_their_busy_share_and_the_summary_adds_up() -> None:
     assert s.busy_cost_usd == pytest.approx(ra.cost.compute_usd + rb.cost.compute_usd, rel=1e-9)
     assert s.idle_cost_usd > 0
     assert s.busy_cost_usd + s.idle_cost_usd == pytest.approx(s.replica_seconds * rate, rel=1e-9)
-    assert s.cost_usd + s.fixed_cost_usd == pytest.approx(s.busy_cost_usd + s.idle_cost_usd, rel=1e-9)
+    requests = ra.cost.requests_usd + rb.cost.requests_usd  # $0.40 per 1M requests (R18), on the records
+    assert requests == pytest.approx(2 * 0.40 / 1e6)
+    assert s.cost_usd + s.fixed_cost_usd == pytest.approx(s.busy_cost_usd + s.idle_cost_usd + requests, rel=1e-9)
 
 
 def test_deploy_takes_the_pattern_from_a_named_container_profile() -> None:

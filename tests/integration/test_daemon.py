@@ -252,3 +252,18 @@ def test_the_run_resumes_when_a_lost_redis_comes_back(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.terminate()
                 p.wait(10)
+
+
+def test_a_large_task_is_billed_one_queue_request_per_64_kb_chunk() -> None:
+    """With SQS's 64 KB billing chunks (A57), sending a 200 KB task costs 4 requests where a small one costs 1."""
+
+    def sent(pad: int) -> int:
+        # No workers: nothing receives, so the count is the send's alone.
+        with harness.deploy(RESUMABLE, pattern="daemon", state="memory://", workers=0,
+                            queue_request_chunk_bytes=65536, price_per_million_queue_requests_usd=0.40) as d:
+            emu = _daemon(d)
+            d.submit({"steps": 1, "pad": "x" * pad})
+            assert emu.fixed_cost() == pytest.approx(emu.queue_requests * 0.40 / 1e6)
+            return emu.queue_requests
+
+    assert (sent(0), sent(200_000)) == (1, 4)  # ceil(200 KB / 64 KB) = 4

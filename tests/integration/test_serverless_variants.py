@@ -34,8 +34,8 @@ def test_memory_cap_without_cgroups_is_enforced_by_the_poller(monkeypatch: pytes
 
 
 def test_instance_concurrency_serves_overlapping_calls_on_one_instance() -> None:
-    """With instance_concurrency=80 (Cloud Run), overlapping calls share one warm instance."""
-    with harness.deploy(SLEEPER, profile="gcp-cloud-run-functions", time_scale=0.01) as d:
+    """With instance_concurrency=80 (Cloud Run's own default, R14; functions default to 1, R24) calls share one."""
+    with harness.deploy(SLEEPER, profile="gcp-cloud-run-functions", time_scale=0.01, instance_concurrency=80) as d:
         first = d.invoke({"seconds": 0.1})
         barrier = threading.Barrier(6)
         results: list[harness.Record] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.billing import billed_ms, invocation_cost, provisioned_cost
+from emulators.billing import billed_cpu_ms, billed_ms, invocation_cost, provisioned_cost, queue_requests
 from emulators.profiles import Profile, load_profile
 from emulators.records import Cost
 
@@ -73,15 +73,17 @@ def test_vercel_invocation_cost() -> None:
 
 def test_gcp_invocation_cost() -> None:
     """Cloud Run functions bills vCPU-seconds plus GiB-seconds plus $0.40 per million requests."""
-    p = load_profile("gcp-cloud-run-functions")  # 1 vCPU, 512 MB
+    p = load_profile("gcp-cloud-run-functions")  # 1 vCPU, 256 MiB (R23)
     cost = invocation_cost(billed_ms(150, p), cpu_ms=10, profile=p)  # billed 200 ms
-    assert cost.compute_usd == pytest.approx(0.2 * 1 * 0.000024 + 0.2 * 0.5 * 0.0000025)
+    assert cost.compute_usd == pytest.approx(0.2 * 1 * 0.000024 + 0.2 * 0.25 * 0.0000025)  # R18
     assert cost.requests_usd == pytest.approx(0.4 / 1e6)
 
 
-def test_netlify_is_free_in_the_model() -> None:
-    """Netlify has no prices in platform-facts, so an invocation costs $0."""
-    assert invocation_cost(1000, 1000, load_profile("netlify-functions")).total_usd == 0.0
+def test_netlify_bills_credits_for_compute_and_requests() -> None:
+    """Netlify: 5 credits per GB-hour and 2 per 10,000 requests (N26) at $0.02 a credit (N24, N25)."""
+    cost = invocation_cost(1000, 1000, load_profile("netlify-functions"))  # 1 s at 1,024 MB
+    assert cost.compute_usd == pytest.approx(1.0 / 3600 * 1.0 * 5 * 0.02)
+    assert cost.requests_usd == pytest.approx(2 / 10_000 * 0.02)
 
 
 def test_provisioned_cost_rounds_up_to_five_minutes() -> None:
@@ -105,3 +107,22 @@ def test_provisioned_cost_without_granularity_is_exact() -> None:
     """A profile with no provisioned granularity bills the exact lifetime."""
     p = Profile(memory_mb=1024, provisioned_price_gb_s_usd=1.0)
     assert provisioned_cost(1, 12.5, p) == pytest.approx(12.5)
+
+
+def test_cpu_billed_in_units_where_the_profile_says_so() -> None:
+    """With 50 ms CPU units (Vercel edge's legacy billing, V28), 1 ms of CPU is billed as 50 and 51 ms as 100."""
+    p = Profile(cpu_billing_granularity_ms=50.0, price_per_million_cpu_ms_usd=1.0)
+    assert billed_cpu_ms(1.0, p) == 50.0
+    assert billed_cpu_ms(51.0, p) == 100.0
+    assert billed_cpu_ms(0.0, p) == 0.0
+    assert invocation_cost(10.0, 1.0, p).compute_usd == pytest.approx(50.0 / 1e6)
+    assert billed_cpu_ms(1.5, Profile()) == 1.5
+
+
+def test_queue_send_is_billed_per_64_kb_chunk() -> None:
+    """With 64 KB chunks (SQS, A57) a 256 KB send is 4 requests, a 1-byte one is 1; without chunks every send is 1."""
+    p = Profile(pattern="daemon", queue_request_chunk_bytes=65536)
+    assert queue_requests(256 * 1024, p) == 4
+    assert queue_requests(256 * 1024 + 1, p) == 5
+    assert queue_requests(1, p) == 1
+    assert queue_requests(10**7, Profile(pattern="daemon")) == 1

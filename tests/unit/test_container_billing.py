@@ -14,10 +14,10 @@ CONTAINER_PROFILES = [n for n in list_profiles() if profile_pattern(n) == "conta
 
 
 def test_two_replicas_idle_for_an_hour_cost_exactly_the_profile_price() -> None:
-    """gcp-cloud-run: 2 replicas x 3600 s x (1 vCPU x $0.000018 + 0.5 GiB x $0.0000025) (R3)."""
-    p = load_profile("gcp-cloud-run")
-    assert replica_rate_usd(p) == pytest.approx(1 * 0.000018 + 0.5 * 0.0000025, rel=1e-12)
-    assert replica_cost(2, 3600.0, p) == pytest.approx(2 * 3600 * (0.000018 + 0.5 * 0.0000025), rel=1e-12)
+    """aws-fargate: 2 tasks x 3600 s x (0.5 vCPU x $0.04048/h + 1 GB x $0.004445/h) (A40, A42)."""
+    p = load_profile("aws-fargate")
+    assert replica_rate_usd(p) == pytest.approx((0.5 * 0.04048 + 1 * 0.004445) / 3600, rel=1e-5)
+    assert replica_cost(2, 3600.0, p) == pytest.approx(2 * (0.5 * 0.04048 + 0.004445), rel=1e-5)
     meters = [ReplicaMeter(0.0), ReplicaMeter(0.0)]
     idle = sum(m.idle_until(3600.0) for m in meters)
     assert idle == 7200.0
@@ -26,7 +26,7 @@ def test_two_replicas_idle_for_an_hour_cost_exactly_the_profile_price() -> None:
 
 def test_node_price_is_shared_by_the_larger_of_cpu_and_memory_fractions() -> None:
     """A 1 vCPU / 512 MB pod on a 4 vCPU / 16 GiB node at $0.20/h pays a quarter of the node (CPU dominates)."""
-    p = load_profile("k8s-hpa").replace(price_vcpu_s_usd=0.0, price_gb_s_usd=0.0, price_node_hour_usd=0.20,
+    p = load_profile("k8s-hpa").replace(price_vcpu_s_usd=0.0, price_gb_hour_usd=0.0, price_node_hour_usd=0.20,
                                         node_vcpus=4, node_memory_mb=16384)
     assert replica_rate_usd(p) * 3600 == pytest.approx(0.05)
 
@@ -101,3 +101,34 @@ def test_container_fields_are_refused_on_a_serverless_profile() -> None:
     """min_replicas on aws-lambda is a ConfigError naming the container pattern."""
     with pytest.raises(ConfigError, match="belongs to the container pattern"):
         load_profile("aws-lambda").replace(min_replicas=2)
+
+
+def test_meter_bills_a_short_lived_replica_its_minimum() -> None:
+    """A replica up 20 s with a 60 s minimum (Fargate, A41/A42) is billed 60 s: 20 s used, 40 s of shortfall."""
+    m = ReplicaMeter(0.0, min_billed_s=60.0)
+    m.begin("a", 0.0)
+    m.end("a", 5.0)
+    m.stop(20.0)
+    assert m.busy_s + m.idle_until(20.0) == pytest.approx(60.0)
+    assert m.idle_until(1000.0) == pytest.approx(55.0)
+
+
+def test_meter_minimum_is_nothing_once_the_replica_outlived_it() -> None:
+    """A replica up 90 s with a 60 s minimum is billed its 90 s, no more."""
+    m = ReplicaMeter(0.0, min_billed_s=60.0)
+    assert m.idle_until(90.0) == pytest.approx(90.0)
+
+
+def test_request_billing_leaves_idle_time_unbilled() -> None:
+    """Request-based billing (Cloud Run's default, R20): an idle replica costs nothing; busy time is billed."""
+    m = ReplicaMeter(0.0, bill_idle=False)
+    m.begin("a", 100.0)
+    assert m.end("a", 110.0) == 1.0
+    assert m.busy_s == 10.0
+    assert m.idle_until(3600.0) == 0.0
+
+
+def test_replica_billing_must_be_instance_or_request() -> None:
+    """replica_billing takes 'instance' or 'request'; anything else is a ConfigError naming both."""
+    with pytest.raises(ConfigError, match="instance, request"):
+        load_profile("gcp-cloud-run").replace(replica_billing="requests")

@@ -117,11 +117,12 @@ def test_options_validate_and_default_to_loopback() -> None:
 
 
 def test_async_limits_and_retries_come_from_platform_facts() -> None:
-    """Lambda's async payload is 1 MB (A2, A23); Netlify background retries after 1 and 2 min (N2)."""
+    """Lambda's async payload is 1 MB (A2, A23); Lambda async and Netlify background retry after 1 and 2 min."""
     assert async_request_limit("aws-lambda", 6291456) == 1_048_576
     assert async_request_limit("vercel-functions", 4718592) == 4718592
     assert async_retry_delays("netlify-functions") == (60.0, 120.0)
-    assert async_retry_delays("aws-lambda") == ()
+    assert async_retry_delays("aws-lambda") == (60.0, 120.0)  # 2 retries, 1 then 2 min (A54, A55)
+    assert async_retry_delays("vercel-functions") == ()
 
 
 def test_last_event_id_parsing() -> None:

@@ -98,6 +98,26 @@ def test_default_latency_is_jittered_and_positive() -> None:
     assert len(set(draws)) == 50 and all(t >= 0 and tps >= 1 for t, tps in draws)
 
 
+def test_known_models_get_their_cited_speed_without_a_script() -> None:
+    """Without a script, gpt-4o has AA's 0.45 s / 131 t/s (sec. L11) and Sonnet 4.5 its 1.80 s / 63 t/s (L17)."""
+    script = load_script(None)
+    gpt = script.latency_for("gpt-4o")
+    assert (gpt.ttft_s.to_json()["median"], gpt.tokens_per_s.mean()) == (0.45, 131.0)
+    sonnet = script.latency_for("claude-sonnet-4-5-20250929")  # the longest listed prefix: claude-sonnet-4-5
+    assert (sonnet.ttft_s.to_json()["median"], sonnet.tokens_per_s.mean()) == (1.80, 63.0)
+    mini = script.latency_for("gpt-4o-mini-2024-07-18")  # gpt-4o-mini, not gpt-4o
+    assert mini.tokens_per_s.mean() == 59.0  # sec. L13
+    assert script.latency_for("my-own-model") == script.defaults  # unlisted: the illustrative default
+
+
+def test_a_scripts_defaults_win_over_the_cited_speeds() -> None:
+    """A script that sets [defaults] gets them for every model it does not list, cited or not."""
+    script = load_script({"defaults": {"ttft_s": 0.1, "tokens_per_s": 500}})
+    assert script.latency_for("gpt-4o").sample(random.Random(0)) == (0.1, 500.0)
+    only_models = load_script({"models": {"x": {"ttft_s": 0.2}}})
+    assert only_models.latency_for("gpt-4o").tokens_per_s.mean() == 131.0
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"rulez": []}, "unknown key 'rulez' (did you mean 'rules'?)"),
     ({"rules": [{"modle": "x"}]}, "rule 1: unknown key 'modle' (did you mean 'model'?)"),

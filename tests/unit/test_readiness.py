@@ -48,6 +48,14 @@ def test_bad_traffic_is_a_config_error(bad: str) -> None:
         parse_traffic(bad)
 
 
+def test_named_llm_tiers_carry_the_cited_limits() -> None:
+    """OpenAI tier 1 (gpt-4o-mini, L19) and Anthropic tiers 1-4 (Sonnet 4.x, L21) parse to their RPM / TPM."""
+    assert (parse_tier("openai-tier1").rpm, parse_tier("openai-tier1").tpm) == (500, 200_000)
+    assert [(parse_tier(f"anthropic-tier{n}").rpm, parse_tier(f"anthropic-tier{n}").tpm) for n in (1, 2, 3, 4)] == [
+        (50, 30_000), (1_000, 450_000), (2_000, 800_000), (4_000, 2_000_000)]
+    assert parse_tier(None) == parse_tier("anthropic-tier1")
+
+
 def test_bad_budget_and_tier_are_config_errors() -> None:
     """A budget that is not USD, or a tier that is neither named nor rpm/tpm, is a ConfigError."""
     with pytest.raises(ConfigError, match="budget"):
@@ -62,10 +70,11 @@ def test_crossover_chart_matches_two_hand_computed_points() -> None:
     # x 1,000 x 730/24 tasks a month (cold starts cost nothing here: no init measured).
     per_task = 0.20 / 1e6 + 1.0 * 0.125 * 0.0000166667
     lambda_month = 1000 * 730 / 24 * per_task
-    # k8s-hpa: one replica (1 vCPU, 0.5 GiB) up all month: 730 x 3600 s x ($0.000018 + 0.5 x $0.0000025).
-    pod_month = 730 * 3600 * (1 * 0.000018 + 0.5 * 0.0000025)
+    # k8s-hpa: one pod (1 vCPU, 0.5 GB) up all month, priced as a Fargate task of its size (A42):
+    # 730 h x ($0.04048 + 0.5 x $0.004445); the profile stores the vCPU rate per second, rounded.
+    pod_month = 730 * 3600 * (1 * 0.0000112444 + 0.5 * 0.004445 / 3600)
     assert lambda_month == pytest.approx(0.0694515, rel=1e-5)
-    assert pod_month == pytest.approx(50.589, rel=1e-6)
+    assert pod_month == pytest.approx(730 * (0.04048 + 0.5 * 0.004445), rel=1e-5)
     series = projection(ONE_SECOND, [LAMBDA, K8S], TrafficSpec())
     assert dict(series["aws-lambda"])[1000.0] == pytest.approx(lambda_month, rel=1e-9)
     assert dict(series["k8s-hpa"])[1000.0] == pytest.approx(pod_month, rel=1e-9)
@@ -77,7 +86,7 @@ def test_crossover_chart_matches_two_hand_computed_points() -> None:
 def test_crossover_is_where_the_pay_per_use_bill_reaches_the_pod() -> None:
     """Serverless stops being cheaper where tasks x per-task price = the pod's month: solved by hand."""
     per_task = 0.20 / 1e6 + 0.125 * 0.0000166667
-    pod_month = MONTH_S * (0.000018 + 0.5 * 0.0000025)
+    pod_month = MONTH_S * (0.0000112444 + 0.5 * 0.004445 / 3600)  # a Fargate-priced pod (A42)
     # k8s-hpa needs a second replica only past 80 concurrent tasks (2.4M/day here), beyond the crossing.
     expected_per_day = pod_month / per_task / (730 / 24)
     [c] = crossovers(ONE_SECOND, LAMBDA, K8S, TrafficSpec())
