@@ -82,6 +82,7 @@ class Record(Result):
     llm_ms: float = 0.0  # platform ms spent waiting on the LLM
     llm_backoff_ms: float = 0.0  # platform ms the LLM told the agent to back off (429 retry-after): time lost
     embedding_tokens: int = 0  # of input_tokens, those sent to POST /v1/embeddings (ctx.memory, or the agent's own)
+    memory_ops: int = 0  # requests to the long-term memory store (ctx.memory add / search / delete / count)
     # Headroom (edge): the limits this call ran under, beside what it used (cpu_ms, peak_memory_mb, subrequests).
     cpu_limit_ms: float | None = None
     memory_cap_mb: float | None = None

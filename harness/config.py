@@ -39,6 +39,7 @@ class DeployConfig:
     llm_script: str | None = None
     runtime: str = "process"  # "process" (forked from a zygote) | "docker" | "docker:IMAGE" (a container each)
     records_dir: str | None = None  # where the record store is kept (None: a temporary file, gone with the deployment)
+    memory: str | None = None  # ctx.memory's store URL (None: memory.sqlite3 in the run dir, gone with the deployment)
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
@@ -46,7 +47,8 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
                  llm_script: str | Path | None = None, runtime: str = "process",
-                 records_dir: str | Path | None = None, **overrides: Any) -> DeployConfig:
+                 records_dir: str | Path | None = None, memory: str | None = None,
+                 **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
 
     ``pattern=None``: the pattern the profile is written for (serverless when no profile is named).
@@ -68,6 +70,10 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
     if llm_script is not None and not Path(llm_script).is_file():
         raise ConfigError(f"LLM script {str(llm_script)!r} does not exist; check the path")
     parse_runtime(runtime)
+    if memory is not None and (not isinstance(memory, str)
+                               or not memory.startswith(("sqlite:", "postgresql://", "postgres://"))):
+        raise ConfigError(f"memory store {memory!r}: expected sqlite:// (the default), sqlite:///path/to/file or "
+                          f"postgresql://user@host:port/db")
     prof = load_profile(profile, pattern)
     if overrides:
         prof = prof.replace(**overrides)
@@ -76,7 +82,7 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
         time_scale=None if time_scale is None else float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
         llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
-        records_dir=None if records_dir is None else str(records_dir),
+        records_dir=None if records_dir is None else str(records_dir), memory=memory,
     )
 
 

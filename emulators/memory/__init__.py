@@ -70,6 +70,7 @@ class MemoryStore(Protocol):
 
     mode: str  # "sqlite-scan" | "postgres-plain" | "pgvector"
     dimensions: int
+    share_url: str  # the URL that opens this same store from another process (an instance)
 
     def add(self, namespace: str, items: Sequence[Item]) -> None: ...
     def search(self, namespace: str, vector: Sequence[float], k: int,

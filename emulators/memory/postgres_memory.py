@@ -20,6 +20,7 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -52,6 +53,7 @@ class PostgresMemory:
         self._conn: psycopg.Connection[Any] | None = None
         self.mode = "plain"
         self.unavailable_reason: str | None = None  # why pgvector is not in use, when it is not
+        self.share_url = ""
         self._connect()
         self._create(mode)
 
@@ -91,6 +93,10 @@ class PostgresMemory:
             self._run(self._q("INSERT INTO {s}.memory_meta VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"),
                       (key, value))
         self.mode = "pgvector" if mode == "pgvector" else "postgres-plain"
+        # Instances reopen it in the mode chosen here: none of them tries CREATE EXTENSION again.
+        parts = urlsplit(self._dsn)
+        query = urlencode([*parse_qsl(parts.query), ("namespace", self.namespace), ("mode", mode)])
+        self.share_url = urlunsplit(parts._replace(query=query))
 
     def _pick(self, wanted: str) -> str:
         """pgvector if the extension can be had, else plain (``unavailable_reason`` says why)."""

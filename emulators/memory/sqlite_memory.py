@@ -75,8 +75,9 @@ class SQLiteMemory:
     mode = "sqlite-scan"
 
     def __init__(self, path: str | Path, dimensions: int) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()
         self.dimensions = dimensions
+        self.share_url = f"sqlite://{self.path}"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
