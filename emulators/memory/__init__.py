@@ -8,7 +8,8 @@ the same URL first: it creates the tables, picks the mode and reports it.
 Backends, picked by URL as the state stores are:
 
 - ``sqlite://`` (the default: ``memory.sqlite3`` in the run directory) or ``sqlite:///path``: a SQLite
-  table scanned exactly in pure Python (no server, no extension; ``docs/performance.md`` has the figures);
+  table searched exactly, by sqlite-vec where it is installed, else in pure Python (``?search=python``
+  forces that; ``sqlite_memory.py`` and ``docs/performance.md`` have the figures);
 - ``postgresql://user@host:port/db``: the ``pgvector`` extension where the server has it (a ``vector``
   column with an HNSW index, cosine distance), else plain PostgreSQL (a ``real[]`` column scanned exactly
   by the server). ``?mode=pgvector|plain`` forces one; the store's ``mode`` says which is in use.
@@ -68,7 +69,7 @@ class Hit:
 class MemoryStore(Protocol):
     """Texts with vectors, per namespace (a user, a customer, an entity)."""
 
-    mode: str  # "sqlite-scan" | "postgres-plain" | "pgvector"
+    mode: str  # "sqlite-vec" | "sqlite-scan" | "postgres-plain" | "pgvector"
     dimensions: int
     share_url: str  # the URL that opens this same store from another process (an instance)
 
@@ -136,17 +137,20 @@ def open_memory_store(url: str | None, run_dir: Path | None = None, *, dimension
     """
     if isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= 16000:
         raise ConfigError(f"memory dimensions must be an integer from 1 to 16000, got {dimensions!r}")
-    if url is None or url in ("sqlite://", "sqlite:"):
+    url = url or "sqlite://"
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite" and url.startswith("sqlite://"):
+        from .sqlite_memory import SQLiteMemory
+
+        search = dict(parse_qsl(parts.query)).get("search", "auto")
+        if parts.netloc:
+            raise ConfigError(f"memory store {url!r}: give sqlite:// (a file in the run directory) or "
+                              f"sqlite:///absolute/path/to/file")
+        if parts.path:
+            return SQLiteMemory(Path(parts.path), dimensions, search=search)
         if run_dir is None:
             raise ConfigError("the default memory store (sqlite://) needs a run directory; give sqlite:///path")
-        from .sqlite_memory import SQLiteMemory
-
-        return SQLiteMemory(run_dir / "memory.sqlite3", dimensions)
-    if url.startswith("sqlite:///"):
-        from .sqlite_memory import SQLiteMemory
-
-        return SQLiteMemory(url[len("sqlite://"):], dimensions)
-    parts = urlsplit(url)
+        return SQLiteMemory(run_dir / "memory.sqlite3", dimensions, search=search)
     if parts.scheme in ("postgresql", "postgres") and url.startswith(f"{parts.scheme}://"):
         query = parse_qsl(parts.query)
         given = dict(query)

@@ -1,5 +1,6 @@
-"""The long-term memory contract, one suite for every backend: embedded SQLite, real PostgreSQL in plain
-mode, and pgvector (skipped where the server lacks the extension). Same texts, same queries, same neighbours.
+"""The long-term memory contract, one suite for every backend: embedded SQLite (searched by sqlite-vec, and
+in pure Python), real PostgreSQL in plain mode, and pgvector (skipped where the server lacks the extension).
+Same texts, same queries, same neighbours.
 
 Vectors come from the LLM simulator's own embedding function, so "near" means what ctx.memory sees.
 PostgreSQL stores use a fresh namespace (schema) each and are dropped afterwards.
@@ -57,7 +58,7 @@ def _pgvector_missing() -> str | None:
     return None if row else "the PostgreSQL server here has no pgvector extension package (vector.control)"
 
 
-@pytest.fixture(params=["sqlite", "postgres-plain", "pgvector"])
+@pytest.fixture(params=["sqlite-vec", "sqlite-python", "postgres-plain", "pgvector"])
 def open_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenMemory]:
     """A factory opening memory stores on one backend, all on the same file or schema unless told."""
     name = str(request.param)
@@ -65,12 +66,16 @@ def open_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432; start it to run the PostgreSQL memory tests")
     if name == "pgvector" and (why := _pgvector_missing()) is not None:
         pytest.skip(why)
+    if name == "sqlite-vec":
+        pytest.importorskip("apsw", reason="sqlite-vec search needs apsw: pip install 'agent-deploy-harness[memory]'")
+        pytest.importorskip("sqlite_vec", reason="pip install 'agent-deploy-harness[memory]'")
     ns = "tm_" + uuid.uuid4().hex[:12]
     opened: list[MemoryStore] = []
 
     def make(dimensions: int = DIMS) -> MemoryStore:
-        if name == "sqlite":
-            url = f"sqlite:///{tmp_path / 'memory.sqlite3'}"
+        if name.startswith("sqlite"):
+            search = "sqlite-vec" if name == "sqlite-vec" else "python"
+            url = f"sqlite:///{tmp_path / 'memory.sqlite3'}?search={search}"
         else:
             url = f"{POSTGRES_URL}?namespace={ns}&mode={'plain' if name == 'postgres-plain' else 'pgvector'}"
         store = open_memory_store(url, dimensions=dimensions)
@@ -78,9 +83,11 @@ def open_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open
         return store
 
     yield make
+    if opened and name.startswith("sqlite"):
+        assert opened[0].mode == ("sqlite-vec" if name == "sqlite-vec" else "sqlite-scan")
     for store in opened:
         store.close()
-    if name != "sqlite":
+    if not name.startswith("sqlite"):
         with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
             c.execute(f'DROP SCHEMA IF EXISTS "adh_{ns}" CASCADE')
 
