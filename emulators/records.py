@@ -194,6 +194,8 @@ class Summary:
     output_tokens: int
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
+    embedding_tokens: int = 0  # of input_tokens, sent to the embeddings API (ctx.memory or the agent's own)
+    memory_ops: int = 0  # requests to ctx.memory's store
     # Compute split by what it paid for: capacity that served calls vs capacity kept up doing nothing
     # (container: idle and starting replicas; serverless: provisioned concurrency).
     busy_cost_usd: float = 0.0

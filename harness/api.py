@@ -23,7 +23,7 @@ from emulators.edge import Edge, EdgePool
 from emulators.edge_geo import RegionalServerless, geography_for
 from emulators.errors import ConfigError, DeploymentClosedError
 from emulators.gateway import GatewayOptions, TaskRegistry, WebhookSender, async_retry_delays
-from emulators.memory import DEFAULT_DIMENSIONS, MemoryStore, open_memory_store
+from emulators.memory import DEFAULT_DIMENSIONS, DEFAULT_MODEL, MemoryStore, open_memory_store
 from emulators.memory.client import ENV_DIMENSIONS, ENV_MODEL, ENV_URL
 from emulators.pattern import Emulator
 from emulators.pool import Pool
@@ -93,10 +93,12 @@ def _emulator(cfg: DeployConfig) -> tuple[Emulator, MemoryStore]:
 def _memory(cfg: DeployConfig, pool: Pool) -> MemoryStore:
     """Open ctx.memory's store (tables made, mode picked) and point the instances at it (see emulators.memory)."""
     dims = cfg.env.get(ENV_DIMENSIONS)  # the user's env may choose the embedding size
+    if dims is not None and not dims.isdigit():
+        raise ConfigError(f"{ENV_DIMENSIONS}={dims!r} in env: expected a whole number of dimensions, e.g. 256")
     store = open_memory_store(cfg.memory, pool.run_dir, dimensions=int(dims) if dims else DEFAULT_DIMENSIONS)
     pool.env.setdefault(ENV_URL, store.share_url)
     pool.env.setdefault(ENV_DIMENSIONS, str(store.dimensions))
-    pool.env.setdefault(ENV_MODEL, "text-embedding-3-small")
+    pool.env.setdefault(ENV_MODEL, DEFAULT_MODEL)
     return store
 
 

@@ -76,3 +76,26 @@ def test_store_urls_pick_the_backend_or_say_what_is_expected(tmp_path: Path) -> 
         open_memory_store("sqlite://")
     with pytest.raises(ConfigError, match="dimensions"):
         open_memory_store(None, tmp_path, dimensions=0)
+
+
+def test_summaries_count_embedding_tokens_and_memory_ops_and_the_table_shows_them() -> None:
+    """A summary sums the records' embedding tokens and store requests; the terminal table gets a row for them."""
+    from emulators.records import Record, summarize
+
+    recs = [Record(ok=True, outcome="ok", pattern="serverless", embedding_tokens=7, memory_ops=2, input_tokens=30)
+            for _ in range(3)]
+    s = summarize(recs)
+    assert (s.embedding_tokens, s.memory_ops, s.input_tokens) == (21, 6, 90)
+    text = _table_text(s)
+    assert "embed tok / mem ops" in text and "21 / 6" in text
+    assert "mem ops" not in _table_text(summarize([Record(ok=True, outcome="ok", pattern="serverless")]))
+
+
+def _table_text(summary: object) -> str:
+    from rich.console import Console
+
+    from harness.reports.terminal import summary_table
+
+    console = Console(record=True, width=120)
+    console.print(summary_table([summary]))  # type: ignore[list-item]
+    return console.export_text()
