@@ -10,14 +10,7 @@ from __future__ import annotations
 
 from .api import AsyncDeployment
 
-__all__ = ["MECHANISMS", "recycle"]
-
-MECHANISMS = {
-    "serverless": "waited past the idle expiry ({idle:g} s)",
-    "container": "rolling restart (every replica replaced)",
-    "daemon": "every worker process killed and restarted by its supervisor",
-    "edge": "every isolate evicted (killed)",
-}
+__all__ = ["recycle"]
 
 
 async def recycle(d: AsyncDeployment, reason: str = "recycled by the harness") -> None:
