@@ -22,8 +22,8 @@ from pathlib import Path
 from .profiles import Profile
 from .records import Cost
 
-__all__ = ["ReplicaMeter", "billed_cpu_ms", "billed_ms", "invocation_cost", "llm_cost", "llm_price",
-           "provisioned_cost", "queue_requests", "replica_cost", "replica_rate_usd"]
+__all__ = ["ReplicaMeter", "billed_cpu_ms", "billed_ms", "embedding_latency", "invocation_cost", "llm_cost",
+           "llm_price", "provisioned_cost", "queue_requests", "replica_cost", "replica_rate_usd"]
 
 _PRICES = Path(__file__).parent / "profiles" / "prices" / "llm.toml"
 
@@ -147,6 +147,25 @@ class ReplicaMeter:
 def _price_table() -> dict[str, tuple[float, float]]:
     data = tomllib.loads(_PRICES.read_text(encoding="utf-8"))
     return {name: (float(p["input"]), float(p["output"])) for name, p in data["models"].items()}
+
+
+@functools.cache
+def _latency_table() -> dict[str, tuple[float, float]]:
+    data = tomllib.loads(_PRICES.read_text(encoding="utf-8"))
+    return {name: (float(p["latency_ms"]), float(p.get("ms_per_1k_tokens", 0.0)))
+            for name, p in data["models"].items() if "latency_ms" in p}
+
+
+def embedding_latency(model: str) -> tuple[float, float]:
+    """(ms per request, ms per 1k input tokens) of an embedding model from the price table.
+
+    An unlisted model: the longest listed prefix, else text-embedding-3-small's figures.
+    """
+    table = _latency_table()
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name)]
+    return table[max(prefixes, key=len)] if prefixes else table["text-embedding-3-small"]
 
 
 def llm_price(model: str) -> tuple[float, float] | None:

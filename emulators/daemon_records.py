@@ -34,6 +34,7 @@ def task_record(last: Record, tries: list[Record], *, task_id: str, outcome: str
         events=tuple(e for r in tries for e in r.events),
         llm_calls=sum(r.llm_calls for r in tries), llm_errors=sum(r.llm_errors for r in tries),
         input_tokens=sum(r.input_tokens for r in tries), output_tokens=sum(r.output_tokens for r in tries),
+        embedding_tokens=sum(r.embedding_tokens for r in tries), memory_ops=sum(r.memory_ops for r in tries),
         llm_ms=sum(r.llm_ms for r in tries), llm_backoff_ms=sum(r.llm_backoff_ms for r in tries),
         cost=Cost(llm_usd=sum(r.cost.llm_usd for r in tries)),
         peak_memory_mb=max(r.peak_memory_mb for r in tries))

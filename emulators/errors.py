@@ -17,6 +17,7 @@ __all__ = [
     "DeploymentClosedError",
     "HarnessError",
     "InstanceStartError",
+    "MemoryStoreError",
     "MessageTooLargeError",
     "close_matches_hint",
 ]
@@ -44,6 +45,10 @@ class DeploymentClosedError(HarnessError):
 
 class BackendUnavailableError(HarnessError):
     """A queue or state backend (Redis, SQS, RabbitMQ, PostgreSQL) cannot be reached, at open or mid-run."""
+
+
+class MemoryStoreError(HarnessError, ValueError):
+    """A long-term memory (``ctx.memory``) call is wrong: vectors of another size, a bad filter or namespace."""
 
 
 class MessageTooLargeError(HarnessError, ValueError):

@@ -127,6 +127,8 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         llm_calls=len(llm),
         llm_errors=len(llm) - len(llm_ok),
         input_tokens=sum(c.input_tokens for c in llm_ok),
+        embedding_tokens=sum(c.input_tokens for c in llm_ok if c.api == "embeddings"),
+        memory_ops=int(result.get("memory_ops", 0)),
         output_tokens=sum(c.output_tokens for c in llm_ok),
         llm_ms=float(result.get("llm_platform_s", 0.0)) * 1000.0,
         llm_backoff_ms=sum(c.retry_after_s or 0.0 for c in llm) * 1000.0,

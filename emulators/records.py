@@ -81,6 +81,8 @@ class Record(Result):
     llm_errors: int = 0  # LLM calls answered with an error (429, 5xx): retries show up here
     llm_ms: float = 0.0  # platform ms spent waiting on the LLM
     llm_backoff_ms: float = 0.0  # platform ms the LLM told the agent to back off (429 retry-after): time lost
+    embedding_tokens: int = 0  # of input_tokens, those sent to POST /v1/embeddings (ctx.memory, or the agent's own)
+    memory_ops: int = 0  # requests to the long-term memory store (ctx.memory add / search / delete / count)
     # Headroom (edge): the limits this call ran under, beside what it used (cpu_ms, peak_memory_mb, subrequests).
     cpu_limit_ms: float | None = None
     memory_cap_mb: float | None = None
@@ -193,6 +195,8 @@ class Summary:
     output_tokens: int
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
+    embedding_tokens: int = 0  # of input_tokens, sent to the embeddings API (ctx.memory or the agent's own)
+    memory_ops: int = 0  # requests to ctx.memory's store
     # Compute split by what it paid for: capacity that served calls vs capacity kept up doing nothing
     # (container: idle and starting replicas; serverless: provisioned concurrency).
     busy_cost_usd: float = 0.0

@@ -132,6 +132,8 @@ class Tally:
         self.output_tokens = 0
         self.llm_calls = 0
         self.llm_usd = 0.0
+        self.embedding_tokens = 0
+        self.memory_ops = 0
         self.regions: dict[str, _Region] = {}
         self.min_headroom: dict[str, float] = {}
 
@@ -155,6 +157,8 @@ class Tally:
         self.output_tokens += r.output_tokens * times
         self.llm_calls += r.llm_calls * times
         self.llm_usd += cost.llm_usd * times
+        self.embedding_tokens += r.embedding_tokens * times
+        self.memory_ops += r.memory_ops * times
         if r.outcome in NOT_TIMED:
             return
         self.latency.add(r.latency_ms, times)
@@ -191,6 +195,8 @@ class Tally:
         self.output_tokens += other.output_tokens
         self.llm_calls += other.llm_calls
         self.llm_usd += other.llm_usd
+        self.embedding_tokens += other.embedding_tokens
+        self.memory_ops += other.memory_ops
         for name, reg in other.regions.items():
             mine = self.regions.setdefault(name, _Region())
             mine.latency.merge(reg.latency)
@@ -227,6 +233,8 @@ class Tally:
             output_tokens=self.output_tokens,
             llm_calls=self.llm_calls,
             llm_cost_usd=self.llm_usd,
+            embedding_tokens=self.embedding_tokens,
+            memory_ops=self.memory_ops,
             busy_cost_usd=self.compute_usd if busy_cost_usd is None else busy_cost_usd,
             idle_cost_usd=fixed_cost_usd if idle_cost_usd is None else idle_cost_usd,
             peak_replicas=peak_replicas,

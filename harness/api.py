@@ -23,6 +23,8 @@ from emulators.edge import Edge, EdgePool
 from emulators.edge_geo import RegionalServerless, geography_for
 from emulators.errors import ConfigError, DeploymentClosedError
 from emulators.gateway import GatewayOptions, TaskRegistry, WebhookSender, async_retry_delays
+from emulators.memory import DEFAULT_DIMENSIONS, DEFAULT_MODEL, MemoryStore, open_memory_store
+from emulators.memory.client import ENV_DIMENSIONS, ENV_MODEL, ENV_URL
 from emulators.pattern import Emulator
 from emulators.pool import Pool
 from emulators.profiles import Profile
@@ -57,7 +59,7 @@ def _runtime(cfg: DeployConfig) -> dict[str, Any]:
     return {"runtime": kind, "image": image} if kind != "process" else {}
 
 
-def _emulator(cfg: DeployConfig) -> Emulator:
+def _emulator(cfg: DeployConfig) -> tuple[Emulator, MemoryStore]:
     run_id = uuid.uuid4().hex[:10]
     clock = Clock(cfg.time_scale)
     geo = geography_for(cfg.pattern, cfg.profile)  # checks the region names before anything starts
@@ -66,24 +68,40 @@ def _emulator(cfg: DeployConfig) -> Emulator:
                 run_id=run_id, function_name=cfg.function_name, env=dict(cfg.env), keep_logs=cfg.keep_logs,
                 llm=cfg.llm, llm_script=cfg.llm_script, records_dir=cfg.records_dir, app_path=cfg.app_path,
                 **_runtime(cfg))
+    memory: MemoryStore | None = None
     try:
+        memory = _memory(cfg, pool)
         state = open_state_store(cfg.state or cfg.profile.state, pool.run_dir)
     except BaseException:
         import shutil
 
+        if memory is not None:
+            memory.close()
         shutil.rmtree(pool.run_dir, ignore_errors=True)
         raise
     if cfg.pattern == "edge" and geo is not None:
-        return Edge(pool, cfg.profile, clock, state, geo)
+        return Edge(pool, cfg.profile, clock, state, geo), memory
     if geo is not None:  # serverless placed in one region, to compare with the edge
-        return RegionalServerless(pool, cfg.profile, clock, state, geography=geo)
+        return RegionalServerless(pool, cfg.profile, clock, state, geography=geo), memory
     if cfg.pattern == "container":
-        return Container(pool, cfg.profile, clock, state)
+        return Container(pool, cfg.profile, clock, state), memory
     if cfg.pattern == "daemon":
         from emulators.daemon import Daemon
 
-        return Daemon(pool, cfg.profile, clock, state)
-    return Serverless(pool, cfg.profile, clock, state)
+        return Daemon(pool, cfg.profile, clock, state), memory
+    return Serverless(pool, cfg.profile, clock, state), memory
+
+
+def _memory(cfg: DeployConfig, pool: Pool) -> MemoryStore:
+    """Open ctx.memory's store (tables made, mode picked) and point the instances at it (see emulators.memory)."""
+    dims = cfg.env.get(ENV_DIMENSIONS)  # the user's env may choose the embedding size
+    if dims is not None and not dims.isdigit():
+        raise ConfigError(f"{ENV_DIMENSIONS}={dims!r} in env: expected a whole number of dimensions, e.g. 256")
+    store = open_memory_store(cfg.memory, pool.run_dir, dimensions=int(dims) if dims else DEFAULT_DIMENSIONS)
+    pool.env.setdefault(ENV_URL, store.share_url)
+    pool.env.setdefault(ENV_DIMENSIONS, str(store.dimensions))
+    pool.env.setdefault(ENV_MODEL, DEFAULT_MODEL)
+    return store
 
 
 def _tracer(cfg: DeployConfig, emulator: Emulator, opts: TraceOptions) -> Tracer:
@@ -102,7 +120,7 @@ class AsyncDeployment:
         self.config = cfg
         self.gateway_options = gateway if gateway is not None else GatewayOptions()
         trace_opts = TraceOptions.parse(traces)  # a bad value is a ConfigError before anything starts
-        self._emulator = _emulator(cfg)
+        self._emulator, self.memory_store = _emulator(cfg)
         self._tracer = None if trace_opts is None else _tracer(cfg, self._emulator, trace_opts)
         self._emulator.pool.tracer = self._tracer
         opts = self.gateway_options
@@ -276,6 +294,7 @@ class AsyncDeployment:
             await self._webhooks.aclose()
         finally:
             try:
+                self.memory_store.close()
                 await self._emulator.close()
                 if self._tracer is not None:  # the last spans are built and exported off the event loop
                     await asyncio.to_thread(self._tracer.close)
@@ -372,6 +391,11 @@ class Deployment:
         return self._async.url
 
     @property
+    def memory_store(self) -> MemoryStore:
+        """The store ``ctx.memory`` writes to (``mode`` says which backend; ``count()`` what it holds)."""
+        return self._async.memory_store
+
+    @property
     def webhook_secret(self) -> str:
         """The secret webhook signatures are made with."""
         return self._async.webhook_secret
@@ -460,7 +484,7 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
            gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
-           records_dir: str | Path | None = None, **overrides: Any) -> Deployment:
+           records_dir: str | Path | None = None, memory: str | None = None, **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
 
     ``time_scale=None`` (default): the virtual clock (emulated waits cost no wall time; ``d.advance(s)``
@@ -476,9 +500,11 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
     over OTLP/HTTP (as ``HARNESS_OTLP_ENDPOINT`` does), a path appends them as OTLP/JSON lines, False: none.
     Every record is written to a SQLite store as it finishes (memory holds only the latest): ``records_dir``
     keeps it there as ``<pattern>-<run id>.sqlite`` for ``harness report``; without, it is a temporary file.
+    ``memory``: the store of ``ctx.memory`` (long-term memory): None, a SQLite file in the run directory
+    (gone with the deployment); ``sqlite:///path`` or ``postgresql://...`` to keep it across deployments.
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
                        keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
-                       records_dir=records_dir, **overrides)
+                       records_dir=records_dir, memory=memory, **overrides)
     return Deployment(cfg, _gateway_options(gateway), traces)

@@ -40,6 +40,7 @@ class DeployConfig:
     runtime: str = "process"  # "process" (forked from a zygote) | "docker" | "docker:IMAGE" (a container each)
     records_dir: str | None = None  # where the record store is kept (None: a temporary file, gone with the deployment)
     app_path: str = "/invoke"  # an HTTP-app agent: where d.invoke(task) POSTs the task as JSON
+    memory: str | None = None  # ctx.memory's store URL (None: memory.sqlite3 in the run dir, gone with the deployment)
 
 
 def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
@@ -47,7 +48,7 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
                  llm_script: str | Path | None = None, runtime: str = "process",
-                 records_dir: str | Path | None = None, app_path: str = "/invoke",
+                 records_dir: str | Path | None = None, app_path: str = "/invoke", memory: str | None = None,
                  **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
 
@@ -72,6 +73,10 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
     parse_runtime(runtime)
     if not isinstance(app_path, str) or not app_path.startswith("/"):
         raise ConfigError(f"app_path must be a path starting with '/', e.g. '/chat', got {app_path!r}")
+    if memory is not None and (not isinstance(memory, str)
+                               or not memory.startswith(("sqlite:", "postgresql://", "postgres://"))):
+        raise ConfigError(f"memory store {memory!r}: expected sqlite:// (the default), sqlite:///path/to/file or "
+                          f"postgresql://user@host:port/db")
     prof = load_profile(profile, pattern)
     if overrides:
         prof = prof.replace(**overrides)
@@ -80,7 +85,7 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
         time_scale=None if time_scale is None else float(time_scale),
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
         llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
-        records_dir=None if records_dir is None else str(records_dir), app_path=app_path,
+        records_dir=None if records_dir is None else str(records_dir), app_path=app_path, memory=memory,
     )
 
 

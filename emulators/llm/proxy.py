@@ -179,7 +179,7 @@ def _body_usage(api: Api, raw: bytes) -> Usage:
 def _from_usage(api: Api, u: Any, into: Usage) -> Usage:
     if not isinstance(u, dict):
         return into
-    if api.api == "chat.completions":
+    if api.api in ("chat.completions", "embeddings"):  # embeddings: prompt_tokens only
         into.input_tokens = int(u.get("prompt_tokens") or into.input_tokens)
         into.output_tokens = int(u.get("completion_tokens") or into.output_tokens)
     else:

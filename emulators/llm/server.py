@@ -38,6 +38,7 @@ from ..serving import fastest_http, start_server
 from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
 from .backoff import Backoffs
 from .dialog import ApiError, Prompt, Reply
+from .embeddings import EMBEDDING_MODELS, EmbeddingsApi, embedding_latency_s
 from .generate import default_reply
 from .limits import Admission, RateLimiter, limit_headers
 from .openai_api import ChatCompletionsApi, openai_error, openai_model, openai_models
@@ -55,7 +56,7 @@ log = logging.getLogger("emulators.llm")
 MAX_CALLS_KEPT = 10_000  # LLMEndpoint.calls: the latest model calls
 MAX_DISTINCT_KEPT = 100_000  # distinct requests whose occurrences are counted (they seed faults per attempt)
 BUILTIN_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4o", "gpt-4o-mini",
-                  "claude-opus-5", "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
+                  "claude-opus-5", "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", *EMBEDDING_MODELS)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _REPLY_CACHE = 1024  # distinct requests whose default answer is kept
 
@@ -67,7 +68,7 @@ class LLMCall:
     caller: str | None  # from the URL prefix /i/{caller}/... (the instance id), else None
     invocation_id: str | None  # from the request header "x-harness-invocation", else None
     provider: str  # "openai" | "anthropic"
-    api: str  # "chat.completions" | "responses" | "messages"
+    api: str  # "chat.completions" | "responses" | "messages" | "embeddings"
     model: str
     status: int  # HTTP status answered (200, 429, 500, 529, ...); 499: the client left during a hang
     input_tokens: int
@@ -119,6 +120,7 @@ class LLMEndpoint:
         self.calls: deque[LLMCall] = deque(maxlen=MAX_CALLS_KEPT)
         self.url: str | None = None
         self._chat, self._responses, self._messages = ChatCompletionsApi(), ResponsesApi(), MessagesApi()
+        self._embeddings = EmbeddingsApi()
         self._seen: Counter[str] = Counter()  # occurrences of each distinct request (seeds its faults)
         self._replies: dict[str, Reply] = {}  # default answers by request digest (bounded: _REPLY_CACHE)
         self._used: Counter[int] = Counter()  # uses of each script rule (for ``times``)
@@ -128,7 +130,7 @@ class LLMEndpoint:
         self._sock: socket.socket | None = None
         # The model-call routes: served by the routes below and, past the router, by _HotPath.
         self._model_calls: dict[str, Api] = {"/v1/chat/completions": self._chat, "/v1/responses": self._responses,
-                                             "/v1/messages": self._messages}
+                                             "/v1/messages": self._messages, "/v1/embeddings": self._embeddings}
         self.app = _HotPath(Starlette(routes=self._routes()), self._serve, self._model_calls)
 
     # ---- serving ---------------------------------------------------------------------------------------
@@ -201,7 +203,8 @@ class LLMEndpoint:
 
     async def _unknown(self, request: Request) -> Response:
         err = ApiError(400, f"Invalid URL ({request.method} {request.url.path}); this endpoint serves "
-                            f"POST /v1/chat/completions, POST /v1/responses, POST /v1/messages and GET /v1/models")
+                            f"POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, "
+                            f"POST /v1/embeddings and GET /v1/models")
         body = anthropic_error(err) if is_anthropic(request) else openai_error(err)
         return JSONResponse(body, status_code=400)
 
@@ -235,6 +238,8 @@ class LLMEndpoint:
     async def _answer(self, request: Request, meta: _Meta) -> Response:
         api = meta.api
         body = await json_body(request)
+        if api is self._embeddings:
+            return await self._embed(request, meta, body)
         model = body.get("model")
         meta.model = model if isinstance(model, str) else ""
         meta.stream = bool(body.get("stream"))
@@ -282,6 +287,38 @@ class LLMEndpoint:
                 on_begin=lambda s: self._notify(meta, "begin", s),
                 on_end=lambda waited, sent, how: self._finish_stream(meta, prompt, waited, sent, how))
         return await self._complete(request, meta, prompt, reply, body, rng, ttft, tps, fault, headers)
+
+    async def _embed(self, request: Request, meta: _Meta, body: dict[str, Any]) -> Response:
+        """``POST /v1/embeddings``: limits, random faults (error, overloaded), the latency wait, the vectors.
+
+        Script rules are for conversations and do not apply; proxy mode forwards as for chat.
+        """
+        req = self._embeddings.parse_embed(body)
+        meta.model = req.model
+        extra_s = self.extra_latency(meta.caller, meta.invocation_id) if self.extra_latency is not None else 0.0
+        key = digest(self._embeddings.api, body)
+        occurrence = self._seen[key]
+        self._seen[key] += 1
+        admission = self.limiter.admit(api_key(request), req.input_tokens, self.clock.now())
+        headers = limit_headers("openai", admission)
+        if not admission.admitted:
+            return self._rate_limited(meta, admission, headers)
+        fault = self._random_fault(random.Random(f"{self.seed}:{key}:{occurrence}"))
+        if fault == "error":
+            return self._refuse(meta, ApiError(500, ""), fault, headers)
+        if fault == "overloaded":
+            return self._refuse(meta, ApiError(503, ""), fault, headers)
+        if self.upstream is not None:
+            return await self._forward(request, meta, body, False, headers)
+        latency = embedding_latency_s(req.model, req.input_tokens) + extra_s
+        how, waited = await self._timed_wait(request, meta, latency)
+        if how != "done":
+            self._record(meta, 499 if how == "disconnected" else 503, platform_s=waited, fault="disconnected")
+            return Response(status_code=499 if how == "disconnected" else 503)
+        payload = json.dumps(self._embeddings.render_embed(req), separators=(",", ":")).encode()
+        self._record(meta, 200, req.input_tokens, 0, latency)
+        return Response(payload, headers={**headers, **self._answer_headers(meta.api, latency)},
+                        media_type="application/json")
 
     def _default_reply(self, key: str, prompt: Prompt, rng: random.Random) -> Reply:
         """The unscripted answer to the request with digest ``key``: the same every time, so made once.

@@ -265,6 +265,8 @@ class _Instance:
         out["wall_ms"] = timer.wall_elapsed() * 1000.0
         out["cpu_ms"] = (cpu() - timer.start_cpu) * 1000.0
         out["peak_memory_mb"] = self.peak.mb()
+        if ctx._memory is not None:  # requests to the long-term memory store (ctx.memory)
+            out["memory_ops"] = ctx._memory.requests
         try:
             state_after = json.dumps(ctx.state, sort_keys=True)
         except (TypeError, ValueError) as exc:

@@ -148,6 +148,7 @@ class AgentContext:
         self._checkpoints = checkpoints
         self._llm: Any = None
         self._http: Any = None
+        self._memory: Any = None
         self.subrequests = 0  # ctx.http requests made (requests to the LLM endpoint are counted there)
         self._subrequest_limit = subrequest_limit
         self._subrequest_rtt_s = subrequest_rtt_s
@@ -212,19 +213,37 @@ class AgentContext:
                                       event_hooks={"request": [self._subrequest], "response": [self._answered]})
         return self._http
 
+    @property
+    def memory(self) -> Any:
+        """Long-term memory (``emulators.memory.client.Memory``): ``add``, ``search``, ``delete``, per namespace."""
+        if self._memory is None:
+            from ..memory.client import Memory
+
+            self._memory = Memory(lambda: self.llm, self._memory_request)
+        return self._memory
+
+    def _memory_request(self, op: str) -> None:
+        """A request to the memory store: a subrequest where the platform counts them (edge), with its round trip."""
+        if self._subrequest_limit is not None or self._subrequest_rtt_s > 0:
+            self._count_subrequest("POST", f"memory/{op}")
+
     def _subrequest(self, request: Any) -> None:
         """Count a ctx.http request; pay the round trip to the origin's region (edge) as an emulated wait."""
         llm = os.environ.get("OPENAI_BASE_URL", "").split("/i/", 1)[0]
         if llm and str(request.url).startswith(llm):
             return  # the LLM endpoint counts its own requests and adds their round trip
+        request.extensions["harness_subrequest"] = self._count_subrequest(request.method, request.url.host)
+
+    def _count_subrequest(self, method: str, host: str) -> int:
+        """Count one subrequest (over budget: SubrequestLimitError), then wait its round trip; its number."""
         self.subrequests += 1
-        request.extensions["harness_subrequest"] = self.subrequests  # its answer names it (trace spans)
-        self._send({"op": "subreq", "id": self.invocation_id, "method": request.method, "host": request.url.host})
+        self._send({"op": "subreq", "id": self.invocation_id, "method": method, "host": host})
         if self._subrequest_limit is not None and self.subrequests > self._subrequest_limit:
             raise SubrequestLimitError(
                 f"Too many subrequests: this request may make {self._subrequest_limit}")
         if self._subrequest_rtt_s > 0:
             self.sleep(self._subrequest_rtt_s)
+        return self.subrequests
 
     def _answered(self, response: Any) -> None:
         """Tell the harness a subrequest's status (its span ends here; never its headers or URL path)."""

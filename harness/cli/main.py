@@ -117,11 +117,16 @@ def cli() -> None:
                    "to a real OpenAI/Anthropic-compatible base URL (key from the environment).")
 @click.option("--llm-script", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A TOML script of scripted LLM answers (see fixtures/llm/).")
+@click.option("--recycle-every", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Recycle every instance after each N calls, as the pattern's platform does (serverless: idle "
+                   "past the expiry; container: rolling restart; daemon/edge: workers/isolates killed). 0: never.")
+@click.option("--memory", default=None, metavar="URL",
+              help="ctx.memory's store: sqlite:///path or postgresql://... [default: a SQLite file per deployment]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
         concurrency: int | None, time_scale: float | str | None, task: str | None, task_file: Path | None,
         session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, report_paths: tuple[Path, ...],
-        llm: str, llm_script: Path | None, quiet: bool) -> None:
+        llm: str, llm_script: Path | None, recycle_every: int, memory: str | None, quiet: bool) -> None:
     """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
     for path in report_paths:
         if path.suffix.lower() not in (".json", ".md", ".html"):
@@ -148,6 +153,8 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
         llm=llm,
         llm_script=llm_script,
         quiet=quiet,
+        recycle_every=recycle_every,
+        memory=memory,
     )
     console = Console(stderr=False)
     try:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from emulators.records import Summary
 
 from ..api import AsyncDeployment, adeploy
+from ..recycle import recycle
 from ..reports import DeploymentRun, build_report, write_report
 from ..reports.terminal import failures_table, regions_table, summary_table
 
@@ -41,6 +42,8 @@ class RunOptions:
     llm: str = "sim"
     llm_script: Path | None = None
     quiet: bool = False
+    recycle_every: int = 0  # recycle every instance after each N calls (0: never), by the pattern's mechanism
+    memory: str | None = None  # ctx.memory's store URL (None: a SQLite file per deployment)
 
 
 def _session(mode: str, shared: str) -> str | None:
@@ -52,11 +55,21 @@ def _session(mode: str, shared: str) -> str | None:
 
 
 async def _drive(d: AsyncDeployment, opts: RunOptions, progress: Progress | None, bar: Any) -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(opts.requests):
-        queue.put_nowait(i)
+    """The calls, C in flight; with ``recycle_every`` in rounds of N calls with a recycle between rounds."""
     shared = uuid.uuid4().hex
     counts = {"ok": 0, "failed": 0}
+    size = opts.recycle_every or opts.requests
+    for start in range(0, opts.requests, size):
+        if start:
+            await recycle(d, "recycled by harness run --recycle-every")
+        await _round(d, opts, min(size, opts.requests - start), shared, counts, progress, bar)
+
+
+async def _round(d: AsyncDeployment, opts: RunOptions, n: int, shared: str, counts: dict[str, int],
+                 progress: Progress | None, bar: Any) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
 
     async def worker() -> None:
         while True:
@@ -69,14 +82,14 @@ async def _drive(d: AsyncDeployment, opts: RunOptions, progress: Progress | None
             if progress is not None:
                 progress.update(bar, advance=1, status=f"ok {counts['ok']}  failed {counts['failed']}")
 
-    await asyncio.gather(*(worker() for _ in range(min(opts.concurrency, opts.requests))))
+    await asyncio.gather(*(worker() for _ in range(min(opts.concurrency, n))))
 
 
 async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
     """Run every pattern in turn; print the summary table; write JSON if asked."""
     deployments: list[AsyncDeployment] = [
         adeploy(opts.agent, pattern, opts.profiles.get(pattern), opts.time_scale, adapter=opts.adapter,
-                state=opts.state, llm=opts.llm, llm_script=opts.llm_script, **opts.overrides)
+                state=opts.state, llm=opts.llm, llm_script=opts.llm_script, memory=opts.memory, **opts.overrides)
         for pattern in opts.patterns
     ]
     runs: list[DeploymentRun] = []

@@ -68,14 +68,17 @@ async def _run(d: AsyncDeployment, quiet: bool) -> None:
 @click.option("--state", required=True, metavar="URL",
               help="The shared state store: redis://...?namespace=NS, postgresql://...?namespace=NS, "
                    "or sqlite:///path on one machine.")
+@click.option("--memory", default=None, metavar="URL",
+              help="ctx.memory's shared store: postgresql://...?namespace=NS, or sqlite:///path on one machine. "
+                   "[default: a SQLite file of this worker alone]")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes. [default: profile's]")
 @click.option("--profile", default=None, help="A daemon profile name or .toml path. [default: daemon-local]")
 @click.option("--time-scale", type=float, default=1.0, show_default=True,
               help="Wall seconds per platform second (1: real time).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a profile field (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="No status lines.")
-def worker_command(agent: str, queue: str, state: str, workers: int | None, profile: str | None,
-                   time_scale: float, sets: tuple[str, ...], quiet: bool) -> None:
+def worker_command(agent: str, queue: str, state: str, memory: str | None, workers: int | None,
+                   profile: str | None, time_scale: float, sets: tuple[str, ...], quiet: bool) -> None:
     """Run daemon workers for AGENT on a shared queue until Ctrl-C."""
     from .main import _parse_sets  # main registers this command
 
@@ -89,7 +92,7 @@ def worker_command(agent: str, queue: str, state: str, workers: int | None, prof
     if workers is not None:
         overrides["workers"] = workers
     try:
-        d = adeploy(agent, "daemon", profile, time_scale, state=state, gateway=False, **overrides)
+        d = adeploy(agent, "daemon", profile, time_scale, state=state, memory=memory, gateway=False, **overrides)
         asyncio.run(_run(d, quiet))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None

@@ -34,6 +34,7 @@ from emulators.profiles import Profile, load_profile
 from emulators.records import Record
 
 from ..api import AsyncDeployment, adeploy
+from ..recycle import recycle
 from .traffic import LLMTier
 
 __all__ = ["BatteryOptions", "CrashRun", "PatternRun", "StateRun", "run_battery"]
@@ -100,6 +101,10 @@ class PatternRun:
     logs: str = ""
     error: str | None = None  # the deployment could not run at all (a ConfigError, say)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # ctx.memory's store in the main deployment: its mode, rows after the state experiment, its vector size
+    memory_mode: str | None = None
+    memory_rows: int = 0
+    memory_dimensions: int = 0
 
     def all_records(self) -> list[Record]:
         """Every record the battery produced here."""
@@ -158,25 +163,12 @@ def _deploy(opts: BatteryOptions, pattern: str, overrides: Mapping[str, Any], sc
                    llm_script=script, env=dict(opts.env), **overrides)
 
 
-async def _recycle(d: AsyncDeployment, run: PatternRun) -> None:
-    emu = d._emulator  # the instances themselves: a recycle is done to them, as the platform would
-    if run.pattern == "serverless":
-        await d.advance(run.profile.idle_expiry_s + 1.0)  # idle past the expiry: the instance is recycled
-    elif run.pattern == "container":
-        await d.restart()
-    else:
-        for inst in list(emu.pool.instances):
-            await inst.kill("recycled by harness readiness")
-        # the supervisor's restart delay passes (a daemon's worker comes back; an isolate starts on demand)
-        await d.advance(max(1.0, 2 * run.profile.restart_sec if run.pattern == "daemon" else 0.0))
-
-
 async def _state(d: AsyncDeployment, run: PatternRun, opts: BatteryOptions) -> None:
     run.state.mechanism = RECYCLE[run.pattern].format(idle=run.profile.idle_expiry_s)
     for i in range(TURNS):
         run.state.control.append(await d.invoke(_turn(opts.task, i), "readiness-control"))
     for i in range(TURNS):
-        await _recycle(d, run)
+        await recycle(d, "recycled by harness readiness")
         run.state.recycled.append(await d.invoke(_turn(opts.task, i), "readiness-recycled"))
 
 
@@ -221,6 +213,8 @@ async def _pattern(opts: BatteryOptions, pattern: str, workdir: Path) -> Pattern
                 run.baseline.append(await d.invoke(opts.task, None))
             if any(r.ok for r in run.baseline):  # a task that never finishes here has no state or recovery to judge
                 await _state(d, run, opts)
+                store = d.memory_store
+                run.memory_mode, run.memory_rows, run.memory_dimensions = store.mode, store.count(), store.dimensions
                 await _crash(d, run, opts)
             run.logs = await _logs(d)
         ok = [r for r in run.baseline if r.ok]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from emulators.records import Record, percentile
 
+from . import cost
 from .battery import PatternRun
 from .traffic import LLMTier, TrafficSpec
 
@@ -127,15 +128,67 @@ def _out(r: Record) -> str:
     return repr(r.output) if r.ok else f"<{r.outcome}>"
 
 
-def check_state(run: PatternRun) -> Item:
-    """Multi-turn session with instances recycled between turns: same answers as the control session?"""
+def _long_term(run: PatternRun) -> str | None:
+    """How the agent keeps long-term memory, from its records: ``external`` (ctx.memory requests),
+    ``in-process`` (it embeds texts but never writes a store), or None (it embeds nothing)."""
+    recs = [*run.baseline, *run.state.control, *run.state.recycled]
+    if any(r.memory_ops for r in recs):
+        return "external"
+    return "in-process" if any(r.embedding_tokens for r in recs) else None
+
+
+_IN_PROCESS = ("long-term memory lost: the agent embeds texts ({tokens:,.0f} embedding tokens a call) but writes "
+               "no external store, so its vectors live in the instance (a list, a FAISS index, an InMemoryStore) "
+               "and go with it; keep them in ctx.memory (or your vector database)")
+
+
+def _memory_lines(run: PatternRun, traffic: TrafficSpec | None) -> tuple[str, list[str], dict[str, Any]]:
+    """The evidence clause, detail lines and data of an agent using ctx.memory."""
+    st = run.state
+    writers = sorted({r.instance_id for r in st.control if r.instance_id})
+    readers = sorted({r.instance_id for r in st.recycled if r.instance_id} - set(writers))
+    clause = (f"; long-term memory ({run.memory_mode}) written in {', '.join(writers) or '?'} was found from "
+              f"{', '.join(readers) or 'the same instance'} after recycling")
+    calls = [*run.baseline, *st.control, *st.recycled]
+    ok = [r for r in calls if r.ok]
+    tokens = sum(r.embedding_tokens for r in ok) / len(ok) if ok else 0.0
+    rows = run.memory_rows / len(calls) if calls else 0.0
+    data: dict[str, Any] = {"memory_mode": run.memory_mode, "memory_rows": run.memory_rows}
+    lines = [f"long-term memory: {run.memory_mode}, {run.memory_rows} row(s) after {len(calls)} call(s); "
+             f"{tokens:,.0f} embedding tokens and {sum(r.memory_ops for r in ok) / max(1, len(ok)):.1f} store "
+             f"requests a call"]
+    if traffic is not None:
+        m = cost.monthly_memory(tokens, rows, run.memory_dimensions or 256, traffic)
+        lines.append(f"long-term memory at {traffic.text}: ${m.total_usd:,.2f}/month (embeddings "
+                     f"${m.embedding_usd:,.2f}; {m.rows_after_month:,.0f} rows, {m.storage_gb:,.3f} GB stored "
+                     f"${m.storage_usd:,.2f}, storage price an ESTIMATE)")
+        data["memory_monthly_usd"] = m.total_usd
+    return clause, lines, data
+
+
+def check_state(run: PatternRun, traffic: TrafficSpec | None = None) -> Item:
+    """Multi-turn session with instances recycled between turns: same answers as the control session?
+
+    Also long-term memory: an agent using ctx.memory is judged on the same turns (what one instance wrote,
+    another found after the recycle) with its monthly cost at ``traffic``; one that embeds texts without an
+    external store is named as keeping long-term memory in process when its recycled turns go wrong.
+    """
     st = run.state
     if not st.control or not st.recycled:
         return _item(run, "state management", "warn", "not run", [_first_line(run.error)])
+    ltm = _long_term(run)
+    tokens = sum(r.embedding_tokens for r in st.control) / len(st.control)
     if not all(r.ok for r in st.control + st.recycled):
         bad = next(r for r in st.control + st.recycled if not r.ok)
-        return _item(run, "state management", "warn", f"a turn failed ({bad.outcome}): state not judged",
-                     [_first_line(bad.error)])
+        if not all(r.ok for r in st.control):
+            return _item(run, "state management", "warn", f"a turn failed ({bad.outcome}): state not judged",
+                         [_first_line(bad.error)])
+        # The same turns passed back to back: failing only on recycled instances is losing what they held.
+        why = _IN_PROCESS.format(tokens=tokens) if ltm == "in-process" else \
+            "in-process memory does not survive; use ctx.state (session) or ctx.memory (long-term)"
+        return _item(run, "state management", "fail",
+                     f"state lost: a turn failed only after recycling ({bad.outcome}); {why}",
+                     [f"recycle: {st.mechanism}", _first_line(bad.error)], survived=False, long_term=ltm)
     stateful = _out(st.control[0]) != _out(st.control[-1])
     same = _out(st.control[-1]) == _out(st.recycled[-1])
     cold = sum(r.cold_start for r in st.recycled)
@@ -145,13 +198,19 @@ def check_state(run: PatternRun) -> Item:
                f"recycled turn {len(st.recycled)}: {_out(st.recycled[-1])[:160]}"]
     if same:
         what = "the answers depend on earlier turns and" if stateful else "the answers do not depend on earlier turns;"
+        clause, data = "", dict[str, Any]()
+        if ltm == "external":
+            clause, lines, data = _memory_lines(run, traffic)
+            details += lines
         return _item(run, "state management", "pass",
-                     f"state survived recycling: {what} the last turn matched the control session", details,
-                     survived=True, stateful=stateful)
+                     f"state survived recycling: {what} the last turn matched the control session{clause}", details,
+                     survived=True, stateful=stateful, long_term=ltm, **data)
     kept = "kept in the instance across back-to-back turns but " if stateful else ""
+    why = _IN_PROCESS.format(tokens=tokens) if ltm == "in-process" else \
+        "in-process memory does not survive; use ctx.state"
     return _item(run, "state management", "fail",
-                 f"state lost: {kept}the last turn after recycling differs from the control session "
-                 f"(in-process memory does not survive; use ctx.state)", details, survived=False, stateful=stateful)
+                 f"state lost: {kept}the last turn after recycling differs from the control session ({why})",
+                 details, survived=False, stateful=stateful, long_term=ltm)
 
 
 def check_error_recovery(run: PatternRun, baseline_ms: float, baseline_usd: float) -> Item:

@@ -29,15 +29,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emulators.billing import billed_ms, invocation_cost, replica_rate_usd
+from emulators.billing import billed_ms, invocation_cost, llm_cost, replica_rate_usd
 from emulators.profiles import Profile
 
 from .traffic import HOURS_PER_MONTH, TrafficSpec
 
-__all__ = ["GRID_PER_DAY", "TaskProfile", "crossovers", "monthly_compute", "monthly_llm", "priced", "projection",
-           "task_duration_ms"]
+__all__ = ["GRID_PER_DAY", "MemoryCost", "TaskProfile", "crossovers", "monthly_compute", "monthly_llm",
+           "monthly_memory", "priced", "projection", "task_duration_ms"]
 
 MONTH_S = HOURS_PER_MONTH * 3600
+# Long-term memory storage. ESTIMATE: platform-facts.md has no database or vector-store storage price yet;
+# a managed database's storage list price per GB-month is of this order (re-verify and cite).
+MEMORY_STORAGE_GB_MONTH_USD = 0.25
+MEMORY_ROW_OVERHEAD_BYTES = 300  # measured: 1,392 bytes a row in SQLite at 256 dimensions (1,024 of them vector)
 # Tasks per day the projection covers: 1-2-5 steps from 1 to 1,000,000.
 GRID_PER_DAY: tuple[float, ...] = (*(m * 10.0 ** e for e in range(0, 6) for m in (1, 2, 5)), 1e6)
 
@@ -181,3 +185,31 @@ def crossovers(task: TaskProfile, a: Profile, b: Profile, shape: TrafficSpec,
                     "monthly_usd": monthly_compute(task, a, shape.with_rate(n)), "cheaper_below": cheaper_below,
                     "cheaper_above": b.name if cheaper_below == a.name else a.name})
     return out
+
+
+@dataclass(frozen=True)
+class MemoryCost:
+    """Long-term memory per month at a traffic: embedding tokens, and the rows stored after a month."""
+
+    embedding_tokens_per_task: float
+    rows_per_task: float
+    embedding_usd: float
+    rows_after_month: float
+    storage_gb: float
+    storage_usd: float  # ESTIMATE: see MEMORY_STORAGE_GB_MONTH_USD
+
+    @property
+    def total_usd(self) -> float:
+        """Embeddings + storage."""
+        return self.embedding_usd + self.storage_usd
+
+
+def monthly_memory(embedding_tokens_per_task: float, rows_per_task: float, dimensions: int,
+                   traffic: TrafficSpec, model: str = "text-embedding-3-small") -> MemoryCost:
+    """Embedding tokens priced at the model's list price, plus a month's new rows at the storage stand-in."""
+    tasks = traffic.per_month
+    rows = rows_per_task * tasks
+    gb = rows * (dimensions * 4 + MEMORY_ROW_OVERHEAD_BYTES) / 1e9
+    return MemoryCost(embedding_tokens_per_task, rows_per_task,
+                      llm_cost(model, round(embedding_tokens_per_task * tasks), 0), rows, gb,
+                      gb * MEMORY_STORAGE_GB_MONTH_USD)

@@ -203,7 +203,7 @@ def judge(opts: ReadinessOptions, runs: list[PatternRun]) -> ReadinessResult:
         llm = cost.monthly_llm(task, opts.traffic) if task else 0.0
         items += [
             checks.check_time_limits(r, natural),
-            checks.check_state(r),
+            checks.check_state(r, opts.traffic),
             checks.check_error_recovery(r, base_ms, base_usd),
             checks.check_cost(r, base_usd, compute, llm, opts.traffic, opts.budget),
             checks.check_observability(r),

@@ -45,6 +45,10 @@ def summary_table(summaries: Sequence[Summary], title: str = "Summary (platform 
         ("cost / 1k calls", [_usd(s.cost_per_1k_usd) for s in summaries]),
         ("total cost", [_usd(s.cost_usd + s.fixed_cost_usd) for s in summaries]),
     ]
+    if any(s.embedding_tokens or s.memory_ops for s in summaries):
+        # Long-term memory: what it cost in embedding tokens and store round trips.
+        rows.insert(-2, ("embed tok / mem ops",
+                         [f"{s.embedding_tokens:,} / {s.memory_ops:,}" for s in summaries]))
     if any(s.peak_replicas or s.idle_cost_usd for s in summaries):
         # Warm capacity is paid for idle too: the split shows what the traffic used vs what sat waiting.
         rows.append(("busy / idle cost", [f"{_usd(s.busy_cost_usd)} / {_usd(s.idle_cost_usd)}" for s in summaries]))

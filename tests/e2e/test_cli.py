@@ -37,6 +37,18 @@ def test_run_writes_html_and_markdown_reports_and_refuses_an_unknown_suffix(tmp_
     assert bad.returncode == 2 and ".json, .md or .html" in bad.stderr
 
 
+def test_run_recycle_every_recycles_between_rounds_on_every_pattern(tmp_path: Path) -> None:
+    """`--recycle-every 2`: a module-global chat starts over after each recycle, on every pattern."""
+    out = tmp_path / "out.json"
+    proc = _harness("run", f"{AGENTS / 'chat_global.py'}:agent", "--patterns", "all", "-n", "4", "-q",
+                    "--recycle-every", "2", "--session", "shared", "--task", '{"message": "hi"}',
+                    "--json", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for dep in json.loads(out.read_text())["deployments"]:
+        turns = [r["output"]["turn"] for r in dep["records"] if r["trigger"] == "invoke"]
+        assert turns == [1, 2, 1, 2], (dep["summary"]["pattern"], turns)
+
+
 def test_run_prints_summary_and_writes_json(tmp_path: Path) -> None:
     """`harness run` runs N calls, prints the summary table and writes one record per call as JSON."""
     out = tmp_path / "out.json"

@@ -15,7 +15,7 @@ from harness.readiness import TaskProfile, crossovers, monthly_compute, parse_bu
 from harness.readiness.battery import PatternRun, StateRun
 from harness.readiness.chart import crossover_chart
 from harness.readiness.checks import check_scaling, check_state, check_time_limits
-from harness.readiness.cost import MONTH_S, projection
+from harness.readiness.cost import MEMORY_STORAGE_GB_MONTH_USD, MONTH_S, monthly_memory, projection
 from harness.readiness.recommend import recommend
 from harness.readiness.secrets import env_reads, scan_files
 from harness.readiness.traffic import TrafficSpec
@@ -113,6 +113,39 @@ def test_state_check_fails_when_the_recycled_session_forgets() -> None:
     assert item.verdict == "fail" and item.data["stateful"] is True
     same = _run(state=StateRun([rec({"turn": 1}), rec({"turn": 2})], [rec({"turn": 1}), rec({"turn": 2})], "x"))
     assert check_state(same).verdict == "pass"
+
+
+def test_state_check_names_in_process_long_term_memory_when_recycled_turns_fail() -> None:
+    """An agent that embeds but writes no store, failing only after recycling, fails naming long-term memory."""
+    control = [rec({"v": 1}, embedding_tokens=12), rec({"v": 2}, embedding_tokens=12)]
+    recycled = [rec({"v": 1}, embedding_tokens=12), rec(outcome="agent_error", error="RuntimeError: forgot ada")]
+    item = check_state(_run(state=StateRun(control, recycled, "x")))
+    assert item.verdict == "fail" and "long-term memory lost" in item.evidence and "ctx.memory" in item.evidence
+    assert item.data["long_term"] == "in-process"
+    control_failed = [rec(outcome="agent_error", error="boom"), rec({"v": 2})]
+    assert check_state(_run(state=StateRun(control_failed, recycled, "x"))).verdict == "warn"
+
+
+def test_state_check_reports_ctx_memory_found_across_instances_and_its_monthly_cost() -> None:
+    """A ctx.memory agent whose recycled turns match passes, naming writer and reader instances and the cost."""
+    control = [rec({"v": 1}, embedding_tokens=20, memory_ops=2, instance_id="i-0001"),
+               rec({"v": 2}, embedding_tokens=10, memory_ops=1, instance_id="i-0001")]
+    recycled = [rec({"v": 1}, embedding_tokens=10, memory_ops=1, instance_id="i-0003"),
+                rec({"v": 2}, embedding_tokens=10, memory_ops=1, instance_id="i-0004")]
+    run = _run(state=StateRun(control, recycled, "x"), memory_mode="sqlite-vec", memory_rows=1, memory_dimensions=256)
+    item = check_state(run, TrafficSpec(per_s=100_000 / 86400))
+    assert item.verdict == "pass" and "sqlite-vec" in item.evidence
+    assert "written in i-0001 was found from i-0003, i-0004" in item.evidence
+    assert item.data["memory_monthly_usd"] > 0 and any("/month" in d for d in item.details)
+
+
+def test_monthly_memory_prices_embedding_tokens_and_a_months_rows() -> None:
+    """Embeddings at the model's list price; a month's rows at the storage stand-in, per 4-byte dimension."""
+    traffic = TrafficSpec(per_s=1000 / 86400)
+    m = monthly_memory(50.0, 0.5, 256, traffic)
+    assert m.embedding_usd == pytest.approx(50 * traffic.per_month * 0.02 / 1e6, rel=1e-3)
+    assert m.rows_after_month == pytest.approx(0.5 * traffic.per_month)
+    assert m.storage_usd == pytest.approx(m.rows_after_month * (256 * 4 + 300) / 1e9 * MEMORY_STORAGE_GB_MONTH_USD)
 
 
 def test_time_limit_outcome_fails_with_the_needed_duration() -> None:
