@@ -48,7 +48,10 @@ def _spec(request: pytest.FixtureRequest, pattern: str, agent: str | None = None
         agent = agent or m_agent
         profile = profile or m_profile
     agent = agent or settings.agent
-    if not agent:
+    if settings.source is not None:  # --harness-from: the file gives the agent, limits and env (the test's win)
+        overrides = {"source": str(settings.source), "function": settings.function, **overrides}
+        agent = agent or ""
+    elif not agent:
         pytest.fail("no agent to deploy: pass --harness-agent module:callable, set harness_agent in the ini "
                     "file, or mark the test @pytest.mark.harness(agent='path/to/file.py:agent')", pytrace=False)
     if callable(agent) and not isinstance(agent, str):
