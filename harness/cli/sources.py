@@ -19,11 +19,13 @@ from emulators.errors import ConfigError
 from emulators.profiles import load_profile
 from emulators.records import Summary
 
+from ..readiness import ReadinessOptions, ReadinessResult
 from ..sources import Mapped, Source, load_source
+from ..sources.advice import config_changes
 from ..sources.apply import pattern_arguments
 from .run import RunOptions, run_patterns
 
-__all__ = ["print_mapping", "run_source", "source_profiles"]
+__all__ = ["advice_text", "attach_advice", "print_mapping", "readiness_targets", "run_source", "source_profiles"]
 
 # The limits shown for every function, per pattern (its overridden fields are added).
 _SHOWN = {
@@ -118,3 +120,48 @@ def source_profiles(path: Path, function: str | None, console: Console) -> None:
         Console(width=max(140, console.width)).print(t)
     for w in src.warnings():
         console.print(f"[yellow]{w}[/yellow]", highlight=False, soft_wrap=True)
+
+
+def readiness_targets(path: Path, function: str | None,
+                      opts: ReadinessOptions) -> list[tuple[Mapped, ReadinessOptions]]:
+    """One readiness run per function: its agent and env, its declared limits on its own pattern (always run)."""
+    src = load_source(path)
+    out = []
+    for m in _functions(src, function):
+        agent = opts.agent or m.agent
+        if not agent:
+            raise ConfigError(f"{src.path}: {m.name!r} names no code the harness can run; pass the agent: "
+                              f"harness readiness path/file.py:agent --from {src.path} --function {m.name}")
+        base = load_profile(m.profile, m.pattern)
+        # the file's timeout as deployed: its own, else the platform's default (readiness would test the maximum)
+        declared = {"timeout_s": base.timeout_s, **m.overrides}
+        patterns = tuple(dict.fromkeys((m.pattern, *opts.patterns)))
+        profiles = {m.pattern: m.profile, **opts.profiles}
+        out.append((m, dataclasses.replace(opts, agent=agent, patterns=patterns, profiles=profiles,
+                                           pattern_overrides={m.pattern: declared}, env={**m.env, **opts.env})))
+    return out
+
+
+def attach_advice(m: Mapped, result: ReadinessResult, report: dict[str, object]) -> list[str]:
+    """The changes to the file that the function's own pattern calls for, also put in the report."""
+    run = next((r for r in result.runs if r.pattern == m.pattern), None)
+    task = result.task_profile
+    changes: list[str] = []
+    if run is not None and run.error is None:
+        changes = config_changes(m, run.profile, run.baseline, task.duration_ms if task else None,
+                                 task.cpu_ms if task else None, task.peak_memory_mb if task else None)
+    elif run is not None:
+        changes = [f"the {m.pattern} run failed before any call: {run.error}"]
+    section = report.get("readiness")
+    if isinstance(section, dict):
+        section["config_changes"] = {"file": str(m.source), "function": m.name, "pattern": m.pattern,
+                                     "changes": changes, "not_mapped": m.warnings()}
+    return changes
+
+
+def advice_text(m: Mapped, changes: list[str]) -> str:
+    """The advice as text: what to change in the file, or that its limits fit."""
+    head = f"[bold]Your deployment file ({m.source.name}, {m.name} on {m.pattern}):[/bold]"
+    if not changes:
+        return f"{head}\n  - the declared limits fit what the calls used (20 % headroom or more)"
+    return head + "".join(f"\n  - {c}" for c in changes)
