@@ -49,7 +49,11 @@ def _spec(request: pytest.FixtureRequest, pattern: str, agent: str | None = None
         profile = profile or m_profile
     agent = agent or settings.agent
     if settings.source is not None:  # --harness-from: the file gives the agent, limits and env (the test's win)
-        overrides = {"source": str(settings.source), "function": settings.function, **overrides}
+        from ..sources import load_source
+
+        # the file's env is named here too, so the reports know its secret values to redact
+        env = {**load_source(settings.source).get(settings.function).env, **(overrides.get("env") or {})}
+        overrides = {"source": str(settings.source), "function": settings.function, **overrides, "env": env}
         agent = agent or ""
     elif not agent:
         pytest.fail("no agent to deploy: pass --harness-agent module:callable, set harness_agent in the ini "

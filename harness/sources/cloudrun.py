@@ -91,7 +91,9 @@ def _service(doc: Any) -> Mapped:
         else:
             b.skip((*cp, "env", i), "valueFrom (Secret Manager) is resolved only on deploy")
     for k in c:
-        if k not in ("image", "command", "args", "resources", "env", "ports", "name"):
+        if k == "image":
+            b.skip((*cp, k), "the image is not run: the local code its command names is")
+        elif k not in ("command", "args", "resources", "env", "ports", "name"):
             b.skip((*cp, k), "not emulated")
     for k in spec:
         if k not in ("containers", "containerConcurrency", "timeoutSeconds"):

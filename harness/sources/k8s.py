@@ -102,7 +102,9 @@ def _deployment(doc: Doc, hpa: Doc | None) -> Mapped:
         else:
             b.skip((*cp, "env", i), "valueFrom (secrets, config maps, fields) is resolved only in a cluster")
     for k in c:
-        if k not in ("name", "image", "command", "args", "resources", "readinessProbe", "env", "ports"):
+        if k == "image":
+            b.skip((*cp, k), "the image is not run: the local code its command names is")
+        elif k not in ("name", "command", "args", "resources", "readinessProbe", "env", "ports"):
             b.skip((*cp, k), "not emulated")
     if hpa is None:
         if "replicas" in (data.get("spec") or {}):

@@ -25,15 +25,14 @@ from .common import Builder, agent_from_handler, dig, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 
-__all__ = ["is_sam", "load_sam"]
+__all__ = ["is_sam", "load_sam", "map_queue"]
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 PYTHON_RUNTIMES = tuple(f"python3.{n}" for n in range(8, 15))
 OTHER_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "java11", "java17", "java21", "dotnet8", "ruby3.2",
                   "ruby3.3", "provided.al2", "provided.al2023", "go1.x")
 _HANDLED = {"Handler", "CodeUri", "Code", "Runtime", "Timeout", "MemorySize", "Environment", "Events",
-            "ReservedConcurrentExecutions", "ProvisionedConcurrencyConfig", "AutoPublishAlias", "FunctionName",
-            "FunctionUrlConfig", "Description"}
+            "ReservedConcurrentExecutions", "ProvisionedConcurrencyConfig", "FunctionName", "FunctionUrlConfig"}
 _WHY = {
     "Policies": "IAM is not emulated", "Role": "IAM is not emulated", "Layers": "layers are not emulated",
     "Architectures": "the aws-lambda profile's prices are x86 (A13); arm64 prices are in platform-facts (A14)",
@@ -41,6 +40,8 @@ _WHY = {
     "VpcConfig": "networking is not emulated", "EphemeralStorage": "/tmp size is not enforced",
     "SnapStart": "SnapStart is not emulated", "DeadLetterQueue": "async invoke DLQs are not emulated",
     "EventInvokeConfig": "async invoke retries follow the gateway's defaults",
+    "AutoPublishAlias": "aliases and versions are not emulated (provisioned concurrency applies to the function)",
+    "Description": "metadata only",
 }
 
 
@@ -63,10 +64,11 @@ def load_sam(file: Path) -> tuple[list[Mapped], list[NotMapped]]:
 
 
 class _Template:
-    def __init__(self, doc: Doc) -> None:
+    def __init__(self, doc: Doc, prefix: tuple[str, ...] = ()) -> None:
         self.doc = doc
         self.data: Mapping[str, Any] = doc.data
-        self.resources: Mapping[str, Any] = self.data.get("Resources") or {}
+        self.prefix = prefix  # where the CloudFormation part sits (serverless.yml: under "resources")
+        self.resources: Mapping[str, Any] = dig(self.data, *prefix, "Resources") or {}
         self.params: Mapping[str, Any] = self.data.get("Parameters") or {}
 
     def resolve(self, value: Any, path: tuple[str | int, ...]) -> Any:
@@ -165,6 +167,12 @@ class _Template:
                         b.add_env((*path,), {gk: gv})
             elif k == "FunctionName":
                 b.take(path, "function_name", v, name, "the logical id names the function here")
+            elif k == "FunctionUrlConfig":
+                if http:
+                    b.skip(path, "the function also has an API event, whose gateway limit applies here; a Function "
+                                 "URL has none (sec. A18): deploy a copy without the API event to test the URL")
+                else:
+                    b.take(path, "gateway_timeout_s", v, None, "a Function URL has no 29 s cap (sec. A18)")
             elif k not in _HANDLED:
                 b.skip(path, _WHY.get(k, "not emulated by the harness"))
         for k in res or {}:
@@ -303,7 +311,7 @@ class _Template:
             b.skip(path, "the queue is not an AWS::SQS::Queue of this template: its VisibilityTimeout and "
                          "redrive are not known; the profile's defaults apply")
             return
-        qp = ("Resources", str(target), "Properties")
+        qp = (*self.prefix, "Resources", str(target), "Properties")
         props = queue.get("Properties") or {}
         b.take(path, "queue", target, "memory://", "the in-memory broker stands in for the queue")
         b.overrides.pop("queue", None)
@@ -326,3 +334,8 @@ class _Template:
         for k in props:
             if k not in ("VisibilityTimeout", "RedrivePolicy"):
                 b.skip((*qp, k), "queue property not emulated")
+
+
+def map_queue(doc: Doc, b: Builder, path: tuple[str | int, ...], ref: Any, prefix: tuple[str, ...] = ()) -> None:
+    """An SQS queue referenced at ``path`` (``!GetAtt Q.Arn`` / ``!Ref Q``): its visibility and redrive, if known."""
+    _Template(doc, prefix)._queue(b, path, ref)

@@ -19,15 +19,17 @@ from typing import Any
 from emulators.errors import ConfigError, close_matches_hint
 
 from .common import Builder, agent_from_handler, number
-from .model import Mapped
+from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
-from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES
+from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, map_queue
 
 __all__ = ["is_serverless_fw", "load_serverless_fw"]
 
 _FN_KEYS = {"handler", "timeout", "memorySize", "environment", "events", "runtime", "reservedConcurrency",
-            "provisionedConcurrency", "name", "description"}
-_PROVIDER_KEYS = {"name", "runtime", "timeout", "memorySize", "environment", "region", "stage"}
+            "provisionedConcurrency"}
+_PROVIDER_KEYS = {"name", "runtime", "timeout", "memorySize", "environment"}
+_TOP_WHY = {"plugins": "plugins are not run", "custom": "read only through ${self:custom...} variables, which are "
+            "not resolved", "package": "packaging is not emulated: the handler's folder runs as is"}
 
 
 def is_serverless_fw(data: Any) -> bool:
@@ -35,7 +37,7 @@ def is_serverless_fw(data: Any) -> bool:
     return isinstance(data, Mapping) and "service" in data and "provider" in data
 
 
-def load_serverless_fw(file: Path) -> list[Mapped]:
+def load_serverless_fw(file: Path) -> tuple[list[Mapped], list[NotMapped]]:
     """Every function of a serverless.yml."""
     docs = load_yaml_docs(file)
     if len(docs) != 1 or not is_serverless_fw(docs[0].data):
@@ -49,7 +51,9 @@ def load_serverless_fw(file: Path) -> list[Mapped]:
     functions = data.get("functions")
     if not isinstance(functions, Mapping) or not functions:
         raise ConfigError(f"{file}: declares no functions; nothing to deploy")
-    return [_function(doc, name, fn or {}, provider) for name, fn in functions.items()]
+    notes = [NotMapped(k, doc.where(k), _TOP_WHY.get(k, "not emulated")) for k in data
+             if k not in ("service", "frameworkVersion", "provider", "functions", "resources")]
+    return [_function(doc, name, fn or {}, provider) for name, fn in functions.items()], notes
 
 
 def _check_var(b: Builder, path: tuple[str | int, ...], value: Any) -> bool:
@@ -159,6 +163,9 @@ def _events(b: Builder, fp: tuple[str | int, ...], events: Any) -> None:
             spec = ev[kind]
             if isinstance(spec, Mapping):
                 for k in spec:
+                    if k == "arn" and isinstance(spec[k], Mapping):
+                        map_queue(b.doc, b, (*path, k), spec[k], prefix=("resources",))
+                        continue
                     why = {"batchSize": "one message per call here (SQS batches are part 2 of issue 21)",
                            "functionResponseType": "batchItemFailures need SQS batches (part 2 of issue 21)",
                            "arn": "the in-memory broker stands in for the queue; its visibility timeout and "

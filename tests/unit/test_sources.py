@@ -387,3 +387,42 @@ def test_source_get_names_the_functions() -> None:
         src.get()
     with pytest.raises(ConfigError, match="did you mean 'ApiFunction'"):
         src.get("ApiFunctoin")
+
+
+def test_serverless_sqs_queue_resource_and_runtime(tmp_path: Path) -> None:
+    """An sqs arn of a queue in resources gives its visibility and redrive; an unknown runtime is an error."""
+    write(tmp_path, "h.py", "def f(event, context):\n    return {}\n")
+    path = write(tmp_path, "serverless.yml", """
+        service: s
+        provider:
+          name: aws
+          runtime: python3.12
+        plugins: [serverless-offline]
+        functions:
+          f:
+            handler: h.f
+            events:
+              - sqs:
+                  arn: {Fn::GetAtt: [Jobs, Arn]}
+        resources:
+          Resources:
+            Jobs:
+              Type: AWS::SQS::Queue
+              Properties:
+                VisibilityTimeout: 90
+                RedrivePolicy: {maxReceiveCount: 4}
+        """)
+    src = load_source(path)
+    fn = src.get()
+    assert (fn.pattern, fn.overrides["visibility_timeout_s"], fn.overrides["max_receives"]) == ("daemon", 90.0, 4)
+    assert str(taken(fn, "visibility_timeout_s").where) == "serverless.yml:17"
+    assert any("plugins (serverless.yml:5)" in w for w in src.warnings())
+    path.write_text(path.read_text().replace("python3.12", "python3.99"))
+    with pytest.raises(ConfigError, match=r"serverless.yml:4: runtime 'python3.99' is unknown"):
+        load_source(path)
+
+
+def test_sam_function_url_has_no_gateway_cap(tmp_path: Path) -> None:
+    """A Function URL without an API event has no 29 s gateway limit (sec. A18)."""
+    fn = load_source(sam(tmp_path, "FunctionUrlConfig:\n  AuthType: NONE\n")).get()
+    assert fn.overrides["gateway_timeout_s"] is None and taken(fn, "gateway_timeout_s").where.line == 8
