@@ -25,12 +25,19 @@ from .common import Builder, agent_from_handler, dig, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 
-__all__ = ["is_sam", "load_sam", "map_queue"]
+__all__ = ["SHAPE", "is_sam", "load_sam", "map_queue"]
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 PYTHON_RUNTIMES = tuple(f"python3.{n}" for n in range(8, 15))
 OTHER_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "java11", "java17", "java21", "dotnet8", "ruby3.2",
                   "ruby3.3", "provided.al2", "provided.al2023", "go1.x")
+# What the event source would hand the handler, which the harness does not build yet (part 2 of issue 21).
+SHAPE = {
+    "http": "event shape: the handler gets the request's JSON body as its event, not an API Gateway proxy event "
+            "(proxy events are part 2 of issue 21)",
+    "sqs": "event shape: the handler gets each message's task as its event, not {'Records': [...]} (SQS event "
+           "batches are part 2 of issue 21)",
+}
 _HANDLED = {"Handler", "CodeUri", "Code", "Runtime", "Timeout", "MemorySize", "Environment", "Events",
             "ReservedConcurrentExecutions", "ProvisionedConcurrencyConfig", "FunctionName", "FunctionUrlConfig"}
 _WHY = {
@@ -107,12 +114,14 @@ class _Template:
         """Resources that are neither functions nor queues a function consumes: reported, not emulated."""
         used = {str(dig(e, "Properties", "Queue", "Fn::GetAtt", 0)) for r in self.resources.values()
                 if isinstance(r, Mapping) for e in (dig(r, "Properties", "Events") or {}).values()}
+        used |= {str(dig(r, "Properties", "EventSourceArn", "Fn::GetAtt", 0)) for r in self.resources.values()
+                 if dig(r, "Type") == "AWS::Lambda::EventSourceMapping"}
         dlqs = {str(dig(self.resources.get(q), "Properties", "RedrivePolicy", "deadLetterTargetArn", "Fn::GetAtt", 0))
                 for q in used}
         out = []
         for name, res in self.resources.items():
             kind = dig(res, "Type")
-            if kind in FUNCTION_TYPES or name in used:
+            if kind in FUNCTION_TYPES or name in used or kind == "AWS::Lambda::EventSourceMapping":
                 continue
             why = ("the dead-letter queue: the harness keeps dead letters itself (dead_lettered outcome)"
                    if name in dlqs else f"{kind} is not emulated")
@@ -145,7 +154,15 @@ class _Template:
         kinds = {n: dig(e, "Type") for n, e in events.items()} if isinstance(events, Mapping) else {}
         http = [n for n, t in kinds.items() if t in ("Api", "HttpApi")]
         sqs = [n for n, t in kinds.items() if t == "SQS"]
-        if sqs and not http:
+        esms = self._mappings(name)
+        if esms and not http and not sqs:  # plain CloudFormation: an EventSourceMapping from a queue
+            b.pattern, b.profile = "daemon", "daemon-local"
+            b.take(("Resources", esms[0], "Type"), "pattern", "AWS::Lambda::EventSourceMapping", "daemon",
+                   "a queue's event source mapping makes it a queue consumer: the daemon pattern")
+            b.overrides.update(mb_per_vcpu=1769.0, max_vcpus=6.0, vcpus=None)
+            b.skip(("Resources", esms[0]), SHAPE["sqs"])
+            self._esm(b, esms[0])
+        elif sqs and not http:
             b.pattern, b.profile = "daemon", "daemon-local"
             b.take((*base, "Events", sqs[0], "Type"), "pattern", "SQS", "daemon",
                    "an SQS-triggered function is a queue consumer: the daemon pattern (in-memory queue; "
@@ -181,6 +198,27 @@ class _Template:
         b.knob_unset("timeout_s", "Timeout", base)
         b.knob_unset("memory_mb", "MemorySize", base)
         return b.build(agent)
+
+    def _mappings(self, name: str) -> list[str]:
+        """The EventSourceMappings (from an SQS queue of this template) whose FunctionName is this function."""
+        out = []
+        for key, res in self.resources.items():
+            fn = dig(res, "Properties", "FunctionName")
+            target = dig(fn, "Ref") or dig(fn, "Fn::GetAtt", 0)
+            if dig(res, "Type") == "AWS::Lambda::EventSourceMapping" and target == name:
+                out.append(key)
+        return out
+
+    def _esm(self, b: Builder, key: str) -> None:
+        props = dig(self.resources, key, "Properties") or {}
+        path = ("Resources", key, "Properties")
+        for k, v in props.items():
+            if k == "EventSourceArn":
+                self._queue(b, (*path, k), v)
+            elif k in ("BatchSize", "FunctionResponseTypes"):
+                self._sqs(b, ("Resources", key), {k: v})
+            elif k != "FunctionName":
+                b.skip((*path, k), "not emulated")
 
     def _runtime(self, b: Builder, props: Mapping[str, Any]) -> None:
         if "Runtime" not in props:
@@ -262,6 +300,8 @@ class _Template:
         for ev, spec in events.items():
             kind = dig(spec, "Type")
             path = (*base, ev)
+            if kind in ("Api", "HttpApi"):
+                b.skip((*path, "Type"), SHAPE["http"])
             if kind == "Api":
                 b.take((*path, "Type"), "gateway_timeout_s", "Api", 29.0, "API Gateway REST: 29 s (A16)")
             elif kind == "HttpApi":
@@ -277,6 +317,7 @@ class _Template:
                            "ESTIMATE: HTTP API's own default is not in platform-facts.md; REST's 29 s (A16) "
                            "stands in (HTTP APIs cannot be raised, sec. A17)")
             elif kind == "SQS" and b.pattern == "daemon" and ev == sqs[0]:
+                b.skip((*path, "Type"), SHAPE["sqs"])
                 self._sqs(b, path, dig(spec, "Properties") or {})
             elif kind == "SQS":
                 b.skip(path, "a second trigger: the function runs behind its HTTP event here; deploy the "

@@ -21,7 +21,7 @@ from emulators.errors import ConfigError, close_matches_hint
 from .common import Builder, agent_from_handler, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
-from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, map_queue
+from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, SHAPE, map_queue
 
 __all__ = ["is_serverless_fw", "load_serverless_fw"]
 
@@ -156,10 +156,12 @@ def _events(b: Builder, fp: tuple[str | int, ...], events: Any) -> None:
         path = (*fp, "events", i, kind)
         if kind in ("http", "httpApi"):
             http = True
+            b.skip(path, SHAPE["http"])
             b.take(path, "gateway_timeout_s", kind, 29.0,
                    "API Gateway REST 29 s (A16)" if kind == "http" else
                    "ESTIMATE: HTTP API's own default is not in platform-facts.md; REST's 29 s (A16) stands in")
         elif kind == "sqs" and b.pattern == "daemon":
+            b.skip(path, SHAPE["sqs"])
             spec = ev[kind]
             if isinstance(spec, Mapping):
                 for k in spec:

@@ -426,3 +426,35 @@ def test_sam_function_url_has_no_gateway_cap(tmp_path: Path) -> None:
     """A Function URL without an API event has no 29 s gateway limit (sec. A18)."""
     fn = load_source(sam(tmp_path, "FunctionUrlConfig:\n  AuthType: NONE\n")).get()
     assert fn.overrides["gateway_timeout_s"] is None and taken(fn, "gateway_timeout_s").where.line == 8
+
+
+def test_cloudformation_lambda_with_an_event_source_mapping(tmp_path: Path) -> None:
+    """Plain CloudFormation: AWS::Lambda::Function with a local Code folder and an SQS EventSourceMapping."""
+    write(tmp_path, "code/w.py", "def handler(event, context):\n    return {}\n")
+    path = write(tmp_path, "stack.yaml", """
+        AWSTemplateFormatVersion: "2010-09-09"
+        Resources:
+          Worker:
+            Type: AWS::Lambda::Function
+            Properties:
+              Code: code/
+              Handler: w.handler
+              Runtime: python3.11
+              Timeout: 120
+          Jobs:
+            Type: AWS::SQS::Queue
+            Properties:
+              VisibilityTimeout: 720
+          Mapping:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties:
+              FunctionName: !Ref Worker
+              EventSourceArn: !GetAtt Jobs.Arn
+              BatchSize: 1
+        """)
+    src = load_source(path)
+    fn = src.get()
+    assert src.format == "sam" and fn.agent is not None and fn.agent.endswith("code/w.py:handler")
+    assert (fn.pattern, fn.overrides["visibility_timeout_s"], fn.overrides["task_deadline_s"]) == (
+        "daemon", 720.0, 120.0)
+    assert not src.not_mapped  # the queue and the mapping were both taken
