@@ -87,7 +87,12 @@ class Settings:
     backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "container" or a URL
     traces: Path | None = None
     source: Path | None = None  # --harness-from: a deployment file
-    function: str | None = None  # --harness-function: which of its functions
+    functions: tuple[tuple[str, str], ...] = ()  # its functions (all, or --harness-function's) and their patterns
+
+    @property
+    def function(self) -> str | None:
+        """The one function of ``--harness-from`` (None when it declares several and none was picked)."""
+        return self.functions[0][0] if len(self.functions) == 1 else None
 
     def profile_for(self, pattern: str) -> str | None:
         """The profile configured for ``pattern`` (None: the pattern's default)."""
@@ -134,7 +139,7 @@ def read_settings(config: pytest.Config) -> Settings:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     base = config.invocation_params.dir
-    source, function, declared = _source(config, base)
+    source, functions, declared = _source(config, base)
     raw_patterns = _raw(config, "patterns", {} if source is not None else defaults)
     patterns = declared if source is not None and not raw_patterns else parse_patterns(
         raw_patterns or "all", "--harness-patterns")
@@ -183,25 +188,26 @@ def read_settings(config: pytest.Config) -> Settings:
                     time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
                     html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
                     baseline=baseline, fail_on=tuple(rules), traces=_path(_raw(config, "traces", {}), base),
-                    source=source, function=function)
+                    source=source, functions=functions)
 
 
-def _source(config: pytest.Config, base: Path) -> tuple[Path | None, str | None, tuple[str, ...]]:
-    """``--harness-from`` and ``--harness-function``, read once: the file, the function, its pattern."""
+def _source(config: pytest.Config, base: Path) -> tuple[Path | None, tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """``--harness-from`` and ``--harness-function``, read once: the file, its (function, pattern) pairs, patterns."""
     source = _path(_raw(config, "from", {}), base)
     function = _raw(config, "function", {}) or None
     if source is None:
         if function is not None:
             raise pytest.UsageError("--harness-function picks a function of --harness-from PATH; give the file too")
-        return None, None, ()
+        return None, (), ()
     from ..sources import load_source
 
     try:
-        mapped = load_source(source).get(None if function is None else str(function))
+        src = load_source(source)
+        chosen = [src.get(str(function))] if function is not None else list(src.functions)
     except ConfigError as exc:
-        raise pytest.UsageError(f"--harness-from: {exc}".replace("function=NAME", "--harness-function NAME")
-                                ) from None
-    return source, mapped.name, (mapped.pattern,)
+        raise pytest.UsageError(f"--harness-from: {exc}") from None
+    pairs = tuple((m.name, m.pattern) for m in chosen)
+    return source, pairs, tuple(dict.fromkeys(p for _, p in pairs))
 
 
 def _runtime_and_backends(config: pytest.Config) -> tuple[str, dict[str, str]]:

@@ -86,6 +86,21 @@ def test_pytest_option_harness_from(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", f"--harness-from={SAMPLES / 'sam' / 'template.yaml'}",
                                 "--harness-function=ApiFunction")
     result.assert_outcomes(passed=1)
-    bad = pytester.runpytest("-p", "no:cacheprovider", f"--harness-from={SAMPLES / 'sam' / 'template.yaml'}")
+    bad = pytester.runpytest("-p", "no:cacheprovider", f"--harness-from={SAMPLES / 'sam' / 'template.yaml'}",
+                             "--harness-function=Nope")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--harness-function NAME" in bad.stderr.str()
+    assert "ApiFunction, WorkerFunction" in bad.stderr.str()
+
+
+def test_pytest_harness_from_runs_each_function_on_its_own_pattern(pytester: pytest.Pytester) -> None:
+    """Without --harness-function a file's functions each run on their declared pattern, ids naming both."""
+    pytester.makepyfile(test_each='''
+        def test_answers(deployment):
+            """Every function answers on its own pattern."""
+            assert deployment.invoke({"question": "hi", "text": "a b"}).ok
+        ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v",
+                                f"--harness-from={SAMPLES / 'sam' / 'template.yaml'}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_answers?ApiFunction-serverless? PASSED*",
+                                 "*test_answers?WorkerFunction-daemon? PASSED*"])
