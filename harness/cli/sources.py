@@ -1,10 +1,12 @@
-"""``--from PATH`` for ``harness run`` and ``harness profiles``: a deployment file's functions, run or shown.
+"""``--from PATH`` for ``harness run``, ``harness profiles`` and ``harness readiness``: a file's functions.
 
 ``run --from`` runs every function the file declares (or the one ``--function`` names) through the
 ordinary ``run_patterns``, one run table per function: on its declared pattern by default, or on the
 patterns ``--patterns`` names (its declared limits apply on its own pattern; elsewhere that pattern's
 profile). What was not mapped is printed first, never dropped. ``profiles --from`` shows, per function,
 the limits in force and where each came from (the user's key and file:line, or the profile's default).
+``readiness --from`` tests each function with its declared limits and ends with the changes to make in the
+file (``harness.sources.advice``).
 """
 
 from __future__ import annotations
