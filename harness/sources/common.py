@@ -21,8 +21,15 @@ from emulators.profiles import load_profile
 from .model import Knob, Mapped, NotMapped, Taken, Where
 from .parse import Doc
 
-__all__ = ["Builder", "agent_from_command", "agent_from_file", "agent_from_handler", "dig", "number"]
+__all__ = ["LAMBDA_BILLING", "LAMBDA_ON_DAEMON", "Builder", "agent_from_command", "agent_from_file",
+           "agent_from_handler", "dig", "dockerfile_cmd", "number"]
 
+# A Lambda function consuming a queue runs on the daemon pattern but stays a Lambda: its CPU share follows
+# its memory (1,769 MB = 1 vCPU, A4; at most 6 vCPUs, A5). Its billing does not carry over: the daemon
+# pattern bills worker-hours only (LAMBDA_BILLING says so in the not-mapped lines).
+LAMBDA_ON_DAEMON: dict[str, Any] = {"mb_per_vcpu": 1769.0, "max_vcpus": 6.0, "vcpus": None}
+LAMBDA_BILLING = ("billing: the daemon pattern bills worker-hours (the daemon-local profile's price); a Lambda "
+                  "consumer's per-invocation GB-s and request prices (A13) are not modelled there")
 _NOT_FIELDS = {"env", "agent", "pattern", "profile", "adapter", "runtime", "function_name"}
 AGENT_NAMES = ("agent", "handler", "lambda_handler", "main")  # the callables looked for in a named file
 

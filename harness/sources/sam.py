@@ -21,7 +21,7 @@ from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
 
-from .common import Builder, agent_from_handler, dig, number
+from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handler, dig, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 
@@ -159,16 +159,17 @@ class _Template:
             b.pattern, b.profile = "daemon", "daemon-local"
             b.take(("Resources", esms[0], "Type"), "pattern", "AWS::Lambda::EventSourceMapping", "daemon",
                    "a queue's event source mapping makes it a queue consumer: the daemon pattern")
-            b.overrides.update(mb_per_vcpu=1769.0, max_vcpus=6.0, vcpus=None)
+            b.overrides.update(LAMBDA_ON_DAEMON)
             b.skip(("Resources", esms[0]), SHAPE["sqs"])
+            b.skip(("Resources", esms[0]), LAMBDA_BILLING)
             self._esm(b, esms[0])
         elif sqs and not http:
             b.pattern, b.profile = "daemon", "daemon-local"
             b.take((*base, "Events", sqs[0], "Type"), "pattern", "SQS", "daemon",
                    "an SQS-triggered function is a queue consumer: the daemon pattern (in-memory queue; "
                    "--profile daemon=daemon-sqs for SQS through moto)")
-            # Lambda's CPU share follows memory on this pattern too (A4, A5)
-            b.overrides.update(mb_per_vcpu=1769.0, max_vcpus=6.0, vcpus=None)
+            b.overrides.update(LAMBDA_ON_DAEMON)
+            b.skip((*base, "Events", sqs[0]), LAMBDA_BILLING)
         self._runtime(b, props)
         agent = self._agent(b, props)
         self._limits(b, props)

@@ -18,7 +18,7 @@ from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
 
-from .common import Builder, agent_from_handler, number
+from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handler, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, SHAPE, map_queue
@@ -73,7 +73,8 @@ def _function(doc: Doc, name: str, fn: Mapping[str, Any], provider: Mapping[str,
     if "sqs" in kinds and not ({"http", "httpApi"} & set(kinds)):
         b.pattern, b.profile = "daemon", "daemon-local"
         b.take((*fp, "events"), "pattern", "sqs", "daemon", "an sqs-triggered function is a queue consumer")
-        b.overrides.update(mb_per_vcpu=1769.0, max_vcpus=6.0, vcpus=None)  # Lambda's CPU follows memory (A4, A5)
+        b.overrides.update(LAMBDA_ON_DAEMON)
+        b.skip((*fp, "events"), LAMBDA_BILLING)
 
     def pick(key: str) -> tuple[Any, tuple[str | int, ...]] | None:
         if key in fn:

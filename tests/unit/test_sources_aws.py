@@ -59,6 +59,8 @@ def test_sam_sample_maps_both_functions() -> None:
     assert (worker.pattern, worker.overrides["visibility_timeout_s"], worker.overrides["max_receives"]) == (
         "daemon", 120.0, 3)
     assert worker.overrides["memory_mb"] == 128.0 and worker.overrides["task_deadline_s"] == 60.0
+    # still a Lambda on the daemon pattern: CPU follows memory (A4); its billing is reported as not carried over
+    assert worker.overrides["mb_per_vcpu"] == 1769.0 and any("bills worker-hours" in w for w in worker.warnings())
     assert any("BatchSize" in w and "template.yaml:48" in w for w in worker.warnings())
     assert any("JobDeadLetters" in w for w in src.warnings())
 
