@@ -72,7 +72,9 @@ class ScalePolicy:
         return cls(target=target, min_replicas=p.min_replicas, max_replicas=p.max_replicas,
                    tolerance=p.autoscale_tolerance, sync_period_s=p.autoscale_sync_period_s,
                    scale_up_percent=p.scale_up_percent, scale_up_pods=p.scale_up_pods,
-                   scale_up_period_s=p.scale_up_period_s, scale_down_stabilization_s=p.scale_down_stabilization_s,
+                   scale_up_period_s=p.scale_up_period_s, scale_up_stabilization_s=p.scale_up_stabilization_s,
+                   scale_down_stabilization_s=p.scale_down_stabilization_s,
+                   scale_down_percent=p.scale_down_percent, scale_down_period_s=p.scale_down_period_s,
                    scale_to_zero_idle_s=p.scale_to_zero_idle_s, window_s=p.autoscale_window_s,
                    cpu_target=None if p.target_cpu_percent is None else p.target_cpu_percent / 100.0,
                    vcpus=p.vcpus or 1.0)

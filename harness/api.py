@@ -323,7 +323,7 @@ def _gateway_options(gateway: bool | GatewayOptions) -> GatewayOptions:
     return GatewayOptions(serve=gateway)
 
 
-def adeploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
+def adeploy(agent: str | Path | Callable[..., Any] | None = None, pattern: str | None = None,
             profile: str | Path | Profile | None = None, time_scale: float | None = None, *,
             gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
             **kwargs: Any) -> AsyncDeployment:
@@ -479,12 +479,13 @@ async def _sync_summary(dep: AsyncDeployment) -> Summary:
     return dep.summary()
 
 
-def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
+def deploy(agent: str | Path | Callable[..., Any] | None = None, pattern: str | None = None,
            profile: str | Path | Profile | None = None, time_scale: float | None = None, *, adapter: str = "auto",
            state: str | None = None, env: dict[str, str] | None = None, keep_logs: bool = False,
            function_name: str | None = None, llm: str = "sim", llm_script: str | Path | None = None,
            gateway: bool | GatewayOptions = True, traces: str | Path | bool | None = None,
-           records_dir: str | Path | None = None, memory: str | None = None, **overrides: Any) -> Deployment:
+           records_dir: str | Path | None = None, memory: str | None = None, source: str | Path | None = None,
+           function: str | None = None, **overrides: Any) -> Deployment:
     """Deploy ``agent`` under ``pattern`` with ``profile``; use as ``with harness.deploy(...) as d:``.
 
     ``time_scale=None`` (default): the virtual clock (emulated waits cost no wall time; ``d.advance(s)``
@@ -502,9 +503,12 @@ def deploy(agent: str | Path | Callable[..., Any], pattern: str | None = None,
     keeps it there as ``<pattern>-<run id>.sqlite`` for ``harness report``; without, it is a temporary file.
     ``memory``: the store of ``ctx.memory`` (long-term memory): None, a SQLite file in the run directory
     (gone with the deployment); ``sqlite:///path`` or ``postgresql://...`` to keep it across deployments.
+    ``source`` is a deployment file (SAM template.yaml, serverless.yml, wrangler.toml/jsonc, vercel.json,
+    Kubernetes manifests, fly.toml, Cloud Run service.yaml): its function ``function`` (needed when it
+    declares several) gives the agent, pattern, profile, limits and env; explicit arguments win.
     Raises ConfigError for a bad agent, pattern, profile or field before starting anything.
     """
     cfg = build_config(agent, pattern, profile, time_scale, adapter=adapter, state=state, env=env,
                        keep_logs=keep_logs, function_name=function_name, llm=llm, llm_script=llm_script,
-                       records_dir=records_dir, memory=memory, **overrides)
+                       records_dir=records_dir, memory=memory, source=source, function=function, **overrides)
     return Deployment(cfg, _gateway_options(gateway), traces)

@@ -41,19 +41,34 @@ class DeployConfig:
     records_dir: str | None = None  # where the record store is kept (None: a temporary file, gone with the deployment)
     app_path: str = "/invoke"  # an HTTP-app agent: where d.invoke(task) POSTs the task as JSON
     memory: str | None = None  # ctx.memory's store URL (None: memory.sqlite3 in the run dir, gone with the deployment)
+    source: str | None = None  # the deployment file the limits came from (harness/sources), if any
 
 
-def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = None,
+def build_config(agent: str | Path | Callable[..., Any] | None, pattern: str | None = None,
                  profile: str | Path | Profile | None = None, time_scale: float | None = None, *,
                  adapter: str = "auto", state: str | None = None, env: Mapping[str, str] | None = None,
                  keep_logs: bool = False, function_name: str | None = None, llm: str = "sim",
                  llm_script: str | Path | None = None, runtime: str = "process",
                  records_dir: str | Path | None = None, app_path: str = "/invoke", memory: str | None = None,
-                 **overrides: Any) -> DeployConfig:
+                 source: str | Path | None = None, function: str | None = None, **overrides: Any) -> DeployConfig:
     """Validate every input and return the frozen config; raises ConfigError naming what is wrong.
 
     ``pattern=None``: the pattern the profile is written for (serverless when no profile is named).
+    ``source``: a deployment file (template.yaml, serverless.yml, wrangler.toml, Kubernetes manifests ...)
+    whose function ``function`` (None: its only one) supplies the agent, pattern, profile, limits and env;
+    anything passed explicitly wins over the file.
     """
+    if source is not None:
+        from .sources.apply import deploy_arguments
+
+        args = deploy_arguments(source, function, agent, pattern, profile, adapter, env, function_name, overrides)
+        agent, pattern, profile, adapter = args["agent"], args["pattern"], args["profile"], args["adapter"]
+        env, function_name, overrides = args["env"], args["function_name"], args["overrides"]
+    elif function is not None:
+        raise ConfigError("function= picks a function of a deployment file; pass source= too")
+    if agent is None:
+        raise ConfigError("no agent to deploy: pass 'module:callable', 'path/to/file.py:callable' or a callable, "
+                          "or source= a deployment file that names its handler")
     if pattern is None:
         pattern = "serverless" if profile is None else profile_pattern(profile)
     check_pattern(pattern)
@@ -86,6 +101,7 @@ def build_config(agent: str | Path | Callable[..., Any], pattern: str | None = N
         adapter=adapter, state=state, env=dict(env or {}), keep_logs=keep_logs, function_name=function_name,
         llm=llm, llm_script=None if llm_script is None else str(llm_script), runtime=runtime,
         records_dir=None if records_dir is None else str(records_dir), app_path=app_path, memory=memory,
+        source=None if source is None else str(source),
     )
 
 

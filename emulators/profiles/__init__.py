@@ -102,7 +102,10 @@ class Profile:
     scale_up_percent: float = _f(100.0, "container")
     scale_up_pods: int = _f(4, "container")
     scale_up_period_s: float = _f(15.0, "container")
+    scale_up_stabilization_s: float = _f(0.0, "container")  # HPA behavior.scaleUp.stabilizationWindowSeconds
     scale_down_stabilization_s: float = _f(300.0, "container")
+    scale_down_percent: float = _f(100.0, "container")  # HPA default scale-down policy: 100 % ...
+    scale_down_period_s: float = _f(15.0, "container")  # ... per 15 s
     scale_to_zero_idle_s: float = _f(300.0, "container")  # with min_replicas = 0: idle this long -> 0
     # The front door (emulators/frontdoor.py): "pod" binds a request to a replica at arrival (Kubernetes,
     # kube-proxy / ingress-nginx); "pending_queue" keeps requests no replica can take now in one queue per
@@ -195,8 +198,8 @@ _CHOICES = {
 _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency", "billing_granularity_ms",
              "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
              "max_replicas", "replica_concurrency", "target_concurrency", "target_queue_depth",
-             "target_latency_p95_ms", "autoscale_sync_period_s", "scale_up_period_s", "node_vcpus",
-             "pending_timeout_s", "target_concurrency_percent", "target_cpu_percent", "node_memory_mb",
+             "target_latency_p95_ms", "autoscale_sync_period_s", "scale_up_period_s", "scale_down_period_s",
+             "node_vcpus", "pending_timeout_s", "target_concurrency_percent", "target_cpu_percent", "node_memory_mb",
              "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
              "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
              "max_workers", "scale_target", "scale_interval_s", "cpu_billing_granularity_ms",

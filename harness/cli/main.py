@@ -88,9 +88,18 @@ def cli() -> None:
     """Run one AI agent under production deployment patterns and compare failures, latency and cost."""
 
 
+_FROM = click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="A deployment file (template.yaml, serverless.yml, wrangler.toml, vercel.json, Kubernetes "
+                          "manifests, fly.toml, Cloud Run service.yaml): its functions, limits and env.")
+_FUNCTION = click.option("--function", default=None, metavar="NAME", help="With --from: only this function/service.")
+
+
 @cli.command()
-@click.argument("agent")
-@click.option("--patterns", default=None, help="Comma-separated patterns, or 'all'. [default: serverless]")
+@click.argument("agent", required=False)
+@_FROM
+@_FUNCTION
+@click.option("--patterns", default=None, help="Comma-separated patterns, or 'all'. [default: serverless; with "
+                                               "--from: each function's own]")
 @click.option("--profile", "profiles", multiple=True, metavar="[PATTERN=]NAME",
               help="Profile name or .toml path, for all patterns or one (repeatable).")
 @click.option("--requests", "-n", type=click.IntRange(min=1), default=None, help="Calls per pattern. [default: 20]")
@@ -123,21 +132,28 @@ def cli() -> None:
 @click.option("--memory", default=None, metavar="URL",
               help="ctx.memory's store: sqlite:///path or postgresql://... [default: a SQLite file per deployment]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: int | None,
+def run(agent: str | None, source: Path | None, function: str | None, patterns: str | None,
+        profiles: tuple[str, ...], requests: int | None,
         concurrency: int | None, time_scale: float | str | None, task: str | None, task_file: Path | None,
         session: str, sets: tuple[str, ...], adapter: str, json_path: Path | None, report_paths: tuple[Path, ...],
         llm: str, llm_script: Path | None, recycle_every: int, memory: str | None, quiet: bool) -> None:
-    """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize."""
+    """Run AGENT ('module:callable' or 'path/file.py:callable') under each pattern and summarize.
+
+    With --from, AGENT is optional: every function of the deployment file runs with its declared limits.
+    """
+    if agent is None and source is None:
+        raise click.UsageError("give AGENT ('module:callable' or 'path/file.py:callable') or --from a deployment file")
     for path in report_paths:
         if path.suffix.lower() not in (".json", ".md", ".html"):
             raise click.BadParameter(f"{str(path)!r}: the suffix must say the format: .json, .md or .html",
                                      param_hint="--report")
     defaults = project_defaults()
-    chosen = _parse_patterns(patterns or ",".join(defaults.get("patterns", ["serverless"])))
+    chosen = [] if source is not None and patterns is None else _parse_patterns(
+        patterns or ",".join(defaults.get("patterns", ["serverless"])))
     prof_defaults = defaults.get("profile", {})
     profile_map = {**(prof_defaults if isinstance(prof_defaults, dict) else {}), **_parse_profiles(profiles, chosen)}
     opts = RunOptions(
-        agent=agent,
+        agent=agent or "", source=source, function=function,
         patterns=chosen,
         profiles=profile_map,
         requests=requests or int(defaults.get("requests", 20)),
@@ -158,7 +174,12 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
     )
     console = Console(stderr=False)
     try:
-        asyncio.run(run_patterns(opts, console))
+        if source is not None:
+            from .sources import run_source
+
+            asyncio.run(run_source(opts, console))
+        else:
+            asyncio.run(run_patterns(opts, console))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:
@@ -171,11 +192,21 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
 @click.option("--fidelity", is_flag=True,
               help="Print the fidelity table (every limit and price with its source key) as Markdown: "
                    "the text of docs/fidelity.md.")
-def profiles(fidelity: bool) -> None:
-    """List the shipped profiles, their main limits and how many of their fields cite a source."""
+@_FROM
+@_FUNCTION
+def profiles(fidelity: bool, source: Path | None, function: str | None) -> None:
+    """List the shipped profiles, their main limits and how many of their fields cite a source
+    (--from: the limits a deployment file maps to)."""
     from emulators.profiles import _HERE
     from emulators.profiles.fidelity import read_fidelity, shared_tables, shipped_fidelity
 
+    if source is not None:
+        from .sources import source_profiles
+
+        try:
+            return source_profiles(source, function, Console())
+        except HarnessError as exc:
+            raise _InputError(str(exc)) from None
     if fidelity:
         from ..reports.fidelity import fidelity_markdown
 

@@ -69,7 +69,11 @@ def _task(text: str | None) -> Any:
 
 
 @click.command("readiness")
-@click.argument("agent")
+@click.argument("agent", required=False)
+@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A deployment file (template.yaml, serverless.yml, wrangler.toml, ...): each function is tested "
+                   "with its declared limits, and the advice names the values to change in the file.")
+@click.option("--function", default=None, metavar="NAME", help="With --from: only this function/service.")
 @click.option("--traffic", default=None, metavar="SPEC",
               help="Expected traffic: RATE[,SHAPE], e.g. '1000/day', '50/min,bursty', '2M/month,bursty:20'. "
                    "[default: 1000/day]")
@@ -92,25 +96,50 @@ def _task(text: str | None) -> Any:
               help="Write the JSON report (with its readiness section) to this file.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the HTML report (with its readiness section and crossover chart) to this file.")
-def readiness_command(agent: str, traffic: str | None, budget: str | None, task: str | None, patterns: str,
-                      profiles: tuple[str, ...], llm_tier: str | None, llm_script: Path | None,
-                      time_scale: float | str | None, calls: int, json_path: Path | None,
-                      html_path: Path | None) -> None:
-    """Run the production checklist for AGENT on every pattern and recommend one."""
+def readiness_command(agent: str | None, source: Path | None, function: str | None, traffic: str | None,
+                      budget: str | None, task: str | None, patterns: str, profiles: tuple[str, ...],
+                      llm_tier: str | None, llm_script: Path | None, time_scale: float | str | None, calls: int,
+                      json_path: Path | None, html_path: Path | None) -> None:
+    """Run the production checklist for AGENT on every pattern and recommend one.
+
+    With --from, AGENT is optional: each function of the deployment file is tested with its declared
+    limits, and the advice names the values to change in the file.
+    """
     from ..config import build_config
     from ..readiness import ReadinessOptions, arun_readiness, parse_budget, parse_tier, parse_traffic
     from ..readiness.table import checklist_table, recommendation_text
     from ..reports import build_report, write_report
 
+    if agent is None and source is None:
+        raise click.UsageError("give AGENT ('module:callable' or 'path/file.py:callable') or --from a deployment file")
     chosen = _patterns(patterns)
     scale = None if time_scale is None else scale_of(time_scale)
+    console = Console(width=max(140, Console().width))
     try:
-        opts = ReadinessOptions(agent=agent, task=_task(task), traffic=parse_traffic(traffic),
+        opts = ReadinessOptions(agent=agent or "", task=_task(task), traffic=parse_traffic(traffic),
                                 budget=parse_budget(budget), tier=parse_tier(llm_tier), patterns=chosen,
                                 profiles=_profiles(profiles, chosen), time_scale=scale, calls=calls,
                                 llm_script=None if llm_script is None else str(llm_script))
-        build_config(agent, chosen[0], opts.profiles.get(chosen[0]), scale)  # a bad agent fails here, fast
-        result = asyncio.run(arun_readiness(opts))
+        targets: list[tuple[Any, ReadinessOptions]] = [(None, opts)]
+        if source is not None:
+            from .sources import advice_text, attach_advice, readiness_targets
+
+            targets = readiness_targets(source, function, opts)
+        for mapped, o in targets:
+            build_config(o.agent, o.patterns[0], o.profiles.get(o.patterns[0]), scale)  # a bad agent fails fast
+            result = asyncio.run(arun_readiness(o))
+            report = result.attach(build_report(result.deployment_runs(), source="harness readiness", agent=o.agent))
+            changes = attach_advice(mapped, result, report) if mapped is not None else None
+            console.print(checklist_table(report["readiness"]))
+            console.print(recommendation_text(report["readiness"]))
+            if mapped is not None and changes is not None:
+                console.print(advice_text(mapped, changes), highlight=False, soft_wrap=True)
+            for path, fmt in ((json_path, "json"), (html_path, "html")):
+                if path is not None:
+                    out = path if mapped is None or len(targets) == 1 else path.with_name(
+                        f"{path.stem}-{mapped.name.replace('/', '-')}{path.suffix}")
+                    write_report(report, out, fmt)
+                    console.print(f"{fmt.upper()} report written to {out}")
     except ConfigError as exc:
         raise _InputError(str(exc)) from None
     except HarnessError as exc:
@@ -118,11 +147,3 @@ def readiness_command(agent: str, traffic: str | None, budget: str | None, task:
     except KeyboardInterrupt:
         click.echo("\ninterrupted: every instance was stopped", err=True)
         sys.exit(130)
-    report = result.attach(build_report(result.deployment_runs(), source="harness readiness", agent=agent))
-    console = Console(width=max(140, Console().width))
-    console.print(checklist_table(report["readiness"]))
-    console.print(recommendation_text(report["readiness"]))
-    for path, fmt in ((json_path, "json"), (html_path, "html")):
-        if path is not None:
-            write_report(report, path, fmt)
-            console.print(f"{fmt.upper()} report written to {path}")

@@ -44,6 +44,13 @@ class RunOptions:
     quiet: bool = False
     recycle_every: int = 0  # recycle every instance after each N calls (0: never), by the pattern's mechanism
     memory: str | None = None  # ctx.memory's store URL (None: a SQLite file per deployment)
+    # --from: a deployment file (harness/cli/sources.py runs each of its functions through run_patterns)
+    source: Path | None = None
+    function: str | None = None
+    pattern_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # the file's limits, per pattern
+    env: dict[str, str] = field(default_factory=dict)
+    function_name: str | None = None
+    title: str = "Summary (platform time)"
 
 
 def _session(mode: str, shared: str) -> str | None:
@@ -89,7 +96,8 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
     """Run every pattern in turn; print the summary table; write JSON if asked."""
     deployments: list[AsyncDeployment] = [
         adeploy(opts.agent, pattern, opts.profiles.get(pattern), opts.time_scale, adapter=opts.adapter,
-                state=opts.state, llm=opts.llm, llm_script=opts.llm_script, memory=opts.memory, **opts.overrides)
+                state=opts.state, llm=opts.llm, llm_script=opts.llm_script, memory=opts.memory, env=opts.env,
+                function_name=opts.function_name, **{**opts.pattern_overrides.get(pattern, {}), **opts.overrides})
         for pattern in opts.patterns
     ]
     runs: list[DeploymentRun] = []
@@ -103,17 +111,20 @@ async def run_patterns(opts: RunOptions, console: Console) -> list[Summary]:
             async with d:
                 bar = None
                 if progress is not None:
-                    bar = progress.add_task(f"{d.pattern} ({d.profile.name})", total=opts.requests, status="")
+                    label = f"{opts.function_name}: " if opts.function_name else ""
+                    bar = progress.add_task(f"{label}{d.pattern} ({d.profile.name})", total=opts.requests,
+                                            status="")
                 await _drive(d, opts, progress, bar)
                 runs.append(DeploymentRun(d.summary(), d.records(), d.profile.to_json(), opts.time_scale,
-                                          opts.overrides))
+                                          {**opts.pattern_overrides.get(d.pattern, {}), **opts.overrides},
+                                          env=opts.env))
     finally:
         if progress is not None:
             progress.stop()
         for d in deployments:
             await asyncio.shield(d.aclose())
     summaries = [r.summary for r in runs]
-    console.print(summary_table(summaries))
+    console.print(summary_table(summaries, title=opts.title))
     regions = regions_table(summaries)
     if regions is not None:
         console.print(regions)

@@ -122,6 +122,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     _, _, _, marked = split_marker_kwargs(marker_kwargs(metafunc.definition))
     patterns = settings.patterns if marked is None else parse_patterns(
         marked, f"{metafunc.definition.nodeid}: @pytest.mark.harness(patterns=...)")
+    if len(settings.functions) > 1:  # --harness-from a file of several functions: each on its own pattern(s)
+        explicit = marked is not None or bool(metafunc.config.getoption("harness_patterns"))
+        params = [f"{name}::{p}" for name, own in settings.functions for p in (patterns if explicit else [own])]
+        metafunc.parametrize("deployment", params, indirect=True, ids=[x.replace("::", "-") for x in params])
+        return
     metafunc.parametrize("deployment", list(patterns), indirect=True, ids=list(patterns))
 
 

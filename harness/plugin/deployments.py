@@ -47,13 +47,13 @@ class DeploymentSpec:
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``harness.deploy``."""
-        return {"agent": self.agent, "pattern": self.pattern, "profile": self.profile,
+        return {"agent": self.agent or None, "pattern": self.pattern, "profile": self.profile,
                 "time_scale": self.time_scale, **self.override_values}
 
     @property
     def label(self) -> str:
         """Short text for messages: pattern, profile and overrides."""
-        extra = ", ".join(f"{k}={v}" for k, v in self.overrides if k != "env")
+        extra = ", ".join(f"{k}={v}" for k, v in self.overrides if k not in ("env", "source", "function"))
         return f"{self.pattern} ({self.profile or 'default profile'}{', ' + extra if extra else ''})"
 
 

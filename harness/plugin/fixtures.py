@@ -41,14 +41,23 @@ def marker_kwargs(node: pytest.Item) -> dict[str, Any]:
 
 
 def _spec(request: pytest.FixtureRequest, pattern: str, agent: str | None = None, profile: str | None = None,
-          time_scale: float | None = None, overrides: dict[str, Any] | None = None) -> DeploymentSpec:
+          time_scale: float | None = None, overrides: dict[str, Any] | None = None,
+          function: str | None = None) -> DeploymentSpec:
     settings = request.config.stash[SETTINGS]
     if overrides is None:
         overrides, m_agent, m_profile, _ = split_marker_kwargs(marker_kwargs(request.node))
         agent = agent or m_agent
         profile = profile or m_profile
     agent = agent or settings.agent
-    if not agent:
+    if settings.source is not None:  # --harness-from: the file gives the agent, limits and env (the test's win)
+        from ..sources import load_source
+
+        # the file's env is named here too, so the reports know its secret values to redact
+        function = function or settings.function
+        env = {**load_source(settings.source).get(function).env, **(overrides.get("env") or {})}
+        overrides = {"source": str(settings.source), "function": function, **overrides, "env": env}
+        agent = agent or ""
+    elif not agent:
         pytest.fail("no agent to deploy: pass --harness-agent module:callable, set harness_agent in the ini "
                     "file, or mark the test @pytest.mark.harness(agent='path/to/file.py:agent')", pytrace=False)
     if callable(agent) and not isinstance(agent, str):
@@ -109,9 +118,13 @@ def _harness_module_scope(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest) -> Any:
-    """The agent deployed under one pattern; a test using it runs once per selected pattern."""
-    pattern = getattr(request, "param", None) or request.config.stash[SETTINGS].patterns[0]
-    return _use(request, _spec(request, str(pattern)))
+    """The agent deployed under one pattern; a test using it runs once per selected pattern.
+
+    With ``--harness-from`` a file of several functions: once per function and pattern (``"NAME::pattern"``).
+    """
+    param = str(getattr(request, "param", None) or request.config.stash[SETTINGS].patterns[0])
+    function, _, pattern = param.rpartition("::")
+    return _use(request, _spec(request, pattern, function=function or None))
 
 
 @pytest.fixture

@@ -28,6 +28,11 @@ DEFAULT_TIME_SCALE: float | None = None  # the virtual clock
 # (name, help, ini type) for every option; the ini key is the option name with "_" for "-".
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("agent", "AGENT", "The agent to deploy: 'module:callable' or 'path/to/file.py:callable'.", "string"),
+    ("from", "PATH", "A deployment file (template.yaml, serverless.yml, wrangler.toml, vercel.json, Kubernetes "
+                     "manifests, fly.toml, Cloud Run service.yaml): the agent, pattern, limits and env come from it.",
+     "string"),
+    ("function", "NAME", "With --harness-from: the function or service of the file to deploy (needed when it "
+                         "declares several).", "string"),
     ("patterns", "LIST", "Comma-separated patterns the `deployment` fixture runs under, or 'all' (every "
                          "implemented pattern). [default: all]", "string"),
     ("profile", "[PATTERN=]NAME", "Profile name or .toml path, for one pattern or all (repeatable).", "linelist"),
@@ -81,6 +86,13 @@ class Settings:
     runtime: str = "process"
     backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "container" or a URL
     traces: Path | None = None
+    source: Path | None = None  # --harness-from: a deployment file
+    functions: tuple[tuple[str, str], ...] = ()  # its functions (all, or --harness-function's) and their patterns
+
+    @property
+    def function(self) -> str | None:
+        """The one function of ``--harness-from`` (None when it declares several and none was picked)."""
+        return self.functions[0][0] if len(self.functions) == 1 else None
 
     def profile_for(self, pattern: str) -> str | None:
         """The profile configured for ``pattern`` (None: the pattern's default)."""
@@ -126,7 +138,11 @@ def read_settings(config: pytest.Config) -> Settings:
         defaults = project_defaults(config.rootpath)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    patterns = parse_patterns(_raw(config, "patterns", defaults) or "all", "--harness-patterns")
+    base = config.invocation_params.dir
+    source, functions, declared = _source(config, base)
+    raw_patterns = _raw(config, "patterns", {} if source is not None else defaults)
+    patterns = declared if source is not None and not raw_patterns else parse_patterns(
+        raw_patterns or "all", "--harness-patterns")
     profiles: dict[str, str] = {}
     raw_profiles = _raw(config, "profile", {}) or []
     if isinstance(defaults.get("profile"), Mapping):
@@ -149,7 +165,6 @@ def read_settings(config: pytest.Config) -> Settings:
     scope = str(_raw(config, "scope", {}) or "module")
     if scope not in SCOPES:
         raise pytest.UsageError(f"--harness-scope {scope!r}: expected one of: {', '.join(SCOPES)}")
-    base = config.invocation_params.dir
     baseline = _path(_raw(config, "baseline", {}), base)
     if baseline is not None:
         from ..reports import load_report
@@ -172,7 +187,27 @@ def read_settings(config: pytest.Config) -> Settings:
                     agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
                     time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
                     html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
-                    baseline=baseline, fail_on=tuple(rules), traces=_path(_raw(config, "traces", {}), base))
+                    baseline=baseline, fail_on=tuple(rules), traces=_path(_raw(config, "traces", {}), base),
+                    source=source, functions=functions)
+
+
+def _source(config: pytest.Config, base: Path) -> tuple[Path | None, tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """``--harness-from`` and ``--harness-function``, read once: the file, its (function, pattern) pairs, patterns."""
+    source = _path(_raw(config, "from", {}), base)
+    function = _raw(config, "function", {}) or None
+    if source is None:
+        if function is not None:
+            raise pytest.UsageError("--harness-function picks a function of --harness-from PATH; give the file too")
+        return None, (), ()
+    from ..sources import load_source
+
+    try:
+        src = load_source(source)
+        chosen = [src.get(str(function))] if function is not None else list(src.functions)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--harness-from: {exc}") from None
+    pairs = tuple((m.name, m.pattern) for m in chosen)
+    return source, pairs, tuple(dict.fromkeys(p for _, p in pairs))
 
 
 def _runtime_and_backends(config: pytest.Config) -> tuple[str, dict[str, str]]:

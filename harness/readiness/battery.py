@@ -57,6 +57,8 @@ class BatteryOptions:
     patterns: tuple[str, ...] = ("serverless", "container", "daemon", "edge")
     profiles: Mapping[str, str] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # per pattern, applied before ``overrides``: a deployment file's declared limits (harness/sources)
+    pattern_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     time_scale: float | None = None  # None: the virtual clock
     calls: int = 3
     peak_per_s: float = 1000 / 86400 * 10  # tasks per second at the traffic's peak (sizes the burst)
@@ -201,7 +203,7 @@ async def _logs(d: AsyncDeployment) -> str:
 async def _pattern(opts: BatteryOptions, pattern: str, workdir: Path) -> PatternRun:
     try:
         profile = load_profile(opts.profiles.get(pattern), pattern)
-        overrides = _limit_overrides(profile, opts.overrides)
+        overrides = _limit_overrides(profile, {**opts.pattern_overrides.get(pattern, {}), **opts.overrides})
         profile = profile.replace(**overrides)
     except HarnessError as exc:
         return PatternRun(pattern, load_profile(None, pattern), error=str(exc))

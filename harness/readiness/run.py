@@ -37,6 +37,7 @@ class ReadinessOptions:
     patterns: tuple[str, ...] = IMPLEMENTED_PATTERNS
     profiles: Mapping[str, str] = field(default_factory=dict)
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    pattern_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # a deployment file's limits
     time_scale: float | None = None  # None: the virtual clock
     calls: int = 3
     burst: int | None = None
@@ -182,7 +183,8 @@ def _projection(task: cost.TaskProfile | None, runs: Sequence[PatternRun], rec: 
 async def arun_readiness(opts: ReadinessOptions) -> ReadinessResult:
     """Run the battery on every pattern and judge it."""
     bopts = BatteryOptions(agent=opts.agent, task=opts.task, patterns=tuple(opts.patterns), profiles=opts.profiles,
-                           overrides=opts.overrides, time_scale=opts.time_scale, calls=opts.calls,
+                           overrides=opts.overrides, pattern_overrides=opts.pattern_overrides,
+                           time_scale=opts.time_scale, calls=opts.calls,
                            peak_per_s=opts.traffic.peak_per_s, burst=opts.burst, llm=opts.llm,
                            llm_script=opts.llm_script, tier=opts.tier, env=opts.env)
     runs = await run_battery(bopts)

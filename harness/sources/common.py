@@ -1,0 +1,251 @@
+"""What every format shares: a builder that records each key as taken or not mapped, and agent lookup.
+
+``Builder.build`` checks every override against the profile it lands on (``Profile.replace``: types,
+ranges, the platform maximum), so a Lambda ``Timeout: 1000`` is a ConfigError naming ``template.yaml:12``
+and the key, not a bare ``timeout_s``. ``limit`` checks what profiles do not (platform ranges cited from
+platform-facts.md).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from emulators.errors import ConfigError
+from emulators.profiles import load_profile
+
+from .model import Knob, Mapped, NotMapped, Taken, Where
+from .parse import Doc
+
+__all__ = ["LAMBDA_BILLING", "LAMBDA_ON_DAEMON", "Builder", "agent_from_command", "agent_from_file",
+           "agent_from_handler", "dig", "dockerfile_cmd", "number"]
+
+# A Lambda function consuming a queue runs on the daemon pattern but stays a Lambda: its CPU share follows
+# its memory (1,769 MB = 1 vCPU, A4; at most 6 vCPUs, A5). Its billing does not carry over: the daemon
+# pattern bills worker-hours only (LAMBDA_BILLING says so in the not-mapped lines).
+LAMBDA_ON_DAEMON: dict[str, Any] = {"mb_per_vcpu": 1769.0, "max_vcpus": 6.0, "vcpus": None}
+LAMBDA_BILLING = ("billing: the daemon pattern bills worker-hours (the daemon-local profile's price); a Lambda "
+                  "consumer's per-invocation GB-s and request prices (A13) are not modelled there")
+_NOT_FIELDS = {"env", "agent", "pattern", "profile", "adapter", "runtime", "function_name"}
+AGENT_NAMES = ("agent", "handler", "lambda_handler", "main")  # the callables looked for in a named file
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """``data[p0][p1]...`` or None when any step is missing."""
+    for p in path:
+        if isinstance(p, int):
+            if not isinstance(data, list) or p >= len(data):
+                return None
+        elif not isinstance(data, Mapping) or p not in data:
+            return None
+        data = data[p]
+    return data
+
+
+def number(value: Any, where: Where, key: str, *, integer: bool = False) -> float:
+    """A number as written (a numeric string too); anything else is a ConfigError naming the key and line."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where.full}: {key} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where.full}: {key} must be a number, got {value!r}") from None
+    if not isinstance(value, int | float):
+        raise ConfigError(f"{where.full}: {key} must be a number, got {value!r}; an intrinsic function or "
+                          f"variable that is not resolved here must be replaced by its value")
+    if integer and float(value) != int(value):
+        raise ConfigError(f"{where.full}: {key} must be a whole number, got {value!r}")
+    return float(value)
+
+
+class Builder:
+    """Collects one function's mapping: overrides, env, taken and not-mapped keys, knobs."""
+
+    def __init__(self, doc: Doc, fmt: str, name: str, pattern: str, profile: str) -> None:
+        self.doc = doc
+        self.fmt = fmt
+        self.name = name
+        self.pattern = pattern
+        self.profile = profile
+        self.overrides: dict[str, Any] = {}
+        self.env: dict[str, str] = {}
+        self.taken: list[Taken] = []
+        self.skipped: list[NotMapped] = []
+        self.knobs: dict[str, Knob] = {}
+        self.adapter = "auto"
+
+    def where(self, path: Iterable[str | int]) -> Where:
+        """Where ``path`` is in the file."""
+        return self.doc.where(*path)
+
+    def take(self, path: tuple[str | int, ...], field: str, value: Any, mapped: Any, note: str = "", *,
+             knob: tuple[float, str] | None = None, label: str | None = None) -> None:
+        """``path`` (value ``value``) sets ``field`` to ``mapped``; ``knob=(factor, unit)`` records the way back."""
+        where = self.where(path)
+        key = ".".join(str(p) for p in path)
+        if field not in _NOT_FIELDS:
+            self.overrides[field] = mapped
+        self.taken.append(Taken(key, value, field, mapped, where, note))
+        if knob is not None:
+            self.knobs[field] = Knob(field, label or str(path[-1]), where, value, knob[0], knob[1])
+
+    def knob_unset(self, field: str, label: str, path: tuple[str | int, ...], factor: float = 1.0,
+                   unit: str = "") -> None:
+        """Where ``field`` would be set (the file does not set it)."""
+        if field not in self.knobs:
+            self.knobs[field] = Knob(field, label, self.where(path), None, factor, unit)
+
+    def skip(self, path: tuple[str | int, ...], why: str) -> None:
+        """``path`` is not emulated: a warning naming it, its line and why."""
+        self.skipped.append(NotMapped(".".join(str(p) for p in path), self.where(path), why))
+
+    def limit(self, path: tuple[str | int, ...], value: float, low: float | None, high: float | None,
+              what: str) -> None:
+        """A ConfigError naming the file, line and key when ``value`` is outside [low, high]."""
+        if (low is not None and value < low) or (high is not None and value > high):
+            where = self.where(path)
+            key = ".".join(str(p) for p in path)
+            raise ConfigError(f"{where.full}: {key} = {value:g} is outside {what}; change it in {where}")
+
+    def add_env(self, path: tuple[str | int, ...], variables: Any) -> None:
+        """Environment variables from a name -> value mapping; non-string values that are not plain are skipped."""
+        if variables is None:
+            return
+        if not isinstance(variables, Mapping):
+            self.skip(path, f"expected a mapping of names to values, got {type(variables).__name__}")
+            return
+        for k, v in variables.items():
+            if isinstance(v, str | int | float) and not isinstance(v, bool):
+                self.env[str(k)] = str(v)
+            elif isinstance(v, bool):
+                self.env[str(k)] = "true" if v else "false"
+            else:
+                self.skip((*path, k), f"the value {v!r} is resolved only on deploy (an intrinsic or a reference); "
+                                      f"set {k} in the env yourself")
+                continue
+            self.taken.append(Taken(".".join(str(p) for p in (*path, k)), "…", "env", str(k), self.where((*path, k))))
+
+    def build(self, agent: str | None) -> Mapped:
+        """The Mapped function; every override checked against its profile, errors naming the file and line."""
+        base = load_profile(self.profile, self.pattern)
+        by_field = {t.field: t for t in self.taken}
+        for fname, value in self.overrides.items():
+            try:
+                base.replace(**{fname: value})
+            except ConfigError as exc:
+                t = by_field.get(fname)
+                where = t.where.full if t else str(self.doc.file)
+                key = f"{t.key} = {t.value!r}" if t else fname
+                raise ConfigError(f"{where}: {key} (-> {fname} on {self.profile}): {exc}; change it in the file"
+                                  ) from None
+        try:
+            base.replace(**self.overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.doc.file}: function {self.name!r}: {exc}") from None
+        return Mapped(self.name, agent, self.pattern, self.profile, dict(self.overrides), dict(self.env),
+                      self.doc.file, self.fmt, self.adapter, tuple(self.taken), tuple(self.skipped),
+                      dict(self.knobs))
+
+
+def _defines(path: Path, names: Iterable[str]) -> str | None:
+    """The first of ``names`` defined at module level in ``path`` (None if none, or it does not parse)."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError):
+        return None
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Assign):
+            bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return next((n for n in names if n in bound), None)
+
+
+def agent_from_handler(code_dir: Path, handler: str, where: Where) -> str:
+    """A Lambda-style ``module.function`` handler under ``code_dir`` as ``/abs/module.py:function``."""
+    module, sep, func = handler.rpartition(".")
+    if not sep or not module or not func:
+        raise ConfigError(f"{where.full}: Handler {handler!r} is not of the form 'module.function' "
+                          f"(e.g. 'app.lambda_handler'); fix it in the file")
+    file = code_dir / (module.replace(".", "/") + ".py")
+    if not file.is_file():
+        raise ConfigError(f"{where.full}: Handler {handler!r}: {file} does not exist; check the handler and the "
+                          f"code folder (CodeUri / the file's folder)")
+    return f"{file.resolve()}:{func}"
+
+
+def agent_from_file(file: Path, where: Where, names: Iterable[str] = AGENT_NAMES) -> str:
+    """``file``'s agent callable (``agent``, else ``handler``...) as ``/abs/file.py:name``."""
+    if not file.is_file():
+        raise ConfigError(f"{where.full}: {file} does not exist; check the path in the file")
+    name = _defines(file, names)
+    if name is None:
+        raise ConfigError(f"{where.full}: {file} defines none of {', '.join(names)}; the harness runs "
+                          f"agent(task, ctx) or handler(event, context) (an ASGI app or a fetch handler needs "
+                          f"the app support of issue 21 part 2)")
+    return f"{file.resolve()}:{name}"
+
+
+_SPEC = re.compile(r"^([\w./-]+\.py|[A-Za-z_][\w.]*):([A-Za-z_][\w.]*)$")
+
+
+def agent_from_command(words: Iterable[str], base: Path) -> tuple[str | None, str]:
+    """The agent a container's command names, and how it was found (or why not).
+
+    Recognised: a ``file.py:callable`` or ``module:callable`` word whose file is under ``base``;
+    ``python file.py`` and ``python -m module`` (the file's ``agent``/``handler``). An ASGI server
+    (uvicorn, gunicorn, hypercorn) serving ``module:app`` is reported: apps are part 2 of issue 21.
+    """
+    tokens: list[str] = []
+    for w in words:
+        tokens += shlex.split(w) if " " in w else [w]
+    servers = {"uvicorn", "gunicorn", "hypercorn", "fastapi"}
+    asgi = any(Path(t).name in servers for t in tokens)
+    for i, t in enumerate(tokens):
+        m = _SPEC.match(t)
+        if m is not None:
+            target, attr = m.groups()
+            file = base / (target if target.endswith(".py") else target.replace(".", "/") + ".py")
+            if file.is_file():
+                if asgi:
+                    return None, (f"{t!r} is an ASGI app served by {tokens[0]}: apps need the ASGI support of "
+                                  f"issue 21 part 2; pass an agent(task, ctx) callable instead")
+                return f"{file.resolve()}:{attr}", f"the command names {t!r}"
+        if t.endswith(".py") and (base / t).is_file() and i > 0 and Path(tokens[i - 1]).name.startswith("python"):
+            name = _defines(base / t, AGENT_NAMES)
+            if name is not None:
+                return f"{(base / t).resolve()}:{name}", f"'python {t}' runs {name}"
+        if t == "-m" and i + 1 < len(tokens):
+            file = base / (tokens[i + 1].replace(".", "/") + ".py")
+            name = _defines(file, AGENT_NAMES) if file.is_file() else None
+            if name is not None:
+                return f"{file.resolve()}:{name}", f"'python -m {tokens[i + 1]}' runs {name}"
+    return None, "no agent file:callable found in the command" + (f" {' '.join(tokens)!r}" if tokens else "")
+
+
+def dockerfile_cmd(folder: Path) -> list[str]:
+    """The ENTRYPOINT + CMD words of a ``Dockerfile`` in ``folder`` (exec or shell form), or []."""
+    path = folder / "Dockerfile"
+    if not path.is_file():
+        return []
+    import json
+
+    words: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = re.match(r"^\s*(CMD|ENTRYPOINT)\s+(.*)$", line, re.I)
+        if m:
+            rest = m.group(2).strip()
+            try:
+                parsed = json.loads(rest)
+                words[m.group(1).upper()] = [str(x) for x in parsed] if isinstance(parsed, list) else [rest]
+            except json.JSONDecodeError:
+                words[m.group(1).upper()] = shlex.split(rest)
+    return words.get("ENTRYPOINT", []) + words.get("CMD", [])
