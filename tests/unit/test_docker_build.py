@@ -66,3 +66,11 @@ def test_the_runtime_spellings() -> None:
     assert parse_runtime("docker:build=python:3.12-slim") == ("docker", "build=python:3.12-slim")
     with pytest.raises(ConfigError, match="docker:build=BASE"):
         parse_runtime("docker:build=")
+
+
+def test_the_fastapi_sample_builds_with_its_own_requirements() -> None:
+    """The FastAPI sample's folder (app, Dockerfile, requirements.txt) is what docker:build copies and installs."""
+    sample = Path(__file__).resolve().parents[2] / "fixtures" / "deployments" / "fastapi"
+    ctx = build_context(resolve_agent(f"{sample / 'app.py'}:app"))
+    assert {"app/app.py", "app/Dockerfile", "app/requirements.txt"} <= set(ctx.files)
+    assert ctx.files["agent-requirements.txt"].decode().split() == ["fastapi>=0.110", "uvicorn>=0.29"]
