@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,9 +23,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from ..errors import BackendUnavailableError, MemoryStoreError
+from ..errors import MemoryStoreError
 from ..queues.base import redact
 from ..state import check_namespace
+from ..state.pgconn import PgConnection
 from . import Hit, Item, check_filter, check_space, normalized
 
 __all__ = ["PostgresMemory"]
@@ -45,25 +44,15 @@ class PostgresMemory:
                  connect_timeout_s: float = 3.0) -> None:
         self._dsn = url
         self.url = redact(url)
+        self._pg = PgConnection(url, self.url, f"memory {namespace!r}", connect_timeout_s=connect_timeout_s)
         self.namespace = check_namespace(namespace)
         self.schema = f"adh_{namespace}"
         self.dimensions = dimensions
-        self._timeout = max(2, math.ceil(connect_timeout_s))  # libpq: whole seconds, at least 2
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
         self.mode = "plain"
         self.unavailable_reason: str | None = None  # why pgvector is not in use, when it is not
         self.share_url = ""
-        self._connect()
+        self._pg.connect()
         self._create(mode)
-
-    def _connect(self) -> None:
-        try:
-            self._conn = psycopg.connect(self._dsn, connect_timeout=self._timeout, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailableError(
-                f"cannot reach PostgreSQL at {self.url} (memory {self.namespace!r}): {' '.join(str(exc).split())}; "
-                f"start the server or fix the URL (user, host, port, database), then retry") from exc
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=sql.Identifier(self.schema))
@@ -115,23 +104,7 @@ class PostgresMemory:
             return "plain"
 
     def _run(self, query: sql.SQL | sql.Composed, params: Sequence[Any] = (), *, fetch: bool = False) -> list[Any]:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._connect()
-                    assert self._conn is not None
-                    cur = self._conn.execute(query, params)
-                    return cur.fetchall() if fetch else [cur.rowcount]
-                except psycopg.OperationalError as exc:
-                    if attempt == 2:
-                        raise BackendUnavailableError(
-                            f"lost PostgreSQL at {self.url} (memory {self.namespace!r}): "
-                            f"{' '.join(str(exc).split())}; restart the server, then retry") from exc
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-        raise AssertionError("unreachable")
+        return self._pg.run(query, params, fetch=fetch)
 
     def _vec(self, vector: Sequence[float]) -> Any:
         unit = normalized(vector, self.dimensions)
@@ -147,11 +120,9 @@ class PostgresMemory:
                         + self._cast() + ") ON CONFLICT (ns, id) DO UPDATE SET text = excluded.text, "
                         "metadata = excluded.metadata, vec = excluded.vec")
         rows = [(namespace, it.id, it.text, json.dumps(dict(it.metadata)), self._vec(it.vector)) for it in items]
-        with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._connect()
-            assert self._conn is not None
-            with self._conn.transaction(), self._conn.cursor() as cur:
+        with self._pg.lock:
+            conn = self._pg.connection()
+            with conn.transaction(), conn.cursor() as cur:
                 cur.executemany(query, rows)
 
     def search(self, namespace: str, vector: Sequence[float], k: int,
@@ -194,7 +165,4 @@ class PostgresMemory:
 
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._pg.close()

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import threading
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from ..errors import BackendUnavailableError
 from ..queues.base import redact
 from . import check_namespace, record_status, task_row
+from .pgconn import PgConnection
 
 __all__ = ["PostgresStateStore"]
 
@@ -32,25 +30,12 @@ class PostgresStateStore:
     """State, checkpoints and task records in PostgreSQL, in one schema per namespace."""
 
     def __init__(self, url: str, namespace: str, *, connect_timeout_s: float = 3.0) -> None:
-        self._dsn = url
         self.url = redact(url)
         self.namespace = check_namespace(namespace)
         self.schema = f"adh_{namespace}"
-        # libpq counts whole seconds and treats anything under 2 as 2.
-        self._timeout = max(2, math.ceil(connect_timeout_s))
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._connect()
+        self._pg = PgConnection(url, self.url, f"state store {namespace!r}", connect_timeout_s=connect_timeout_s)
+        self._pg.connect()
         self._create()
-
-    def _connect(self) -> None:
-        try:
-            self._conn = psycopg.connect(self._dsn, connect_timeout=self._timeout, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailableError(
-                f"cannot reach PostgreSQL at {self.url} (state store {self.namespace!r}): "
-                f"{_oneline(exc)}; start the server or fix the URL (user, host, port, database), then retry"
-            ) from exc
 
     def _create(self) -> None:
         s = sql.Identifier(self.schema)
@@ -69,24 +54,7 @@ class PostgresStateStore:
                 self._run(stmt)
 
     def _run(self, query: sql.Composed, params: tuple[Any, ...] = (), *, fetch: bool = False) -> list[Any]:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._connect()
-                    assert self._conn is not None
-                    cur = self._conn.execute(query, params)
-                    return cur.fetchall() if fetch else []
-                except psycopg.OperationalError as exc:
-                    if attempt == 2:
-                        raise BackendUnavailableError(
-                            f"lost PostgreSQL at {self.url} (state store {self.namespace!r}): "
-                            f"{_oneline(exc)}; restart the server, then retry"
-                        ) from exc
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-        raise AssertionError("unreachable")
+        return self._pg.run(query, params, fetch=fetch)
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=sql.Identifier(self.schema))
@@ -139,11 +107,4 @@ class PostgresStateStore:
 
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
-def _oneline(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+        self._pg.close()

@@ -178,7 +178,8 @@ def test_postgres_store_reconnects_after_its_connection_is_killed(servers: dict[
     store = PostgresStateStore(POSTGRES_URL, "t_" + uuid.uuid4().hex[:12])
     try:
         store.put_task("t1", {"status": "queued"})
-        pid = store._conn.info.backend_pid if store._conn is not None else None
+        with store._pg.lock:
+            pid = store._pg.connection().info.backend_pid
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         assert store.get_task("t1") == {"status": "queued"}
