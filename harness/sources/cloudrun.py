@@ -85,16 +85,8 @@ def _service(doc: Any) -> Mapped:
         b.limit((*cp, "resources", "limits", "cpu"), cpus, 0.08, 8, "Cloud Run's up to 8 vCPUs (R5)")
         b.take((*cp, "resources", "limits", "cpu"), "vcpus", limits["cpu"], cpus, "R5", knob=(1.0, ""),
                label="resources.limits.cpu")
-    for i, e in enumerate(c.get("env") or []):
-        if isinstance(e, Mapping) and "value" in e:
-            b.add_env((*cp, "env", i), {str(e["name"]): e["value"]})
-        else:
-            b.skip((*cp, "env", i), "valueFrom (Secret Manager) is resolved only on deploy")
-    for k in c:
-        if k == "image":
-            b.skip((*cp, k), "the image is not run: the local code its command names is")
-        elif k not in ("command", "args", "resources", "env", "ports", "name"):
-            b.skip((*cp, k), "not emulated")
+    b.container_env(cp, c, "valueFrom (Secret Manager) is resolved only on deploy")
+    b.container_keys(cp, c, ("command", "args", "resources", "env", "ports", "name"))
     for k in spec:
         if k not in ("containers", "containerConcurrency", "timeoutSeconds"):
             b.skip((*sp, k), "not emulated")

@@ -130,6 +130,22 @@ class Builder:
                 continue
             self.taken.append(Taken(".".join(str(p) for p in (*path, k)), "…", "env", str(k), self.where((*path, k))))
 
+    def container_env(self, cp: tuple[str | int, ...], container: Mapping[str, Any], unresolved: str) -> None:
+        """A Kubernetes-style container's ``env`` list: plain values taken, ``valueFrom`` ones skipped (why)."""
+        for i, e in enumerate(container.get("env") or []):
+            if isinstance(e, Mapping) and "value" in e:
+                self.add_env((*cp, "env", i), {str(e["name"]): e["value"]})
+            else:
+                self.skip((*cp, "env", i), unresolved)
+
+    def container_keys(self, cp: tuple[str | int, ...], container: Mapping[str, Any], known: tuple[str, ...]) -> None:
+        """Warn about a container's keys that are not emulated (the image: the local code runs instead)."""
+        for k in container:
+            if k == "image":
+                self.skip((*cp, k), "the image is not run: the local code its command names is")
+            elif k not in known:
+                self.skip((*cp, k), "not emulated")
+
     def build(self, agent: str | None) -> Mapped:
         """The Mapped function; every override checked against its profile, errors naming the file and line."""
         base = load_profile(self.profile, self.pattern)

@@ -96,16 +96,8 @@ def _deployment(doc: Doc, hpa: Doc | None) -> Mapped:
         b.skip(cp, how + "; pass the agent yourself")
     _resources(b, cp, c)
     _probe(b, cp, c)
-    for i, e in enumerate(c.get("env") or []):
-        if isinstance(e, Mapping) and "value" in e:
-            b.add_env((*cp, "env", i), {str(e["name"]): e["value"]})
-        else:
-            b.skip((*cp, "env", i), "valueFrom (secrets, config maps, fields) is resolved only in a cluster")
-    for k in c:
-        if k == "image":
-            b.skip((*cp, k), "the image is not run: the local code its command names is")
-        elif k not in ("name", "command", "args", "resources", "readinessProbe", "env", "ports"):
-            b.skip((*cp, k), "not emulated")
+    b.container_env(cp, c, "valueFrom (secrets, config maps, fields) is resolved only in a cluster")
+    b.container_keys(cp, c, ("name", "command", "args", "resources", "readinessProbe", "env", "ports"))
     if hpa is None:
         if "replicas" in (data.get("spec") or {}):
             n = number(data["spec"]["replicas"], b.where(("spec", "replicas")), "replicas", integer=True)
