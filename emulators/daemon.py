@@ -42,13 +42,14 @@ from urllib.parse import parse_qsl, urlsplit
 from .billing import queue_requests
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
-from .errors import BackendUnavailableError, InstanceStartError, MessageTooLargeError
+from .errors import BackendUnavailableError, ConfigError, InstanceStartError, MessageTooLargeError
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
 from .queues import DEFAULT_MAX_BYTES, MemoryQueue, Message, Queue, open_queue
 from .records import Record, Summary
 from .runtime.instance import Instance, InstanceFailure
+from .sqsbatch import batch_failures, failed_attempt, sqs_event
 from .state import MemoryStateStore, SQLiteStateStore, StateStore
 from .store import open_log
 from .supervisor import Inbox, RestartPolicy, retry_delay
@@ -59,6 +60,7 @@ __all__ = ["Daemon", "shared_queue"]
 T = TypeVar("T")
 _NO_DEADLINE_S = 10 * 365 * 86400.0  # daemons usually run without a per-task limit
 _FINAL = ("succeeded", "dead_lettered")
+_MAX_RECEIVE = 10  # messages one receive returns at most (SQS's limit; every queue here keeps it)
 
 
 class _TaskTime:
@@ -124,7 +126,7 @@ class _Worker:
 
     index: int
     policy: RestartPolicy
-    inbox: Inbox[Message | None] = field(default_factory=Inbox)
+    inbox: Inbox[Message | list[Message] | None] = field(default_factory=Inbox)  # a list: one SQS batch
     instance: Instance | None = None
     busy: bool = False
     retiring: bool = False
@@ -166,6 +168,11 @@ class Daemon:
         self._inline = False  # set at start: call embedded backends directly, not through the I/O threads
         self._rng = random.Random(profile.seed)
         self._started = 0.0
+        # An SQS event source hands each worker up to batch_size messages per invocation (sqsbatch.py).
+        self._batch = profile.batch_size if profile.event_source == "sqs" else 0
+        if self._batch > _MAX_RECEIVE:
+            raise ConfigError(f"batch_size {profile.batch_size} is over {_MAX_RECEIVE}, the most one SQS receive "
+                              f"returns; larger batches need a batching window, which is not emulated")
         pool.on_checkpoint = self._checkpoint
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -367,7 +374,10 @@ class Daemon:
                     return False
                 w.busy = True
                 try:
-                    await self._handle(inst, msg)
+                    if isinstance(msg, list):
+                        await self._handle_batch(inst, msg)
+                    else:
+                        await self._handle(inst, msg)
                 finally:
                     w.busy = False
                 if not inst.alive:
@@ -394,7 +404,8 @@ class Daemon:
                 continue
             self.queue_requests += 1
             try:
-                got = await self._call(self.queue.receive, min(len(idle), 10), visibility_s=vis_wall)
+                want = min(len(idle) * max(1, self._batch), _MAX_RECEIVE)
+                got = await self._call(self.queue.receive, want, visibility_s=vis_wall)
             except Exception:
                 # The broker went away: back off and try to reconnect; nothing is acked meanwhile, so
                 # nothing is lost (the messages come back after their visibility timeout). The outage is
@@ -410,20 +421,23 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll_wall)
                 continue
+            if self._batch:  # Lambda's poller: up to batch_size messages per invocation
+                batches = [got[i:i + self._batch] for i in range(0, len(got), self._batch)]
+                for worker, batch in zip(idle, batches, strict=False):
+                    worker.busy = True
+                    worker.inbox.put_nowait(batch)
+                continue
             for worker, message in zip(idle, got, strict=False):
                 worker.busy = True
                 worker.inbox.put_nowait(message)
 
     # ---- one delivery ----------------------------------------------------------------------------------
 
-    async def _handle(self, inst: Instance, msg: Message) -> None:
-        assert self.queue is not None
-        task_id, body = msg.id, msg.body
-        pending = self._pending.get(task_id)
-        session_id = body.get("session_id")
-        call: dict[str, Any] = {"session_id": session_id}
+    def _begin(self, inst: Instance, msg: Message, call: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        """Blocking work before a delivery: read the task's record, mark it running, load what it resumes from."""
+        task_id, session_id = msg.id, msg.body.get("session_id")
 
-        def begin() -> dict[str, Any]:  # read the task's record, mark it running, load what it resumes from
+        def begin() -> dict[str, Any]:
             known = self.state.get_task(task_id) or {}
             if known.get("status") in _FINAL:
                 return known
@@ -434,11 +448,80 @@ class Daemon:
                 call["state"] = self.state.get_state(session_id)
             return known
 
+        return begin
+
+    async def _handle(self, inst: Instance, msg: Message) -> None:
+        assert self.queue is not None
+        task_id = msg.id
+        call: dict[str, Any] = {"session_id": msg.body.get("session_id")}
         self._local.add(task_id)
         try:
-            await self._run_delivery(inst, msg, begin, call, pending)
+            await self._run_delivery(inst, msg, self._begin(inst, msg, call), call, self._pending.get(task_id))
         finally:
             self._local.discard(task_id)
+
+    async def _handle_batch(self, inst: Instance, msgs: list[Message]) -> None:
+        """One invocation for a batch of SQS messages; each message then settles by Lambda's rules."""
+        live: list[tuple[Message, dict[str, Any], _Pending | None]] = []
+        for msg in msgs:
+            self._local.add(msg.id)
+            known: dict[str, Any] = await self._must(self._begin(inst, msg, {"session_id": None}))
+            if known.get("status") in _FINAL:
+                await self._ack(msg)
+                self.attempts_log.append(duplicate_record(msg.id, known, msg.receive_count, pattern=self.pattern,
+                                                          profile=self.profile.name))
+                continue
+            live.append((msg, known, self._pending.get(msg.id)))
+        try:
+            if live:
+                await self._run_batch(inst, live)
+        finally:
+            for msg in msgs:
+                self._local.discard(msg.id)
+
+    async def _run_batch(self, inst: Instance, live: list[tuple[Message, dict[str, Any], _Pending | None]]) -> None:
+        for _, _, pending in live:  # each task's wait before this attempt, as in _run_delivery
+            if pending is not None and pending.timing is not None:
+                pending.timing.leave(pending.backoff_s)
+                pending.backoff_s = None
+                pending.timing.enter()
+        msgs = [m for m, _, _ in live]
+        inv_id, trace_id = new_ids()[0], task_trace_id(msgs[0].id)
+        self._task_of[inv_id] = msgs[0].id  # checkpoints of a batch belong to its first message
+        raw = json.dumps(sqs_event(msgs, self.queue_name), separators=(",", ":")).encode()
+        beats: list[asyncio.Task[None]] = []
+        first_beat = self.clock.call_later(
+            self.profile.visibility_timeout_s / 3,
+            lambda: beats.extend(asyncio.create_task(self._heartbeat(m)) for m in msgs))
+        t0, started_at = time.monotonic(), time.time()
+        try:
+            deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
+            result, events = await inst.call(inv_id, {"session_id": None}, raw, deadline, None)
+        finally:
+            first_beat.cancel()
+            for beat in beats:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+            self._task_of.pop(inv_id, None)
+        attempt = finish_record(
+            pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
+            trace_id=trace_id, instance_id=inst.id, session_id=None, started_at=started_at,
+            wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
+            billable=False, attempts=max(m.receive_count for m in msgs), count_overhead=not self.clock.virtual)
+        self.attempts_log.append(attempt)
+        self.attempts_total += 1
+        failed, why = batch_failures(attempt, [m.id for m in msgs], self.profile.report_batch_item_failures)
+        for msg, known, pending in live:
+            if pending is not None and pending.timing is not None:
+                pending.timing.leave(attempt.duration_ms / 1000.0)
+            mine = failed_attempt(attempt, why or "") if msg.id in failed else attempt
+            await self._settle(msg.id, msg.body, msg, mine, known)
+
+    @property
+    def queue_name(self) -> str:
+        """The queue's name, as an SQS event's ARN shows it."""
+        return f"harness-{self.pool.run_id}"
 
     async def _run_delivery(self, inst: Instance, msg: Message, begin: Any, call: dict[str, Any],
                             pending: _Pending | None) -> None:

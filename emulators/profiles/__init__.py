@@ -132,6 +132,11 @@ class Profile:
     max_receives: int = _f(5, "daemon")  # deliveries before the dead-letter queue
     visibility_timeout_s: float = _f(30.0, "daemon")
     task_deadline_s: float | None = _f(None, "daemon")  # None: no per-task limit, as daemons usually run
+    # "sqs": a Lambda handler behind an SQS event source gets batches of up to batch_size messages as one
+    # {"Records": [...]} event; report_batch_item_failures honours {"batchItemFailures": [...]} (sqsbatch.py)
+    event_source: str | None = _f(None, "daemon")
+    batch_size: int = _f(1, "daemon")
+    report_batch_item_failures: bool = _f(False, "daemon")
     retry_backoff_s: float = _f(1.0, "daemon")  # first retry's back-off cap, doubled per attempt, full jitter
     retry_backoff_max_s: float = _f(60.0, "daemon")
     restart: str = _f("on-failure", "daemon")  # systemd Restart=: on-failure | always | no
@@ -187,13 +192,14 @@ _PATTERN_OF.update({name: f.metadata["pattern"] for name, f in _FIELDS.items()})
 _INTS = {n for n, f in _FIELDS.items() if f.type in ("int", "int | None")}
 _BOOLS = {n for n, f in _FIELDS.items() if f.type == "bool"}
 _STRS = {"name", "pattern", "description", "source", "load_balancer", "autoscale_metric", "front_door", "region",
-         "caller_region", "llm_region", "queue", "state", "restart", "replica_billing"}
+         "caller_region", "llm_region", "queue", "state", "restart", "replica_billing", "event_source"}
 _CHOICES = {
     "restart": ("on-failure", "always", "no"),
     "load_balancer": ("round_robin", "least_outstanding"),
     "autoscale_metric": ("concurrency", "queue", "p95_latency"),
     "front_door": ("pod", "pending_queue"),
     "replica_billing": ("instance", "request"),
+    "event_source": ("sqs",),
 }
 _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency", "billing_granularity_ms",
              "mb_per_vcpu", "max_vcpus", "vcpus", "warmup_interval_s", "init_timeout_s", "warmup_concurrency",
@@ -203,7 +209,7 @@ _POSITIVE = {"timeout_s", "memory_mb", "instance_concurrency", "max_concurrency"
              "restart_backoff_max_s", "cpu_limit_ms", "subrequest_limit", "startup_cpu_ms",
              "code_size_limit_bytes", "max_receives", "visibility_timeout_s", "task_deadline_s",
              "max_workers", "scale_target", "scale_interval_s", "cpu_billing_granularity_ms",
-             "queue_request_chunk_bytes"}
+             "queue_request_chunk_bytes", "batch_size"}
 
 
 def _check_value(name: str, value: Any, where: str) -> Any:

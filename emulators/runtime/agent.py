@@ -26,8 +26,9 @@ __all__ = ["ADAPTERS", "HTTP_ADAPTERS", "AgentRef", "CodeSize", "code_size", "de
            "resolve_agent", "uses_ctx_llm"]
 
 # agent: agent(task, ctx); lambda: handler(event, context); asgi: an ASGI app behind API Gateway events;
-# apigw-v1 / apigw-v2: a Lambda handler behind API Gateway (REST payload 1.0 / HTTP API payload 2.0).
-ADAPTERS = ("auto", "agent", "lambda", "asgi", "apigw-v1", "apigw-v2")
+# apigw-v1 / apigw-v2: a Lambda handler behind API Gateway (REST payload 1.0 / HTTP API payload 2.0);
+# sqs: a Lambda handler behind an SQS event source (a plain task arrives as a one-message batch).
+ADAPTERS = ("auto", "agent", "lambda", "asgi", "apigw-v1", "apigw-v2", "sqs")
 HTTP_ADAPTERS = {"asgi": "2.0", "apigw-v1": "1.0", "apigw-v2": "2.0"}  # adapter -> the events it gets
 _LITERALS = (ast.Constant, ast.List, ast.Dict, ast.Set, ast.Tuple, ast.JoinedStr, ast.ListComp, ast.DictComp)
 

@@ -27,7 +27,7 @@ from typing import Any
 from . import limits
 from .agent import HTTP_ADAPTERS, detect_adapter, load_callable
 from .context import AgentContext, LambdaContext, emulated_wait, llm_client, warm_http
-from .httpevents import is_event, lifespan_startup, proxy_response, run_asgi, task_event
+from .httpevents import is_event, lifespan_startup, proxy_response, run_asgi, sqs_task_event, task_event
 from .llmtime import LLMTimeReader
 from .ptime import PlatformTimer
 from .wire import FrameReader, encode
@@ -182,6 +182,15 @@ class _Instance:
 
     def _run(self, task: Any, ctx: AgentContext) -> Any:
         version = HTTP_ADAPTERS.get(self.adapter)
+        if self.adapter == "sqs":
+            # A batch from the daemon's SQS poller comes as is; a plain task is a batch of one message.
+            if isinstance(task, dict) and isinstance(task.get("Records"), list):
+                return self._await(self.fn(task, LambdaContext(ctx)))
+            answer = self._await(self.fn(sqs_task_event(task), LambdaContext(ctx)))
+            if isinstance(answer, dict) and answer.get("batchItemFailures"):
+                raise EventAnswerError(f"the handler reported its message in batchItemFailures: "
+                                      f"{answer['batchItemFailures']!r:.300}")
+            return answer
         if version is None:
             arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
             result = self.fn(task) if self.params == 1 else self.fn(task, arg)
@@ -279,19 +288,19 @@ class _Instance:
         self.chan.send(out, raw)
 
 
-class HttpAnswerError(Exception):
-    """An HTTP-shaped agent answered a plain task with an error status or a body that is not JSON."""
+class EventAnswerError(Exception):
+    """An event-shaped handler answered a plain task with a failure (an HTTP error status, a batch item failure)."""
 
 
 def _task_output(version: str, answer: Any) -> Any:
     """What a plain task's caller gets from an HTTP answer: its JSON body (an error for a non-2xx status)."""
     made = proxy_response(version, answer)
     if isinstance(made, str):
-        raise HttpAnswerError(made)
+        raise EventAnswerError(made)
     status, _, body = made
     text = body.decode("utf-8", errors="replace")
     if not 200 <= status < 300:
-        raise HttpAnswerError(f"the app answered HTTP {status}: {text[:500]}")
+        raise EventAnswerError(f"the app answered HTTP {status}: {text[:500]}")
     if not body:
         return None
     try:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 __all__ = ["EVENT_VERSIONS", "HttpRequest", "is_event", "lifespan_startup", "proxy_response", "request_event",
-           "run_asgi", "task_event"]
+           "run_asgi", "sqs_task_event", "task_event"]
 
 EVENT_VERSIONS = ("1.0", "2.0")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "+json", "+xml")
@@ -249,3 +249,17 @@ async def lifespan_startup(app: Callable[..., Awaitable[None]]) -> str | None:
 
 
 _LIFESPANS: list[Any] = []
+
+
+def sqs_task_event(task: Any) -> dict[str, Any]:
+    """A plain task as Lambda's SQS event of one message (``adapter="sqs"`` outside the daemon's batches)."""
+    body = json.dumps(task, separators=(",", ":"))
+    now = str(int(time.time() * 1000))
+    message_id = str(uuid.uuid4())
+    return {"Records": [{
+        "messageId": message_id, "receiptHandle": message_id, "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "123456789012",
+                       "ApproximateFirstReceiveTimestamp": now},
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:harness", "awsRegion": "us-east-1",
+    }]}

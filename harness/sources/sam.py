@@ -5,11 +5,12 @@ CodeUri -> the agent (``CodeUri/module.py:function``, the Lambda adapter); Runti
 Timeout -> ``timeout_s`` (max 900 s, A1); MemorySize -> ``memory_mb`` (128-10,240 MB, A4);
 Environment.Variables -> env; ReservedConcurrentExecutions -> ``max_concurrency``;
 ProvisionedConcurrencyConfig -> ``provisioned_concurrency``. Events: ``Api`` keeps API Gateway's 29 s
-(A16), ``HttpApi`` likewise, no HTTP event drops the gateway limit (a direct invoke or a Function URL
-has none: sec. A18); an ``SQS`` event alone makes it the daemon pattern, with the queue's
-VisibilityTimeout (0 s-12 h, Q1) and RedrivePolicy maxReceiveCount (1-1,000, Q5) and the function's
-Timeout as the task deadline; BatchSize and batch item failures are reported as not mapped (SQS batches
-are part 2 of issue 21). ``!Ref`` to a Parameter with a Default resolves to the default.
+(A16) and gives the handler REST proxy events (payload 1.0), ``HttpApi`` likewise with 2.0 events; no
+HTTP event drops the gateway limit (a direct invoke or a Function URL has none: sec. A18); an ``SQS``
+event alone makes it the daemon pattern, with the queue's VisibilityTimeout (0 s-12 h, Q1) and
+RedrivePolicy maxReceiveCount (1-1,000, Q5) and the function's Timeout as the task deadline; the handler
+gets SQS event batches of BatchSize (at most 10 here) and FunctionResponseTypes: ReportBatchItemFailures
+returns only the failed messages. ``!Ref`` to a Parameter with a Default resolves to the default.
 """
 
 from __future__ import annotations
@@ -25,19 +26,35 @@ from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handle
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 
-__all__ = ["SHAPE", "is_sam", "load_sam", "map_queue"]
+__all__ = ["batch_size", "is_sam", "load_sam", "map_queue", "no_batch_size", "sqs_shape"]
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 PYTHON_RUNTIMES = tuple(f"python3.{n}" for n in range(8, 15))
 OTHER_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "java11", "java17", "java21", "dotnet8", "ruby3.2",
                   "ruby3.3", "provided.al2", "provided.al2023", "go1.x")
-# What the event source would hand the handler, which the harness does not build yet (part 2 of issue 21).
-SHAPE = {
-    "http": "event shape: the handler gets the request's JSON body as its event, not an API Gateway proxy event "
-            "(proxy events are part 2 of issue 21)",
-    "sqs": "event shape: the handler gets each message's task as its event, not {'Records': [...]} (SQS event "
-           "batches are part 2 of issue 21)",
-}
+
+
+def sqs_shape(b: Builder, path: tuple[str | int, ...], value: Any) -> None:
+    """An SQS-triggered handler: Lambda's {"Records": [...]} events, one batch per invocation (sqsbatch.py)."""
+    b.adapter = "sqs"
+    b.take(path, "adapter", value, "sqs", "the handler gets SQS events ({'Records': [...]})")
+    b.take(path, "event_source", value, "sqs", "one invocation per batch of messages")
+
+
+def no_batch_size(b: Builder, path: tuple[str | int, ...], props: Mapping[str, Any]) -> None:
+    """Without BatchSize the platform's own default applies, which platform-facts.md does not hold."""
+    if "BatchSize" not in props and "batchSize" not in props:
+        b.skip(path, "no BatchSize: Lambda's default is not in platform-facts.md, so batches of 1 here; set "
+                     "BatchSize to test batches")
+
+
+def batch_size(b: Builder, path: tuple[str | int, ...], value: Any, n: int) -> None:
+    """BatchSize, capped at the 10 messages one receive returns (larger ones need a batching window)."""
+    b.take(path, "batch_size", value, min(n, 10), "messages per invocation")
+    if n > 10:
+        b.skip(path, f"batches of {n} need a batching window, which is not emulated: batches of 10 here")
+
+
 _HANDLED = {"Handler", "CodeUri", "Code", "Runtime", "Timeout", "MemorySize", "Environment", "Events",
             "ReservedConcurrentExecutions", "ProvisionedConcurrencyConfig", "FunctionName", "FunctionUrlConfig"}
 _WHY = {
@@ -160,7 +177,7 @@ class _Template:
             b.take(("Resources", esms[0], "Type"), "pattern", "AWS::Lambda::EventSourceMapping", "daemon",
                    "a queue's event source mapping makes it a queue consumer: the daemon pattern")
             b.overrides.update(LAMBDA_ON_DAEMON)
-            b.skip(("Resources", esms[0]), SHAPE["sqs"])
+            sqs_shape(b, ("Resources", esms[0], "Type"), "AWS::Lambda::EventSourceMapping")
             b.skip(("Resources", esms[0]), LAMBDA_BILLING)
             self._esm(b, esms[0])
         elif sqs and not http:
@@ -220,6 +237,7 @@ class _Template:
                 self._sqs(b, ("Resources", key), {k: v})
             elif k != "FunctionName":
                 b.skip((*path, k), "not emulated")
+        no_batch_size(b, path, props)
 
     def _runtime(self, b: Builder, props: Mapping[str, Any]) -> None:
         if "Runtime" not in props:
@@ -301,8 +319,10 @@ class _Template:
         for ev, spec in events.items():
             kind = dig(spec, "Type")
             path = (*base, ev)
-            if kind in ("Api", "HttpApi"):
-                b.skip((*path, "Type"), SHAPE["http"])
+            if kind in ("Api", "HttpApi") and ev == http[0]:
+                b.adapter = "apigw-v1" if kind == "Api" else "apigw-v2"
+                b.take((*path, "Type"), "adapter", kind, b.adapter,
+                       "the handler gets API Gateway proxy events (REST: payload 1.0; HTTP API: 2.0)")
             if kind == "Api":
                 b.take((*path, "Type"), "gateway_timeout_s", "Api", 29.0, "API Gateway REST: 29 s (A16)")
             elif kind == "HttpApi":
@@ -318,7 +338,7 @@ class _Template:
                            "ESTIMATE: HTTP API's own default is not in platform-facts.md; REST's 29 s (A16) "
                            "stands in (HTTP APIs cannot be raised, sec. A17)")
             elif kind == "SQS" and b.pattern == "daemon" and ev == sqs[0]:
-                b.skip((*path, "Type"), SHAPE["sqs"])
+                sqs_shape(b, (*path, "Type"), "SQS")
                 self._sqs(b, path, dig(spec, "Properties") or {})
             elif kind == "SQS":
                 b.skip(path, "a second trigger: the function runs behind its HTTP event here; deploy the "
@@ -332,14 +352,16 @@ class _Template:
             if k == "BatchSize":
                 n = number(v, b.where((*pp, k)), "BatchSize", integer=True)
                 b.limit((*pp, k), n, 1, 10000, "Lambda's SQS BatchSize range")
-                b.skip((*pp, k), f"batches of {n:g}: the harness delivers one message per call (SQS batches "
-                                 f"are part 2 of issue 21)")
+                batch_size(b, (*pp, k), v, int(n))
             elif k == "FunctionResponseTypes":
-                b.skip((*pp, k), "batchItemFailures need SQS batches (part 2 of issue 21)")
+                report = isinstance(v, list) and "ReportBatchItemFailures" in v
+                b.take((*pp, k), "report_batch_item_failures", v, report,
+                       "batchItemFailures answers return only the named messages to the queue")
             elif k == "Queue":
                 self._queue(b, (*pp, k), v)
             else:
                 b.skip((*pp, k), "not emulated")
+        no_batch_size(b, pp, props)
 
     def _queue(self, b: Builder, path: tuple[str | int, ...], ref: Any) -> None:
         target = None

@@ -4,10 +4,11 @@
 (environment merges). handler ``path/module.function`` -> the agent; timeout -> ``timeout_s`` (max 900 s,
 A1); memorySize -> ``memory_mb`` (128-10,240 MB, A4); reservedConcurrency -> ``max_concurrency``;
 provisionedConcurrency -> ``provisioned_concurrency``. Events: ``http`` keeps API Gateway REST's 29 s
-(A16), ``httpApi`` likewise; an ``sqs`` event alone makes the function a daemon consumer (batchSize and
-functionResponseType are part 2 of issue 21: reported). Unset timeout and memory: the Framework deploys
-its own defaults, which platform-facts.md does not hold, so the profile's Lambda defaults apply and a
-warning says so. ``${...}`` variables are not resolved (run ``serverless print`` for the resolved file).
+(A16), ``httpApi`` likewise, and they give the handler API Gateway proxy events (1.0 / 2.0); an ``sqs``
+event alone makes the function a daemon consumer of SQS event batches (batchSize, functionResponseType).
+Unset timeout and memory: the Framework deploys its own defaults, which platform-facts.md does not hold,
+so the profile's Lambda defaults apply and a warning says so. ``${...}`` variables are not resolved (run
+``serverless print`` for the resolved file).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from emulators.errors import ConfigError, close_matches_hint
 from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handler, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
-from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, SHAPE, map_queue
+from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, batch_size, map_queue, no_batch_size, sqs_shape
 
 __all__ = ["is_serverless_fw", "load_serverless_fw"]
 
@@ -156,24 +157,33 @@ def _events(b: Builder, fp: tuple[str | int, ...], events: Any) -> None:
         kind = next(iter(ev))
         path = (*fp, "events", i, kind)
         if kind in ("http", "httpApi"):
+            if not http:  # the first HTTP event sets the event shape the handler gets
+                b.adapter = "apigw-v1" if kind == "http" else "apigw-v2"
+                b.take(path, "adapter", kind, b.adapter,
+                       "the handler gets API Gateway proxy events (REST: payload 1.0; HTTP API: 2.0)")
             http = True
-            b.skip(path, SHAPE["http"])
             b.take(path, "gateway_timeout_s", kind, 29.0,
                    "API Gateway REST 29 s (A16)" if kind == "http" else
                    "ESTIMATE: HTTP API's own default is not in platform-facts.md; REST's 29 s (A16) stands in")
         elif kind == "sqs" and b.pattern == "daemon":
-            b.skip(path, SHAPE["sqs"])
+            sqs_shape(b, path, kind)
             spec = ev[kind]
             if isinstance(spec, Mapping):
                 for k in spec:
                     if k == "arn" and isinstance(spec[k], Mapping):
                         map_queue(b.doc, b, (*path, k), spec[k], prefix=("resources",))
-                        continue
-                    why = {"batchSize": "one message per call here (SQS batches are part 2 of issue 21)",
-                           "functionResponseType": "batchItemFailures need SQS batches (part 2 of issue 21)",
-                           "arn": "the in-memory broker stands in for the queue; its visibility timeout and "
-                                  "redrive come from the profile"}.get(k, "not emulated")
-                    b.skip((*path, k), why)
+                    elif k == "batchSize":
+                        n = number(spec[k], b.where((*path, k)), "batchSize", integer=True)
+                        b.limit((*path, k), n, 1, 10000, "Lambda's SQS BatchSize range")
+                        batch_size(b, (*path, k), spec[k], int(n))
+                    elif k == "functionResponseType":
+                        b.take((*path, k), "report_batch_item_failures", spec[k],
+                               spec[k] == "ReportBatchItemFailures",
+                               "batchItemFailures answers return only the named messages to the queue")
+                    else:
+                        b.skip((*path, k), "the in-memory broker stands in for the queue; its visibility timeout "
+                                           "and redrive come from the profile" if k == "arn" else "not emulated")
+                no_batch_size(b, path, spec)
             else:
                 b.skip(path, "the in-memory broker stands in for the queue; its visibility timeout and redrive "
                              "come from the profile")

@@ -27,7 +27,6 @@ def test_run_from_sam_runs_every_function_with_its_declared_limits(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert "ApiFunction (template.yaml, platform time)" in proc.stdout
     assert "WorkerFunction (template.yaml, platform time)" in proc.stdout
-    assert "not mapped: Resources.WorkerFunction.Properties.Events.Jobs.Properties.BatchSize" in proc.stdout
     api = json.loads((tmp_path / "out-ApiFunction.json").read_text())
     worker = json.loads((tmp_path / "out-WorkerFunction.json").read_text())
     by = {d["summary"]["pattern"]: d for d in api["deployments"]}
@@ -40,8 +39,11 @@ def test_run_from_sam_runs_every_function_with_its_declared_limits(tmp_path: Pat
     consumer = {d["summary"]["pattern"]: d for d in worker["deployments"]}["daemon"]["profile"]
     assert (consumer["visibility_timeout_s"], consumer["max_receives"], consumer["task_deadline_s"]) == (
         120.0, 3, 60.0)
+    assert (consumer["event_source"], consumer["batch_size"], consumer["report_batch_item_failures"]) == (
+        "sqs", 5, True)
+    # The API handler got a REST proxy event; a task's output is the JSON body of its proxy response.
     output = by["serverless"]["records"][0]["output"]
-    assert json.loads(output["body"])["memory_limit_in_mb"] == "256"  # the handler saw the declared MemorySize
+    assert output["memory_limit_in_mb"] == "256" and output["path"] == "/invoke"  # the declared MemorySize
 
 
 def test_profiles_from_shows_the_mapped_limits_and_where_they_came_from() -> None:

@@ -50,7 +50,7 @@ def test_sam_sample_maps_both_functions() -> None:
     src = load_source(SAMPLES / "sam" / "template.yaml")
     assert src.format == "sam" and src.names == ["ApiFunction", "WorkerFunction"]
     api, worker = src.functions
-    assert (api.pattern, api.profile, api.adapter) == ("serverless", "aws-lambda", "lambda")
+    assert (api.pattern, api.profile, api.adapter) == ("serverless", "aws-lambda", "apigw-v1")  # REST proxy events
     assert api.agent is not None and api.agent.endswith("sam/src/api.py:handler")
     assert api.overrides["timeout_s"] == 20.0  # !Ref AgentTimeout -> the parameter's Default
     assert api.overrides["memory_mb"] == 256.0 and api.overrides["max_concurrency"] == 5
@@ -61,7 +61,9 @@ def test_sam_sample_maps_both_functions() -> None:
     assert worker.overrides["memory_mb"] == 128.0 and worker.overrides["task_deadline_s"] == 60.0
     # still a Lambda on the daemon pattern: CPU follows memory (A4); its billing is reported as not carried over
     assert worker.overrides["mb_per_vcpu"] == 1769.0 and any("bills worker-hours" in w for w in worker.warnings())
-    assert any("BatchSize" in w and "template.yaml:48" in w for w in worker.warnings())
+    assert worker.adapter == "sqs"  # SQS event batches, partial failures reported
+    assert (worker.overrides["event_source"], worker.overrides["batch_size"],
+            worker.overrides["report_batch_item_failures"]) == ("sqs", 5, True)
     assert any("JobDeadLetters" in w for w in src.warnings())
 
 
@@ -160,7 +162,8 @@ def test_serverless_sample() -> None:
         25.0, 512.0, 29.0)
     assert digest.pattern == "daemon" and digest.overrides["memory_mb"] == 256.0
     assert digest.overrides["timeout_s"] == 10.0 and digest.env == {"MODEL": "gpt-4o-mini"}
-    assert any("batchSize" in w for w in digest.warnings())
+    assert digest.adapter == "sqs" and digest.overrides["batch_size"] == 10
+    assert digest.overrides.get("report_batch_item_failures") is None  # not declared: Lambda deletes the batch
 
 
 def test_serverless_variables_and_provider(tmp_path: Path) -> None:

@@ -1,0 +1,82 @@
+"""SQS event batches, as Lambda's SQS event source delivers them to a handler, and its partial failures.
+
+With ``event_source = "sqs"`` on the daemon pattern, a worker receives up to ``batch_size`` messages and
+invokes the handler once with ``{"Records": [...]}``, one record per message, shaped as Lambda's SQS event
+(``messageId``, ``receiptHandle``, ``body`` as a string, ``attributes.ApproximateReceiveCount``...). What
+happens to each message then follows Lambda's rules:
+
+- the invocation fails (an error, a timeout, a crash): every message of the batch goes back to the queue;
+- it succeeds without ``report_batch_item_failures`` (``FunctionResponseTypes: ReportBatchItemFailures``):
+  every message is deleted, whatever the handler returned;
+- it succeeds with it: the messages named in ``{"batchItemFailures": [{"itemIdentifier": id}]}`` go back,
+  the others are deleted; an answer naming an id not in the batch, or malformed, fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .queues import Message
+from .records import Record
+
+__all__ = ["ACCOUNT", "REGION", "batch_failures", "failed_attempt", "sqs_event"]
+
+REGION = "us-east-1"  # the harness's stand-in account and region: the event's ARN needs some
+ACCOUNT = "123456789012"
+
+
+def _record(msg: Message, queue_name: str) -> dict[str, Any]:
+    body = json.dumps(msg.body.get("task"), separators=(",", ":"))
+    sent = float(msg.body.get("submitted_at") or time.time())
+    return {
+        "messageId": msg.id,
+        "receiptHandle": msg.receipt,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(msg.receive_count),
+            "SentTimestamp": str(int(sent * 1000)),
+            "SenderId": ACCOUNT,
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum of the body, not security
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(messages: Sequence[Message], queue_name: str) -> dict[str, Any]:
+    """Lambda's SQS event for one batch of messages."""
+    return {"Records": [_record(m, queue_name) for m in messages]}
+
+
+def batch_failures(attempt: Record, ids: Sequence[str], report: bool) -> tuple[set[str], str | None]:
+    """The ids of the batch that go back to the queue, and why (None when none do)."""
+    every = set(ids)
+    if not attempt.ok:
+        return every, f"the invocation ended {attempt.outcome}: the whole batch returns to the queue"
+    if not report:
+        return set(), None  # without ReportBatchItemFailures Lambda deletes the batch, whatever came back
+    answer = attempt.output
+    if answer is None or (isinstance(answer, dict) and not answer.get("batchItemFailures")):
+        return set(), None
+    items = answer.get("batchItemFailures") if isinstance(answer, dict) else None
+    named = [i.get("itemIdentifier") for i in items] if isinstance(items, list) and all(
+        isinstance(i, dict) for i in items) else None
+    if named is None or any(not isinstance(n, str) or n not in every for n in named):
+        return every, (f"batchItemFailures is malformed or names an id not in the batch ({answer!r:.200}): "
+                       f"the whole batch returns to the queue")
+    return set(named), "reported in batchItemFailures"
+
+
+def failed_attempt(attempt: Record, why: str) -> Record:
+    """The batch's attempt as one message's failed attempt (its own outcome when the call itself failed)."""
+    if not attempt.ok:
+        return attempt
+    return dataclasses.replace(attempt, ok=False, outcome="agent_error", error=why)
