@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import tomllib
@@ -13,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from emulators import loops
 from emulators.errors import HarnessError
 from emulators.profiles import PATTERNS, list_profiles, load_profile
 
@@ -149,11 +149,11 @@ def run(agent: str, patterns: str | None, profiles: tuple[str, ...], requests: i
     )
     console = Console(stderr=False)
     try:
-        asyncio.run(run_patterns(opts, console))
+        loops.run(run_patterns(opts, console))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:
-        # asyncio.run has already cancelled the run, and each deployment's close reaped its processes.
+        # loops.run has already cancelled the run, and each deployment's close reaped its processes.
         click.echo("\ninterrupted: every instance was stopped", err=True)
         sys.exit(130)
 

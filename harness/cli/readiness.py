@@ -8,7 +8,6 @@ not depend on the verdicts: a failed item is a finding, not an error of the comm
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from emulators import loops
 from emulators.errors import ConfigError, HarnessError
 
 from .scale import TIME_SCALE, scale_of
@@ -109,7 +109,7 @@ def readiness_command(agent: str, traffic: str | None, budget: str | None, task:
                                 profiles=_profiles(profiles, chosen), time_scale=scale, calls=calls,
                                 llm_script=None if llm_script is None else str(llm_script))
         build_config(agent, chosen[0], opts.profiles.get(chosen[0]), scale)  # a bad agent fails here, fast
-        result = asyncio.run(arun_readiness(opts))
+        result = loops.run(arun_readiness(opts))
     except ConfigError as exc:
         raise _InputError(str(exc)) from None
     except HarnessError as exc:
