@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# usage: peers.sh ROUNDS SECONDS NAME=URL[=LUA] ...   (each target: wrk -c8 req/s, then wrk -c1 p50, in turns)
+# usage: peers.sh ROUNDS SECONDS NAME=URL=METHOD ...  (METHOD GET, or POST to send {} as JSON; NAME without '=')
+# Each round gives every target wrk -t1 -c8 for req/s, then wrk -t1 -c1 --latency for the p50, in turns
+# (benchmarks/peers.md: harness serve next to serverless-offline).
 set -euo pipefail
 rounds=$1; secs=$2; shift 2
 post=$(mktemp); trap 'rm -f "$post"' EXIT
