@@ -26,6 +26,7 @@ from rich.console import Console
 
 from . import RESULTS_DIR
 from ._stats import Stats
+from .bare import stack
 from .cold import COLD_KW, CONTAINER_KW, ColdResult, cold_samples, container_cold_samples
 from .compression import TIME_SCALE as COMPRESSION_SCALE
 from .compression import CompressionResult, daemon_two_hours, hpa_cycle, lambda_timeout
@@ -45,6 +46,8 @@ THROUGHPUT_ROUNDS = 3  # wrk runs per target, taking turns
 WARM_ROUNDS = 10  # the warm API targets take turns this many times (see warm.py)
 HTTP_ROUNDS = 10  # the HTTP and throughput targets take turns this many times (see over_http.py)
 HTTP_TARGET_RATIO = 1.5  # POST /invoke p50 at most this many times the bare endpoint's
+# The daemon's sync call is a queue round trip on top (enqueue, a worker's receive, the result's delivery).
+HTTP_TARGET_RATIO_BY_PATTERN = {"daemon": 2.0}
 THROUGHPUT_TARGET_RATIO = 0.5  # gateway requests/s at least this share of the bare endpoint's
 COLD_TARGET_MS = 15.0  # the harness's share of a cold start at p50
 COMPRESSION_TARGET = 1000.0  # platform seconds per wall second
@@ -193,7 +196,8 @@ class Run:
         for pattern, r in results.items():
             self.rows += [
                 Row(f"http_{pattern}_p50", f"POST /invoke, {pattern}, p50", r.stats.p50, "ms", "bare endpoint",
-                    bare.p50, "ratio", HTTP_TARGET_RATIO, "ratio", n=r.stats.n),
+                    bare.p50, "ratio", HTTP_TARGET_RATIO_BY_PATTERN.get(pattern, HTTP_TARGET_RATIO), "ratio",
+                    n=r.stats.n),
                 Row(f"http_{pattern}_p99", f"POST /invoke, {pattern}, p99", r.stats.p99, "ms", "bare endpoint",
                     bare.p99, "ratio", n=r.stats.n),
             ]
@@ -201,7 +205,8 @@ class Run:
                                 "bare_first_half": first.to_json(), "bare_second_half": last.to_json(),
                                 **{k: v.to_json() for k, v in results.items()}}
         bad = ", ".join(f"{k} {v.not_warm_ok}" for k, v in results.items())
-        self.notes.append(f"HTTP: one keep-alive httpx.Client per target, every target served at once, N={n} per "
+        self.notes.append(f"HTTP: gateway and bare endpoint both served with {stack()}; "
+                          f"one keep-alive httpx.Client per target, every target served at once, N={n} per "
                           f"target in {rounds} interleaved rounds after {w} warm-up requests; bare endpoint p50 "
                           f"{fmt_ms(first.p50)} in the first half of the rounds, {fmt_ms(last.p50)} in the second "
                           f"(not warm ok: {bad})")

@@ -1,11 +1,12 @@
-"""The HTTP floor: a bare uvicorn + starlette JSON endpoint, served the way the gateway serves a deployment.
+"""The HTTP floor: a bare uvicorn + starlette JSON endpoint, served by the gateway's own server code.
 
-Same server settings as ``emulators.gateway.server.Gateway``: our own bound socket on 127.0.0.1 (a free
-port), ``uvicorn.Config(http="h11", lifespan="off", access_log=False, log_config=None,
-timeout_keep_alive=30)``, ``Server.startup`` inside an asyncio loop running in a background thread of
-this process (the sync facade's ``LoopThread``), the client in the main thread. Its one route,
+``emulators.serving.start_server``, as ``emulators.gateway.server.Gateway`` calls it: our own bound socket
+on 127.0.0.1 (a free port), the fastest installed HTTP/1.1 parser (``fastest_http``: httptools, else h11),
+``lifespan="off"``, no access log, ``timeout_keep_alive=30``, ``Server.startup`` inside an event loop
+running in a background thread of this process (the sync facade's ``LoopThread``, so the same loop as the
+engine: uvloop where installed, see ``emulators.loops``), the client in the main thread. Its one route,
 ``POST /invoke``, reads the JSON body and answers ``{"echo": body}`` as JSON: what the echo agent returns,
-without the platform in between.
+without the platform in between. So the ratios compare the gateway with the best this stack serves.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emulators.loops import loop_name
+from emulators.serving import fastest_http, start_server
 from harness._loop import LoopThread
 
-__all__ = ["bare_endpoint"]
+__all__ = ["bare_endpoint", "stack"]
+
+
+def stack() -> str:
+    """The HTTP stack the floor and the gateway are served on, e.g. ``httptools on uvloop``."""
+    return f"{fastest_http()} on {loop_name()}"
 
 
 async def _invoke(request: Request) -> Response:
@@ -36,22 +44,18 @@ def bare_endpoint() -> Iterator[str]:
     """Serve the bare endpoint for the block; yields its base URL."""
     app = Starlette(routes=[Route("/invoke", _invoke, methods=["POST"])])
     loop = LoopThread(name="bare-endpoint")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", http="h11",
-                            timeout_graceful_shutdown=1, timeout_keep_alive=30)
-    config.load()
-    server = uvicorn.Server(config)
-    server.lifespan = config.lifespan_class(config)  # as the gateway does: startup() without serve()
 
-    async def start() -> None:
-        await server.startup(sockets=[sock])
+    async def start() -> tuple[uvicorn.Server, socket.socket, str]:
+        return await start_server(app, "127.0.0.1", 0, what="the bare endpoint", graceful_s=1)
+
+    try:
+        server, sock, url = loop.call(start)
+    except BaseException:
+        loop.stop()
+        raise
 
     async def stop() -> None:
         server.should_exit = True
-        if not hasattr(server, "servers"):  # startup() failed before listening
-            return
         for listener in server.servers:
             listener.close()
         for conn in list(server.server_state.connections):
@@ -62,8 +66,7 @@ def bare_endpoint() -> Iterator[str]:
             await listener.wait_closed()
 
     try:
-        loop.call(start)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield url
     finally:
         try:
             loop.call(stop)

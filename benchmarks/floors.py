@@ -17,6 +17,9 @@ import sys
 import time
 from typing import Any
 
+from emulators.loops import loop_name
+from emulators.serving import fastest_http
+
 from . import ECHO_PATH
 
 __all__ = ["agent_import_ms", "fork_floor_ms", "machine_facts", "median", "python_start_ms"]
@@ -62,6 +65,8 @@ def machine_facts() -> dict[str, Any]:
         "cpu_model": cpu_model,
         "platform": platform.platform(),
         "loadavg": [round(x, 2) for x in load],
+        # The HTTP stack the gateway and the bare floor are served on (both the same; issue 23).
+        "http_stack": f"{fastest_http()} on {loop_name()}",
         # Bytecode caching changes how long an import takes (instances and the probe alike).
         "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
     }

@@ -10,7 +10,6 @@ round trip of its region table (an injected wait: 3.4 platform ms, 34 µs of wal
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import importlib.util
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import harness
+from emulators import loops
 from harness._loop import LoopThread
 
 from . import ECHO_PATH, ECHO_SPEC
@@ -113,7 +113,7 @@ def warm_interleaved(n: int, warmup: int, rounds: int) -> tuple[dict[str, WarmRe
     ``TURN_WARMUP`` untimed calls (the first call after another target's turn finds its instance asleep).
     """
     per_round = max(1, n // rounds)
-    loop = asyncio.new_event_loop()
+    loop = loops.new_event_loop()  # the loop the engine would make (uvloop where installed)
     hop_loop = LoopThread(name="bench-hop")
     adeploy = harness.adeploy(ECHO_SPEC, **DEPLOY_KW)
     try:

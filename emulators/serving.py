@@ -18,11 +18,12 @@ __all__ = ["fastest_http", "start_server"]
 
 
 def fastest_http() -> str:
-    """uvicorn's HTTP/1.1 implementation to use where speed counts: httptools where installed, else h11.
+    """uvicorn's HTTP/1.1 implementation: httptools (C, the ``standard`` extra) where installed, else h11.
 
-    The LLM endpoint serves every model call of every instance: on the virtual clock its parsing is on the
-    critical path of each call (a day of 50,000 LLM-bound tasks: 67 s of wall time with h11, about 55 s
-    with httptools on the project machine).
+    The gateway and the LLM endpoint both use it. Measured: ``harness serve`` on the echo agent, wrk -c8,
+    1,532-1,808 req/s with h11 and 2,231-2,841 with httptools (issue 23); the LLM endpoint serves every
+    model call of every instance, so on the virtual clock its parsing is on the critical path of each call
+    (a day of 50,000 LLM-bound tasks: 67 s of wall time with h11, about 55 s with httptools).
     """
     try:
         import httptools  # noqa: F401
@@ -32,8 +33,12 @@ def fastest_http() -> str:
 
 
 async def start_server(app: Any, host: str, port: int, *, what: str, graceful_s: int,
-                       http: str = "h11") -> tuple[uvicorn.Server, socket.socket, str]:
-    """Listen on ``host:port`` and serve ``app``; returns the server, its socket and the base URL."""
+                       http: str | None = None) -> tuple[uvicorn.Server, socket.socket, str]:
+    """Listen on ``host:port`` and serve ``app``; returns the server, its socket and the base URL.
+
+    ``http`` is uvicorn's HTTP/1.1 implementation; by default the fastest installed (``fastest_http``).
+    """
+    http = http or fastest_http()
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it small
     # frames (SSE events, short answers) stall ~40 ms on Nagle + delayed ACK.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

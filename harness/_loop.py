@@ -17,16 +17,20 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from emulators.loops import new_event_loop
+
 __all__ = ["LoopThread"]
 
 T = TypeVar("T")
+
+_SIGNAL_CHECK_S = 0.2  # longest a Ctrl-C can wait to be seen while a call runs (see ``call``)
 
 
 class LoopThread:
     """An event loop running in a background thread until ``stop``."""
 
     def __init__(self, name: str = "harness-engine") -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # uvloop where installed (emulators.loops: HARNESS_LOOP)
         ready = threading.Event()
 
         def run() -> None:
@@ -60,7 +64,12 @@ class LoopThread:
 
         try:
             self.loop.call_soon_threadsafe(start)
-            done.acquire()
+            # A bounded wait, repeated: a Ctrl-C whose signal lands after the last check for signals but
+            # before the lock wait begins does not interrupt that wait (CPython checks on EINTR only), and
+            # would otherwise be seen only when the call ends. Each timeout returns to Python, which raises
+            # it. Seen under uvloop, whose C-level wake-up starts the call sooner (issue 23).
+            while not done.acquire(timeout=_SIGNAL_CHECK_S):
+                pass
         except BaseException:  # Ctrl-C (lock waits are interruptible): the call ends with its caller
 
             def cancel() -> None:

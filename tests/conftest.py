@@ -1,4 +1,9 @@
-"""Fixtures shared by every test tier: finding (and reaping) the harness's processes left by a test.
+"""Fixtures shared by every test tier: the event loop a test runs on, and finding (and reaping) the
+harness's processes left by a test.
+
+The loop: every test runs on the loop ``HARNESS_LOOP`` selects (``auto``: uvloop where installed), both the
+engine's loops and a test's own ``asyncio.run``. Tests marked ``both_loops`` (the gateway, instance runtime
+and daemon suites) run twice, ``[asyncio]`` and ``[uvloop]``, so plain ``python -m pytest`` covers both.
 
 Every process a deployment starts (the zygote and the instances forked from it) runs
 ``python -m emulators.runtime.zygote FD RUN_ID``, so it is found by its command line. To tell this pytest
@@ -8,6 +13,7 @@ in its environment, which the zygote inherits and the instances inherit from it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -17,6 +23,8 @@ from dataclasses import dataclass
 
 import psutil
 import pytest
+
+from emulators.loops import LOOP_ENV, loop_name
 
 ZYGOTE_MODULE = "emulators.runtime.zygote"
 SESSION_MARKER = "ADH_TEST_SESSION"  # not HARNESS_*: that namespace belongs to the harness itself
@@ -106,6 +114,45 @@ class ProcessProbe:
     def wait_run_gone(self, run_id: str, grace_s: float = LEFTOVER_GRACE_S) -> list[HarnessProcess]:
         """Wait up to ``grace_s`` for every process of ``run_id`` to end; return those still running."""
         return wait_until_gone(lambda: self.of_run(run_id), grace_s)
+
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker that runs a test on both event loops."""
+    config.addinivalue_line("markers", "both_loops: run once on asyncio's loop and once on uvloop")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A ``both_loops`` test is parametrized over the two loops (through the autouse ``harness_loop``)."""
+    if metafunc.definition.get_closest_marker("both_loops") is not None and "harness_loop" in metafunc.fixturenames:
+        metafunc.parametrize("harness_loop", LOOPS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def harness_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The event loop of this test: its parameter (``both_loops``), else what ``HARNESS_LOOP`` selects.
+
+    Set for the engine (``HARNESS_LOOP``, read wherever the harness makes a loop, inherited by the CLI
+    processes a test starts) and as the asyncio policy, so a test's own ``asyncio.run`` uses it too.
+    """
+    choice = getattr(request, "param", None)
+    if choice == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed: the asyncio run covers this test")
+    name = loop_name(choice)
+    monkeypatch.setenv(LOOP_ENV, name)
+    if name == "asyncio":
+        yield name
+        return
+    import uvloop
+
+    before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield name
+    finally:
+        asyncio.set_event_loop_policy(before)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..clock import Clock
-from ..serving import fastest_http, start_server
+from ..serving import start_server
 from .anthropic_api import MessagesApi, anthropic_error, anthropic_models
 from .backoff import Backoffs
 from .dialog import ApiError, Prompt, Reply
@@ -141,8 +141,7 @@ class LLMEndpoint:
             raise RuntimeError("this LLM endpoint is already started; stop it first or make another")
         quiet_cut_logs()
         self._waiter.reset()
-        server, sock, self.url = await start_server(self.app, host, port, what="the LLM endpoint", graceful_s=2,
-                                                    http=fastest_http())
+        server, sock, self.url = await start_server(self.app, host, port, what="the LLM endpoint", graceful_s=2)
         self._server, self._sock = server, sock
         return self.url
 

@@ -180,7 +180,15 @@ class Spawner:
 
     async def close(self) -> None:
         """Stop the zygote; it kills and reaps every instance it forked."""
+        # The reader goes first: under uvloop a socket closed while sock_recv still polls it stays open
+        # underneath, so the zygote never saw the end of its control socket and was killed after 5 s.
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # the end of the channel whoever still holds the fd
             self._sock.close()
             self._sock = None
         if self.proc is not None and self.proc.returncode is None:
@@ -189,7 +197,3 @@ class Spawner:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader

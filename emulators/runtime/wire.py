@@ -11,7 +11,7 @@ import json
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["HEADER", "MAX_FRAME", "FrameProtocol", "FrameReader", "decode", "encode", "recv_frame", "send_frame"]
 
@@ -113,8 +113,9 @@ class FrameProtocol(asyncio.Protocol):
         self._buf = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports have the Transport methods without subclassing
+        # asyncio.Transport (an assert here made every invocation under uvloop end in gateway_timeout).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf

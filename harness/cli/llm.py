@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from emulators import loops
 from emulators.clock import Clock
 from emulators.errors import HarnessError
 from emulators.llm import LLMCall, LLMEndpoint
@@ -72,7 +73,7 @@ def llm_command(host: str, port: int, script: Path | None, time_scale: float, se
     try:
         endpoint = LLMEndpoint(clock=Clock(time_scale), script=script, seed=seed, rpm=rpm, tpm=tpm,
                                upstream=upstream, on_call=None if quiet else (lambda c: click.echo(_describe(c))))
-        asyncio.run(_serve(endpoint, host, port))
+        loops.run(_serve(endpoint, host, port))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:

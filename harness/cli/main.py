@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import tomllib
@@ -13,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from emulators import loops
 from emulators.errors import HarnessError
 from emulators.profiles import PATTERNS, list_profiles, load_profile
 from emulators.runtime.agent import ADAPTERS
@@ -177,13 +177,13 @@ def run(agent: str | None, source: Path | None, function: str | None, patterns: 
         if source is not None:
             from .sources import run_source
 
-            asyncio.run(run_source(opts, console))
+            loops.run(run_source(opts, console))
         else:
-            asyncio.run(run_patterns(opts, console))
+            loops.run(run_patterns(opts, console))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:
-        # asyncio.run has already cancelled the run, and each deployment's close reaped its processes.
+        # loops.run has already cancelled the run, and each deployment's close reaped its processes.
         click.echo("\ninterrupted: every instance was stopped", err=True)
         sys.exit(130)
 

@@ -8,7 +8,6 @@ not depend on the verdicts: a failed item is a finding, not an error of the comm
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from emulators import loops
 from emulators.errors import ConfigError, HarnessError
 
 from .scale import TIME_SCALE, scale_of
@@ -127,7 +127,7 @@ def readiness_command(agent: str | None, source: Path | None, function: str | No
             targets = readiness_targets(source, function, opts)
         for mapped, o in targets:
             build_config(o.agent, o.patterns[0], o.profiles.get(o.patterns[0]), scale)  # a bad agent fails fast
-            result = asyncio.run(arun_readiness(o))
+            result = loops.run(arun_readiness(o))
             report = result.attach(build_report(result.deployment_runs(), source="harness readiness", agent=o.agent))
             changes = attach_advice(mapped, result, report) if mapped is not None else None
             console.print(checklist_table(report["readiness"]))

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from emulators import loops
 from emulators.errors import HarnessError
 from emulators.gateway import GatewayOptions, is_loopback_host
 from emulators.runtime.agent import ADAPTERS, HTTP_ADAPTERS
@@ -152,11 +153,11 @@ def serve_command(agent: str, pattern: str | None, patterns: str | None, profile
                                 llm_script=llm_script, gateway=opts, records_dir=records_dir, **overrides))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the exposure warning was printed above
-            asyncio.run(_serve(deps, quiet, webhook_secret is not None))
+            loops.run(_serve(deps, quiet, webhook_secret is not None))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:
-        # asyncio.run cancelled _serve, whose exit stack closed every deployment and reaped its processes.
+        # loops.run cancelled _serve, whose exit stack closed every deployment and reaped its processes.
         click.echo("\nstopped: every instance was reaped", err=True)
         _kept(deps, records_dir)
         sys.exit(130)

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from emulators import loops
 from emulators.daemon import Daemon, shared_queue
 from emulators.errors import HarnessError
 
@@ -93,7 +94,7 @@ def worker_command(agent: str, queue: str, state: str, memory: str | None, worke
         overrides["workers"] = workers
     try:
         d = adeploy(agent, "daemon", profile, time_scale, state=state, memory=memory, gateway=False, **overrides)
-        asyncio.run(_run(d, quiet))
+        loops.run(_run(d, quiet))
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     except KeyboardInterrupt:

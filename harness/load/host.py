@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from emulators import loops
 from emulators.errors import HarnessError
 
 __all__ = ["READY", "STATS", "SERIES", "DONE", "ERROR", "main"]
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the engine host process."""
     args = _parser().parse_args(argv)
     try:
-        return asyncio.run(_run(args))
+        return loops.run(_run(args))
     except HarnessError as exc:
         _emit(ERROR, {"error": str(exc)})
         return 2

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators import loops
 from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, load_profile
 from emulators.records import summarize
 
@@ -221,4 +221,4 @@ def judge(opts: ReadinessOptions, runs: list[PatternRun]) -> ReadinessResult:
 
 def run_readiness(opts: ReadinessOptions) -> ReadinessResult:
     """The sync entry point (from a thread without a running event loop)."""
-    return asyncio.run(arun_readiness(opts))
+    return loops.run(arun_readiness(opts))

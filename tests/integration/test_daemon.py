@@ -26,7 +26,7 @@ from emulators import daemon as daemon_module
 from emulators.daemon import Daemon
 from emulators.errors import BackendUnavailableError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
 
 ROOT = Path(__file__).resolve().parents[2]
 RESUMABLE = f"{ROOT / 'fixtures' / 'agents' / 'resumable.py'}:agent"

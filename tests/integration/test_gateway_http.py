@@ -20,7 +20,7 @@ import harness
 from emulators.gateway import GatewayOptions, verify
 from emulators.profiles import IMPLEMENTED_PATTERNS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "agents"
 SLEEPER = f"{FIXTURES / 'sleeper.py'}:agent"

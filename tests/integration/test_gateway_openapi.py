@@ -17,7 +17,7 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, st
 import harness
 from emulators.gateway.openapi import openapi_document
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = f"{ROOT / 'fixtures' / 'agents' / 'echo.py'}:agent"

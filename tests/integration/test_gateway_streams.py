@@ -17,7 +17,7 @@ import harness
 from emulators.gateway import GatewayOptions
 from emulators.profiles import IMPLEMENTED_PATTERNS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
 
 EMITTER = f"{Path(__file__).resolve().parents[2] / 'fixtures' / 'agents' / 'emitter.py'}:agent"
 TASK = {"n": 6, "every": 1}  # six events, one platform second apart (10 ms wall at time_scale 0.01)

@@ -13,7 +13,7 @@ import pytest
 
 import harness
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "agents"
 LOCAL_AGENTS = Path(__file__).resolve().parent / "agents"

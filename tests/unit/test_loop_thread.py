@@ -14,6 +14,8 @@ import pytest
 
 from harness._loop import LoopThread
 
+pytestmark = pytest.mark.both_loops  # the channel / engine thread on either loop
+
 
 @pytest.fixture
 def engine() -> Iterator[LoopThread]:

@@ -20,6 +20,8 @@ from emulators.runtime.wire import (
     send_frame,
 )
 
+pytestmark = pytest.mark.both_loops  # the channel / engine thread on either loop
+
 
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
