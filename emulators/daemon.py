@@ -489,26 +489,7 @@ class Daemon:
         inv_id, trace_id = new_ids()[0], task_trace_id(msgs[0].id)
         self._task_of[inv_id] = msgs[0].id  # checkpoints of a batch belong to its first message
         raw = json.dumps(sqs_event(msgs, self.queue_name), separators=(",", ":")).encode()
-        beats: list[asyncio.Task[None]] = []
-        first_beat = self.clock.call_later(
-            self.profile.visibility_timeout_s / 3,
-            lambda: beats.extend(asyncio.create_task(self._heartbeat(m)) for m in msgs))
-        t0, started_at = time.monotonic(), time.time()
-        try:
-            deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
-            result, events = await inst.call(inv_id, {"session_id": None}, raw, deadline, None)
-        finally:
-            first_beat.cancel()
-            for beat in beats:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beat
-            self._task_of.pop(inv_id, None)
-        attempt = finish_record(
-            pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
-            trace_id=trace_id, instance_id=inst.id, session_id=None, started_at=started_at,
-            wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
-            billable=False, attempts=max(m.receive_count for m in msgs), count_overhead=not self.clock.virtual)
+        attempt = await self._attempt(inst, msgs, inv_id, trace_id, {"session_id": None}, raw, None)
         self.attempts_log.append(attempt)
         self.attempts_total += 1
         failed, why = batch_failures(attempt, [m.id for m in msgs], self.profile.report_batch_item_failures)
@@ -526,7 +507,6 @@ class Daemon:
     async def _run_delivery(self, inst: Instance, msg: Message, begin: Any, call: dict[str, Any],
                             pending: _Pending | None) -> None:
         task_id, body = msg.id, msg.body
-        session_id = call["session_id"]
         known: dict[str, Any] = await self._must(begin)
         if known.get("status") in _FINAL:
             await self._ack(msg)
@@ -541,16 +521,28 @@ class Daemon:
         inv_id, trace_id = new_ids()[0], task_trace_id(task_id)  # attempts share the task's trace
         self._task_of[inv_id] = task_id
         raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
+        attempt = await self._attempt(inst, [msg], inv_id, trace_id, call, raw,
+                                      pending.on_event if pending is not None else None)
+        if ttime is not None:
+            ttime.leave(attempt.duration_ms / 1000.0)
+        self.attempts_log.append(attempt)
+        self.attempts_total += 1
+        await self._settle(task_id, body, msg, attempt, known)
+
+    async def _attempt(self, inst: Instance, msgs: list[Message], inv_id: str, trace_id: str,
+                       call: dict[str, Any], raw: bytes, on_event: OnEvent | None) -> Record:
+        """One delivery of ``msgs`` (one message, or an SQS batch) to ``inst``, their visibility kept up; its
+        attempt record (the session's state written back when it changed)."""
         # The first heartbeat is due after a third of the visibility timeout: a timer until then, not a task
         # (most tasks end before it, and a task created and cancelled per delivery is on every warm path).
         beats: list[asyncio.Task[None]] = []
-        first_beat = self.clock.call_later(self.profile.visibility_timeout_s / 3,
-                                           lambda: beats.append(asyncio.create_task(self._heartbeat(msg))))
+        first_beat = self.clock.call_later(
+            self.profile.visibility_timeout_s / 3,
+            lambda: beats.extend(asyncio.create_task(self._heartbeat(m)) for m in msgs))
         t0, started_at = time.monotonic(), time.time()
         try:
             deadline = self.profile.task_deadline_s or _NO_DEADLINE_S
-            result, events = await inst.call(inv_id, call, raw, deadline,
-                                             pending.on_event if pending is not None else None)
+            result, events = await inst.call(inv_id, call, raw, deadline, on_event)
         finally:
             first_beat.cancel()
             for beat in beats:
@@ -558,18 +550,14 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
             self._task_of.pop(inv_id, None)
+        session_id = call.get("session_id")
         if session_id is not None and "state" in result and result.get("outcome") == "ok":
             await self._call(self.state.put_state, session_id, result["state"])
-        attempt = finish_record(
+        return finish_record(
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
             wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
-            billable=False, attempts=msg.receive_count, count_overhead=not self.clock.virtual)
-        if ttime is not None:
-            ttime.leave(attempt.duration_ms / 1000.0)
-        self.attempts_log.append(attempt)
-        self.attempts_total += 1
-        await self._settle(task_id, body, msg, attempt, known)
+            billable=False, attempts=max(m.receive_count for m in msgs), count_overhead=not self.clock.virtual)
 
     async def _settle(self, task_id: str, body: dict[str, Any], msg: Message, attempt: Record,
                       known: dict[str, Any]) -> None:
