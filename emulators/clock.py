@@ -311,6 +311,8 @@ class Clock:
         loop = self._loop
         assert loop is not None
         ready = getattr(loop, "_ready", None)
+        if ready is None:  # uvloop keeps its ready queue out of sight: look at the tasks instead
+            ready = _tasks_ready(loop)
         if ready or self._quiet < 1:
             # Ready callbacks (a frame just read, a future just resolved) are real work in flight; and one
             # more loop turn polls the sockets, so a message already on its way is seen before any jump.
@@ -334,6 +336,21 @@ class Clock:
         self._fire(first.deadline)
         self._arm()
         self._kick()
+
+
+def _tasks_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a task of ``loop`` is scheduled to run (it waits on nothing, or on a future already done).
+
+    asyncio's loop shows its ready queue (``_ready``); uvloop's does not, and a jump taken while a task's
+    wake-up is still queued would move time past work that is due now (a request's pending limit firing
+    five seconds late, at the autoscaler's next tick). ``check`` runs as a plain callback, so no task is
+    running while it looks.
+    """
+    for task in asyncio.all_tasks(loop):
+        waiter = getattr(task, "_fut_waiter", None)
+        if waiter is None or waiter.done():
+            return True
+    return False
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
