@@ -117,6 +117,7 @@ class _Instance:
         self.fn: Callable[..., Any] = lambda *a: None
         self.params = 2  # positional arguments the agent takes: (task) or (task, ctx); known after load
         self.adapter = "agent"
+        self.http: str | None = None  # set at init: "1.0" / "2.0" for an HTTP-shaped agent
         self.is_async = False
         self.loop = asyncio.new_event_loop()
         self.pool: ThreadPoolExecutor | None = None
@@ -158,6 +159,7 @@ class _Instance:
             with contextlib.suppress(ImportError):  # no SDK: ctx.llm says so when the agent uses it
                 llm_client()
             llm_cpu_ms = (time.process_time() - before) * 1000.0
+        self.http = HTTP_ADAPTERS.get(self.adapter)  # the API Gateway payload version of an HTTP-shaped agent
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.params = 1 if self.adapter == "agent" and _arity(self.fn) == 1 else 2  # once: signature() is slow
         if cfg["instance_concurrency"] > 1:
@@ -181,30 +183,27 @@ class _Instance:
                     self.pool.submit(self.invoke, msg, True)
 
     def _run(self, task: Any, ctx: AgentContext) -> Any:
-        version = HTTP_ADAPTERS.get(self.adapter)
+        if self.http is None and self.adapter != "sqs":  # agent(task, ctx) or handler(event, context)
+            arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
+            return self._await(self.fn(task) if self.params == 1 else self.fn(task, arg))
         if self.adapter == "sqs":
             # A batch from the daemon's SQS poller comes as is; a plain task is a batch of one message.
-            if isinstance(task, dict) and isinstance(task.get("Records"), list):
-                return self._await(self.fn(task, LambdaContext(ctx)))
-            answer = self._await(self.fn(sqs_task_event(task), LambdaContext(ctx)))
-            if isinstance(answer, dict) and answer.get("batchItemFailures"):
+            batch = isinstance(task, dict) and isinstance(task.get("Records"), list)
+            answer = self._await(self.fn(task if batch else sqs_task_event(task), LambdaContext(ctx)))
+            if not batch and isinstance(answer, dict) and answer.get("batchItemFailures"):
                 raise EventAnswerError(f"the handler reported its message in batchItemFailures: "
-                                      f"{answer['batchItemFailures']!r:.300}")
+                                       f"{answer['batchItemFailures']!r:.300}")
             return answer
-        if version is None:
-            arg: Any = LambdaContext(ctx) if self.adapter == "lambda" else ctx
-            result = self.fn(task) if self.params == 1 else self.fn(task, arg)
+        # An HTTP-shaped agent: an event comes from the gateway as is; a plain task is POSTed to app_path.
+        version = self.http
+        assert version is not None
+        plain = not is_event(task)
+        event = task_event(version, task, self.cfg.get("app_path") or "/invoke") if plain else task
+        if self.adapter == "asgi":
+            result = self._await(run_asgi(self.fn, event, "1.0" if event.get("version") == "1.0" else "2.0"))
         else:
-            # An HTTP-shaped agent: an event comes from the gateway as is; a plain task is POSTed to app_path.
-            plain = not is_event(task)
-            event = task_event(version, task, self.cfg.get("app_path") or "/invoke") if plain else task
-            if self.adapter == "asgi":
-                result = run_asgi(self.fn, event, "1.0" if event.get("version") == "1.0" else "2.0")
-            else:
-                result = self.fn(event, LambdaContext(ctx))
-            if plain:
-                return _task_output(version, self._await(result))
-        return self._await(result)
+            result = self._await(self.fn(event, LambdaContext(ctx)))
+        return _task_output(version, result) if plain else result
 
     def _await(self, result: Any) -> Any:
         if inspect.isawaitable(result):

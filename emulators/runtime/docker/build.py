@@ -5,7 +5,7 @@ running interpreter's version, or ``docker:build=BASE``), the harness's runtime 
 requirements (its folder's ``requirements.txt``, else its ``pyproject.toml`` dependencies), the harness's
 packages at ``/opt/harness`` and the agent's folder at ``/app``. Nothing of the host is mounted but the run
 directory. The image is tagged by a hash of everything that goes into it, so an unchanged agent reuses it
-across runs (``agent-deploy-harness-agent:<hash>``, kept until ``harness clean --images`` or ``docker rmi``).
+across runs (``agent-deploy-harness-agent:<hash>``, kept until ``harness clean`` without ``--run``).
 
 Where no registry is reachable (the project's own machines) the build stops at its ``FROM`` with an error
 that names the base image and the ways to provide it; the assembled image (``runtime="docker"``) is the
@@ -26,13 +26,13 @@ from typing import Any
 from ...errors import InstanceStartError
 from ..agent import AgentRef
 from .engine import LABEL
+from .image import PKG_ROOT, agent_root
 
 __all__ = ["APP_DIR", "BUILD_REPO", "HARNESS_DIR", "BuildContext", "build_context", "build_image", "default_base"]
 
 APP_DIR = "/app"
 HARNESS_DIR = "/opt/harness"
 BUILD_REPO = "agent-deploy-harness-agent"
-_PKG_ROOT = Path(__file__).resolve().parents[3]
 _PACKAGES = ("emulators", "harness")
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "__pycache__", "node_modules", ".tox", ".mypy_cache",
               ".ruff_cache", ".pytest_cache", "build", "dist", ".eggs"}
@@ -116,21 +116,18 @@ class BuildContext:
         return buf.getvalue()
 
 
-def agent_root(agent: AgentRef) -> Path:
+def _app_root(agent: AgentRef) -> Path:
     """The agent's folder: what is copied to /app (its file's folder, or its top package's parent)."""
-    if agent.path is None:
+    root = agent_root(agent)
+    if root is None:
         raise InstanceStartError(f"runtime='docker:build' needs the agent's source file; {agent.spec!r} has "
                                  f"none (a callable defined in a notebook or a REPL?); pass 'path/file.py:name'")
-    root = Path(agent.path).resolve().parent
-    if agent.module is not None:
-        for _ in range(agent.module.count(".") + agent.path.endswith("__init__.py")):
-            root = root.parent
     return root
 
 
 def build_context(agent: AgentRef, base_image: str | None = None) -> BuildContext:
     """Everything the image is built from: Dockerfile, requirements, the harness and the agent's folder."""
-    root = agent_root(agent)
+    root = _app_root(agent)
     files: dict[str, bytes] = {}
     size = 0
     for path in _files(root):
@@ -142,8 +139,8 @@ def build_context(agent: AgentRef, base_image: str | None = None) -> BuildContex
                 f"runtime='docker:build' copies the whole folder: move the agent into a folder of its own")
         files[f"app/{path.relative_to(root).as_posix()}"] = data
     for package in _PACKAGES:
-        for path in _files(_PKG_ROOT / package):
-            files[f"harness/{package}/{path.relative_to(_PKG_ROOT / package).as_posix()}"] = path.read_bytes()
+        for path in _files(PKG_ROOT / package):
+            files[f"harness/{package}/{path.relative_to(PKG_ROOT / package).as_posix()}"] = path.read_bytes()
     harness_reqs = _harness_requirements()
     agent_reqs = _agent_requirements(root)
     files["harness-requirements.txt"] = ("\n".join(harness_reqs) + "\n").encode()
@@ -174,7 +171,7 @@ def in_image_path(agent: AgentRef) -> str | None:
     """Where the agent's file is inside the built image (under /app)."""
     if agent.path is None:
         return None
-    return f"{APP_DIR}/{Path(agent.path).resolve().relative_to(agent_root(agent)).as_posix()}"
+    return f"{APP_DIR}/{Path(agent.path).resolve().relative_to(_app_root(agent)).as_posix()}"
 
 
 def build_image(client: Any, agent: AgentRef, base_image: str | None = None) -> str:

@@ -22,7 +22,7 @@ from ..agent import AgentRef
 from .engine import LABEL
 from .interp import Layout
 
-__all__ = ["PKG_ROOT", "dockerfile", "host_mounts", "import_runtime_image", "python_path"]
+__all__ = ["PKG_ROOT", "agent_root", "dockerfile", "host_mounts", "import_runtime_image", "python_path"]
 
 PKG_ROOT = Path(__file__).resolve().parents[3]  # the directory holding the `emulators` package
 # sbin is a directory, not a link into the read-only /usr: the engine mounts its init at /sbin/docker-init.
@@ -60,7 +60,7 @@ def import_runtime_image(client: Any, run_id: str) -> str:
     return f"{repo}:{tag}"
 
 
-def _agent_root(agent: AgentRef) -> Path | None:
+def agent_root(agent: AgentRef) -> Path | None:
     """The directory that must be on sys.path for the agent to import (its file's, or its top package's)."""
     if agent.path is None:
         return None
@@ -73,7 +73,7 @@ def _agent_root(agent: AgentRef) -> Path | None:
 
 def python_path(agent: AgentRef, layout: Layout | None = None) -> list[str]:
     """PYTHONPATH inside the container: the project, the agent's root, then the host's own PYTHONPATH."""
-    root = _agent_root(agent)
+    root = agent_root(agent)
     extra = layout.python_path if layout is not None else []
     return list(dict.fromkeys([str(PKG_ROOT), *([str(root)] if root is not None else []), *extra]))
 
@@ -84,7 +84,7 @@ def host_mounts(agent: AgentRef, run_dir: Path, layout: Layout | None, *, own_co
     from docker.types import Mount  # type: ignore[import-untyped]
 
     ro: set[Path] = set()
-    root = _agent_root(agent)
+    root = agent_root(agent)
     cwd = Path.cwd().resolve()
     if own_code:
         ro.add(PKG_ROOT)

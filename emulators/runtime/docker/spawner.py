@@ -147,8 +147,9 @@ class DockerSpawner(Spawner):
         self.profile = profile
         self.agent = agent
         # "build" / "build=BASE": an image built from the agent's folder and requirements (docker:build).
-        self.build = image is not None and (image == "build" or image.startswith("build="))
-        self.build_base = image.partition("=")[2] or None if self.build and image is not None else None
+        kind, _, base = (image or "").partition("=")
+        self.build = kind == "build"
+        self.build_base = base or None if self.build else None
         self.image = None if self.build else image
         # Our imported root + the caller's interpreter (derived from the running one), vs a built image.
         self.layout: Layout | None = interpreter_layout() if image is None else None
