@@ -17,7 +17,7 @@ from typing import Any
 
 from emulators.errors import ConfigError
 
-from .common import Builder, agent_from_command, dig, dockerfile_cmd, number
+from .common import Builder, dig, number
 from .k8s import parse_cpu, parse_memory_mb
 from .model import Mapped
 from .parse import load_yaml_docs
@@ -55,12 +55,7 @@ def _service(doc: Any) -> Mapped:
         raise ConfigError(f"{doc.where(*sp).full}: the service has no containers")
     cp = (*sp, "containers", 0)
     c = containers[0]
-    words = [str(w) for w in (c.get("command") or []) + (c.get("args") or [])] or dockerfile_cmd(doc.file.parent)
-    agent, how = agent_from_command(words, doc.file.parent)
-    if agent is not None:
-        b.take((*cp, "command" if "command" in c else "args"), "agent", " ".join(words), agent, how)
-    else:
-        b.skip(cp, how + "; pass the agent yourself")
+    agent = b.container_agent(cp, c)
     if "containerConcurrency" in spec:
         n = number(spec["containerConcurrency"], b.where((*sp, "containerConcurrency")), "containerConcurrency",
                    integer=True)

@@ -130,6 +130,17 @@ class Builder:
                 continue
             self.taken.append(Taken(".".join(str(p) for p in (*path, k)), "…", "env", str(k), self.where((*path, k))))
 
+    def container_agent(self, cp: tuple[str | int, ...], container: Mapping[str, Any]) -> str | None:
+        """The agent a Kubernetes-style container's command/args (else the Dockerfile's CMD beside the file) runs."""
+        words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])] \
+            or dockerfile_cmd(self.doc.file.parent)
+        agent, how = agent_from_command(words, self.doc.file.parent)
+        if agent is not None:
+            self.take((*cp, "command" if "command" in container else "args"), "agent", " ".join(words), agent, how)
+        else:
+            self.skip(cp, how + "; pass the agent yourself")
+        return agent
+
     def container_env(self, cp: tuple[str | int, ...], container: Mapping[str, Any], unresolved: str) -> None:
         """A Kubernetes-style container's ``env`` list: plain values taken, ``valueFrom`` ones skipped (why)."""
         for i, e in enumerate(container.get("env") or []):

@@ -21,7 +21,7 @@ from emulators.distributions import Distribution
 from emulators.errors import ConfigError
 from emulators.profiles import load_profile
 
-from .common import Builder, agent_from_command, dig, dockerfile_cmd, number
+from .common import Builder, dig, number
 from .model import Mapped, NotMapped, Where
 from .parse import Doc, load_yaml_docs
 
@@ -88,12 +88,7 @@ def _deployment(doc: Doc, hpa: Doc | None) -> Mapped:
     c = containers[0]
     if len(containers) > 1:
         b.skip(("spec", "template", "spec", "containers", 1), "sidecars are not emulated: the first container runs")
-    words = [str(w) for w in (c.get("command") or []) + (c.get("args") or [])] or dockerfile_cmd(doc.file.parent)
-    agent, how = agent_from_command(words, doc.file.parent)
-    if agent is not None:
-        b.take((*cp, "command" if "command" in c else "args"), "agent", " ".join(words), agent, how)
-    else:
-        b.skip(cp, how + "; pass the agent yourself")
+    agent = b.container_agent(cp, c)
     _resources(b, cp, c)
     _probe(b, cp, c)
     b.container_env(cp, c, "valueFrom (secrets, config maps, fields) is resolved only in a cluster")

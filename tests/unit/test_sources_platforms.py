@@ -10,20 +10,7 @@ import pytest
 from emulators.errors import ConfigError
 from harness.sources import load_source
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "fixtures" / "deployments"
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return path
-
-
-def taken(m, field: str):  # type: ignore[no-untyped-def]
-    return next(t for t in m.taken if t.field == field)
-
+from .sources_files import SAMPLES, taken, write
 
 # --- Cloudflare wrangler ------------------------------------------------------------------------------
 
