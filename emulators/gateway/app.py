@@ -42,7 +42,7 @@ from ..runtime.agent import HTTP_ADAPTERS
 from ..tracing import GatewayCall
 from .appmode import HARNESS_PREFIX, AppFront
 from .dashboard import DashboardRoutes
-from .invoke import JSON_HEADER, json_body, query_value, read_body, send_json
+from .invoke import JSON_HEADER, json_body, query_value, read_body, send_response
 from .metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text, stats_json
 from .openapi import openapi_document
 from .options import GatewayOptions
@@ -89,10 +89,10 @@ class _Edge:
     """Pure-ASGI outer layer: API-key check, default ``x-harness-*`` headers, response counts."""
 
     def __init__(self, app: ASGIApp, api_key: str | None, responses: Counter[int], invoke: ASGIApp,
-                 front: ASGIApp | None = None) -> None:
+                 front: ASGIApp | None = None, native: frozenset[str] = frozenset()) -> None:
         self.app, self.api_key, self.responses, self.invoke = app, api_key, responses, invoke
         self.front = front  # app mode: the agent's own HTTP app takes every path outside /_harness/
-        self.native: frozenset[str] = frozenset()  # routes already under /_harness/ (not stripped in app mode)
+        self.native = native  # routes already under /_harness/ (not stripped in app mode)
 
     def _authorized(self, scope: Scope) -> bool:
         if self.api_key is None or scope.get("path") in _OPEN_PATHS:
@@ -178,11 +178,10 @@ class GatewayApp:
         app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_error,
                                                           Exception: self._server_error})
         version = HTTP_ADAPTERS.get(getattr(emulator.pool, "adapter", "auto"))
-        self.app_mode = version is not None  # the agent is an HTTP app: its routes at the root (appmode.py)
+        # An HTTP-app agent takes the root (appmode.py); routes already under /_harness/ stay where they are.
         front = AppFront(self, version) if version is not None else None
-        edge = _Edge(app, options.api_key, self.responses, self.invoke, front)
-        edge.native = frozenset(p for r in routes if (p := getattr(r, "path", "")).startswith(HARNESS_PREFIX + "/"))
-        self.asgi: ASGIApp = edge
+        native = frozenset(p for r in routes if (p := getattr(r, "path", "")).startswith(HARNESS_PREFIX + "/"))
+        self.asgi: ASGIApp = _Edge(app, options.api_key, self.responses, self.invoke, front, native)
 
     # ---- input ------------------------------------------------------------------------------------------
 
@@ -305,19 +304,15 @@ class GatewayApp:
     @staticmethod
     async def _send(send: Send, counts: Counter[int], entry: GatewayCall, content: Any, status: int,
                     headers: dict[str, str]) -> None:
-        entry.end, entry.status = time.time(), status
-        counts[status] += 1
         pairs = [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
-        await send_json(send, status, json_body(content), pairs)
+        await GatewayApp._send_raw(send, counts, entry, status, [*pairs, JSON_HEADER], json_body(content))
 
     @staticmethod
     async def _send_raw(send: Send, counts: Counter[int], entry: GatewayCall, status: int,
                         headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         entry.end, entry.status = time.time(), status
         counts[status] += 1
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_response(send, status, headers, body)
 
     def _mark_gateway_timeout(self, rec: Record, gateway_s: float) -> None:
         """Re-label the finished invocation's record with what its caller saw (one record per call)."""

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["JSON_HEADER", "json_body", "query_value", "read_body", "send_json"]
+__all__ = ["JSON_HEADER", "json_body", "query_value", "read_body", "send_response"]
 
 JSON_HEADER = (b"content-type", b"application/json")
 
@@ -64,8 +64,8 @@ async def read_body(receive: Receive, cap: int) -> tuple[bytes, int] | None:
     return bytes(kept), size
 
 
-async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """Answer with a JSON body (``content-length`` and ``content-type`` set here)."""
+async def send_response(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """Answer with ``body`` whole (``content-length`` set here; the caller's headers give the rest)."""
     await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode()), JSON_HEADER]})
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
