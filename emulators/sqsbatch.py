@@ -15,40 +15,19 @@ happens to each message then follows Lambda's rules:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .queues import Message
 from .records import Record
+from .runtime.httpevents import sqs_record
 
-__all__ = ["ACCOUNT", "REGION", "batch_failures", "failed_attempt", "sqs_event"]
-
-REGION = "us-east-1"  # the harness's stand-in account and region: the event's ARN needs some
-ACCOUNT = "123456789012"
-
+__all__ = ["batch_failures", "failed_attempt", "sqs_event"]
 
 def _record(msg: Message, queue_name: str) -> dict[str, Any]:
-    body = json.dumps(msg.body.get("task"), separators=(",", ":"))
     sent = float(msg.body.get("submitted_at") or time.time())
-    return {
-        "messageId": msg.id,
-        "receiptHandle": msg.receipt,
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": str(msg.receive_count),
-            "SentTimestamp": str(int(sent * 1000)),
-            "SenderId": ACCOUNT,
-            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
-        },
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum of the body, not security
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}",
-        "awsRegion": REGION,
-    }
+    return sqs_record(msg.id, msg.receipt, msg.body.get("task"), msg.receive_count, sent, queue_name)
 
 
 def sqs_event(messages: Sequence[Message], queue_name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import time
 import uuid
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 __all__ = ["EVENT_VERSIONS", "HttpRequest", "is_event", "lifespan_startup", "proxy_response", "request_event",
-           "run_asgi", "sqs_task_event", "task_event"]
+           "run_asgi", "sqs_record", "sqs_task_event", "task_event"]
 
 EVENT_VERSIONS = ("1.0", "2.0")
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "+json", "+xml")
@@ -251,15 +252,33 @@ async def lifespan_startup(app: Callable[..., Awaitable[None]]) -> str | None:
 _LIFESPANS: list[Any] = []
 
 
+SQS_REGION = "us-east-1"  # the harness's stand-in account and region: an SQS event's ARN needs some
+SQS_ACCOUNT = "123456789012"
+
+
+def sqs_record(message_id: str, receipt: str, task: Any, receive_count: int, sent_s: float,
+               queue_name: str) -> dict[str, Any]:
+    """One message of Lambda's SQS event: the task as its (string) body, with SQS's attributes."""
+    body = json.dumps(task, separators=(",", ":"))
+    return {
+        "messageId": message_id,
+        "receiptHandle": receipt,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": str(int(sent_s * 1000)),
+            "SenderId": SQS_ACCOUNT,
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum of the body, not security
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{SQS_REGION}:{SQS_ACCOUNT}:{queue_name}",
+        "awsRegion": SQS_REGION,
+    }
+
+
 def sqs_task_event(task: Any) -> dict[str, Any]:
     """A plain task as Lambda's SQS event of one message (``adapter="sqs"`` outside the daemon's batches)."""
-    body = json.dumps(task, separators=(",", ":"))
-    now = str(int(time.time() * 1000))
     message_id = str(uuid.uuid4())
-    return {"Records": [{
-        "messageId": message_id, "receiptHandle": message_id, "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "123456789012",
-                       "ApproximateFirstReceiveTimestamp": now},
-        "messageAttributes": {}, "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:harness", "awsRegion": "us-east-1",
-    }]}
+    return {"Records": [sqs_record(message_id, message_id, task, 1, time.time(), "harness")]}
