@@ -1,7 +1,8 @@
 """The record store: every record of a deployment written to SQLite as it finishes, a bounded window in memory.
 
 A deployment's ``records`` is a ``RecordLog``. Appending a record (on the event loop, once per call) costs
-a tally update and the record's row (its JSON, ~8 us): the ``Tally`` keeps the live summary (``/stats``,
+a tally update, and the record's row (its JSON) is made on the loop's next turn, once the caller has its
+answer; every reader makes the missing rows first. The ``Tally`` keeps the live summary (``/stats``,
 ``/metrics``, the status line, the Locust tab: O(1) per question), ``window`` keeps the latest ``WINDOW``
 records for code that looks at recent calls, and a writer thread commits the rows to a SQLite file every
 ``FLUSH_S`` seconds or ``FLUSH_ROWS`` records, whichever comes first. Memory therefore stays flat however
@@ -20,6 +21,7 @@ store back with ``read_meta`` and ``iter_records`` after its deployment has gone
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import shutil
@@ -99,8 +101,10 @@ class RecordLog:
         self.tally = Tally()
         self.window: deque[tuple[int, Record]] = deque(maxlen=WINDOW)
         self._count = 0
+        self._unrowed: list[tuple[int, Record]] = []  # appended this loop turn: their rows are not made yet
+        self._rowing = False  # a call to _make_rows is scheduled on the loop
         self._pending: list[_Row] = []  # rows made on the loop, committed by the writer
-        self._plock = threading.Lock()  # the pending list
+        self._plock = threading.Lock()  # the unrowed and pending lists
         self._lock = threading.Lock()  # the connection (a flush holds it from taking the pending list to commit)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = _connect(path)
@@ -114,17 +118,31 @@ class RecordLog:
     # ---- the hot path ----------------------------------------------------------------------------------
 
     def append(self, record: Record) -> None:
-        """One more record: tallied, windowed, and its row queued for the writer thread to commit."""
+        """One more record: tallied and windowed now; its row made once the caller has its answer."""
         self._count += 1
         item = (self._count, record)
         self.tally.add(record)
         self.window.append(item)
-        # The row (its JSON) is made here, on the loop, not in the writer: serializing a batch of thousands
-        # in the writer held the GIL for tens of ms, and the loop's requests waited on it (p99 +10 ms under
-        # load). The writer's executemany runs in C and lets the GIL go while SQLite steps.
-        row = _row(self._count, record)
+        # The row (its JSON, the largest part of an append) is made in a callback on the next turn of the
+        # loop, after the call's caller got its answer (the gateway writes its response in this turn): the
+        # cost moves off the request's critical path. It stays on the loop, not in the writer thread:
+        # serializing a batch of thousands there held the GIL for tens of ms, and the loop's requests waited
+        # on it (p99 +10 ms under load). The writer's executemany runs in C and lets the GIL go.
         with self._plock:  # held for an append or a swap, never while writing
-            self._pending.append(row)
+            self._unrowed.append(item)
+            schedule, self._rowing = not self._rowing, True
+        if schedule:
+            try:
+                asyncio.get_running_loop().call_soon(self._make_rows)
+            except RuntimeError:  # appended outside an event loop (a report, a test): make the row now
+                self._make_rows()
+
+    def _make_rows(self) -> None:
+        """Make the rows of the records appended since the last call (on the loop, or in a reader)."""
+        with self._plock:
+            items, self._unrowed, self._rowing = self._unrowed, [], False
+            if items:
+                self._pending.extend([_row(seq, r) for seq, r in items])
             n = len(self._pending)
         if n >= FLUSH_ROWS:
             self._wake.set()
@@ -140,6 +158,7 @@ class RecordLog:
                 break
         self.tally.add(old, -1)
         self.tally.add(new)
+        self._make_rows()
         with self._lock, self._plock:
             for j, row in enumerate(self._pending):
                 if row[0] == seq or row[1] == old.invocation_id:
@@ -175,6 +194,11 @@ class RecordLog:
 
     def flush(self) -> None:
         """Commit every record appended so far."""
+        self._make_rows()
+        self._commit()
+
+    def _commit(self) -> None:
+        """Commit the rows made so far (the writer thread's periodic work: it never makes rows itself)."""
         with self._lock:
             with self._plock:
                 items, self._pending = self._pending, []
@@ -188,7 +212,7 @@ class RecordLog:
             self._wake.wait(FLUSH_S)
             self._wake.clear()
             try:
-                self.flush()
+                self._commit()
             except sqlite3.Error:  # the disk is full or the file went: keep what is pending, try again later
                 time.sleep(FLUSH_S)
 

@@ -152,3 +152,27 @@ def test_since_reads_from_the_window_or_the_file(tmp_path: Path) -> None:
     assert log.since(10) == records[10:]  # older than the window: read from the file
     assert log.since(len(records)) == []
     log.close()
+
+
+def test_rows_are_made_after_the_callers_turn_and_readers_see_every_record(tmp_path: Path) -> None:
+    """Inside a loop a record's row waits for the next turn, yet tally, iteration and replace see it at once."""
+    import asyncio
+
+    log = RecordLog(tmp_path / "r.sqlite")
+
+    async def run() -> None:
+        first, second = rec(latency=1.0), rec(latency=2.0)
+        log.append(first)
+        log.append(second)
+        assert log._pending == [] and len(log._unrowed) == 2  # nothing serialized in the appending turn
+        assert log.tally.summary(pattern="serverless", profile="aws-lambda").calls == 2
+        relabelled = Record(**{**first.__dict__, "outcome": "gateway_timeout", "ok": False})
+        log.replace(first, relabelled)  # before its row was made
+        assert [r.outcome for r in log] == ["gateway_timeout", "ok"]
+        log.append(rec(latency=3.0))
+        await asyncio.sleep(0)  # the loop turns: the row of the third is made
+        assert log._unrowed == [] and len(log._pending) == 1
+
+    asyncio.run(run())
+    log.close()
+    assert [r.latency_ms for r in iter_records(log.path)] == [1.0, 2.0, 3.0]
