@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from emulators.distributions import Distribution
 from emulators.errors import ConfigError
 from emulators.profiles import load_profile
 from emulators.records import Summary
@@ -50,6 +51,9 @@ def print_mapping(src: Source, functions: list[Mapped], console: Console) -> Non
         limits = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.overrides.items()
                            if k in _SHOWN.get(m.pattern, ()))
         console.print(f"  {m.name}: {m.pattern} on {m.profile}" + (f" ({limits})" if limits else ""))
+        for t in m.taken:
+            if t.field == "billing":  # priced as another platform than the profile's name says (a Lambda consumer)
+                console.print(f"    billed {t.mapped} ({t.where}): {t.note}", highlight=False, soft_wrap=True)
     for w in src.warnings():
         console.print(f"  [yellow]{w}[/yellow]", highlight=False, soft_wrap=True)
 
@@ -108,9 +112,11 @@ def source_profiles(path: Path, function: str | None, console: Console) -> None:
         for name in shown:
             value = getattr(prof, name)
             text = "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+            if isinstance(value, Distribution):
+                text = f"{value.dist}(" + ", ".join(f"{k}={v:g}" for k, v in value.params) + ")"
             taken = by_field.get(name)
             if taken is not None:
-                origin = f"{taken.key} = {taken.value!r} ({taken.where})"
+                origin = f"{taken.key} = {taken.value!r} ({taken.where})" + (f"; {taken.note}" if taken.note else "")
             elif name in m.overrides:
                 origin = f"set by the file's {m.format} settings (e.g. its events)"
             else:
