@@ -219,7 +219,7 @@ def test_source_get_names_the_functions() -> None:
 
 
 def test_serverless_sqs_queue_resource_and_runtime(tmp_path: Path) -> None:
-    """An sqs arn of a queue in resources gives its visibility and redrive; an unknown runtime is an error."""
+    """An sqs arn of a queue in resources gives its visibility, redrive and SQS prices; a bad runtime is an error."""
     write(tmp_path, "h.py", "def f(event, context):\n    return {}\n")
     path = write(tmp_path, "serverless.yml", """
         service: s
@@ -246,6 +246,9 @@ def test_serverless_sqs_queue_resource_and_runtime(tmp_path: Path) -> None:
     assert (fn.pattern, fn.overrides["visibility_timeout_s"], fn.overrides["max_receives"]) == ("daemon", 90.0, 4)
     assert str(taken(fn, "visibility_timeout_s").where) == "serverless.yml:17"
     assert any("plugins (serverless.yml:5)" in w for w in src.warnings())
+    # priced as Lambda bills the consumer, per invocation (the event list's line), not by the worker-hour
+    assert bills_invocations(mapped_profile(fn)) and mapped_profile(fn).price_worker_hour_usd == 0
+    assert str(taken(fn, "billing").where) == "serverless.yml:9"
     path.write_text(path.read_text().replace("python3.12", "python3.99"))
     with pytest.raises(ConfigError, match=r"serverless.yml:4: runtime 'python3.99' is unknown"):
         load_source(path)
