@@ -23,6 +23,7 @@ SAMPLES = ROOT / "fixtures" / "deployments"
     ("wrangler/wrangler.toml", None, "edge", "cloudflare-workers-paid"),
     ("vercel/vercel.json", None, "serverless", "vercel-functions"),
     ("k8s/manifests.yaml", None, "container", "k8s-hpa"),
+    ("k8s-dir", None, "container", "k8s-hpa"),  # a folder of manifests, as kubectl apply -f DIR
     ("fly/fly.toml", None, "container", "fly-machines"),
     ("cloudrun/service.yaml", None, "container", "gcp-cloud-run"),
 ])
