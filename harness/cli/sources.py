@@ -3,10 +3,11 @@
 ``run --from`` runs every function the file declares (or the one ``--function`` names) through the
 ordinary ``run_patterns``, one run table per function: on its declared pattern by default, or on the
 patterns ``--patterns`` names (its declared limits apply on its own pattern; elsewhere that pattern's
-profile). What was not mapped is printed first, never dropped. ``profiles --from`` shows, per function,
-the limits in force and where each came from (the user's key and file:line, or the profile's default).
-``readiness --from`` tests each function with its declared limits and ends with the changes to make in the
-file (``harness.sources.advice``).
+profile with the limits that carry over, ``sources.apply``, each printed with the line it was taken from,
+and the others as not applied). What was not mapped is printed first, never dropped. ``profiles --from``
+shows, per function, the limits in force and where each came from (the user's key and file:line, or the
+profile's default). ``readiness --from`` tests each function with its declared limits and ends with the
+changes to make in the file (``harness.sources.advice``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ async def run_source(opts: RunOptions, console: Console) -> list[Summary]:
             if args["profile"] is not None:
                 profiles[p] = str(args["profile"])
             overrides[p] = args["overrides"]
+            if args["elsewhere"] is not None:  # another pattern: say what of the file's limits runs there
+                for line in args["elsewhere"].lines():
+                    console.print(f"  {m.name} {line}", highlight=False, soft_wrap=True)
         sub = dataclasses.replace(
             opts, agent=agent, patterns=patterns, profiles=profiles, pattern_overrides=overrides,
             env={**m.env, **opts.env}, adapter=m.adapter if opts.adapter == "auto" else opts.adapter,

@@ -23,8 +23,8 @@ from emulators.profiles.fidelity import read_fidelity
 from .model import Knob, Mapped, NotMapped, Taken, Where
 from .parse import Doc
 
-__all__ = ["Builder", "agent_from_command", "agent_from_file", "agent_from_handler", "dig", "dockerfile_cmd",
-           "lambda_on_daemon", "number"]
+__all__ = ["LAMBDA_CONSUMER_FIELDS", "Builder", "agent_from_command", "agent_from_file", "agent_from_handler", "dig",
+           "dockerfile_cmd", "lambda_on_daemon", "number"]
 
 # A Lambda function consuming a queue runs on the daemon pattern but stays a Lambda, so these fields come
 # from the aws-lambda profile (read from it, not copied): CPU follows memory (1,769 MB = 1 vCPU, A4; at most
@@ -35,6 +35,8 @@ _FROM_LAMBDA = ("mb_per_vcpu", "max_vcpus", "cold_start_overhead_ms", "price_per
 # The queue stands for the template's SQS queue, so its requests are priced as the daemon-sqs profile prices
 # SQS: $0.40 per 1M requests (sec. A58), one per started 64 KB of a message (A57).
 _FROM_SQS = ("price_per_million_queue_requests_usd", "queue_request_chunk_bytes")
+# Every field lambda_on_daemon sets: the platform's numbers for a consumer, none of them the file's own.
+LAMBDA_CONSUMER_FIELDS = frozenset((*_FROM_LAMBDA, *_FROM_SQS, "price_worker_hour_usd", "vcpus"))
 _NOT_FIELDS = {"env", "agent", "pattern", "profile", "adapter", "runtime", "function_name", "billing"}
 AGENT_NAMES = ("agent", "handler", "lambda_handler", "main")  # the callables looked for in a named file
 
@@ -64,9 +66,9 @@ def lambda_on_daemon(b: Builder, path: tuple[str | int, ...], value: Any) -> Non
     b.overrides["vcpus"] = None  # CPU follows memory (mb_per_vcpu), not a worker's fixed share
     b.take(path, "billing", value, "per invocation",
            f"as Lambda bills it: billed ms (rounded to {lam.billing_granularity_ms:g} ms) x MemorySize GB x "
-           f"${lam.price_gb_s_usd}/GB-s + ${lam.price_per_million_requests_usd}/1M requests (A13), init billed "
-           f"(A26); SQS requests ${sqs.price_per_million_queue_requests_usd}/1M (sec. A58), one per 64 KB "
-           f"(A57); no worker-hours")
+           f"${lam.price_gb_s_usd:.10f}/GB-s + ${lam.price_per_million_requests_usd:.2f}/1M requests (A13), init "
+           f"billed (A26); SQS requests ${sqs.price_per_million_queue_requests_usd:.2f}/1M (sec. A58), one per "
+           f"{sqs.queue_request_chunk_bytes or 0:,} bytes (A57); no worker-hours")
 
 
 def number(value: Any, where: Where, key: str, *, integer: bool = False) -> float:

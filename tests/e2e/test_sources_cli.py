@@ -36,7 +36,13 @@ def test_run_from_sam_runs_every_function_with_its_declared_limits(tmp_path: Pat
     lam = by["serverless"]["profile"]
     assert (lam["timeout_s"], lam["memory_mb"], lam["max_concurrency"], lam["gateway_timeout_s"]) == (
         20.0, 256.0, 5, 29.0)
-    assert by["container"]["profile"]["name"] == "k8s-hpa" and by["container"]["profile"]["memory_mb"] == 512.0
+    # Timeout and MemorySize carry to the container (each printed with its line), not to the daemon or the edge
+    pod = by["container"]["profile"]
+    assert (pod["name"], pod["memory_mb"], pod["timeout_s"]) == ("k8s-hpa", 256.0, 20.0)
+    assert (by["daemon"]["profile"]["memory_mb"], by["edge"]["profile"]["memory_mb"]) == (512.0, 128.0)
+    text = " ".join(proc.stdout.split())
+    assert "ApiFunction on container (k8s-hpa): memory_mb = 256 taken from template.yaml:25 (MemorySize)" in text
+    assert "ApiFunction not applied on edge: timeout_s = 20 from template.yaml:8 (Timeout)" in text
     consumer = {d["summary"]["pattern"]: d for d in worker["deployments"]}["daemon"]["profile"]
     assert (consumer["visibility_timeout_s"], consumer["max_receives"], consumer["task_deadline_s"]) == (
         120.0, 3, 60.0)
