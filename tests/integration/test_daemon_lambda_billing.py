@@ -106,3 +106,13 @@ def test_worker_hour_profiles_keep_their_records_free_of_compute() -> None:
     with harness.deploy(SLEEPER, pattern="daemon", gateway=False, llm="off") as d:
         r = d.invoke({"seconds": 1.0})
     assert r.ok and r.cost.compute_usd == 0 and r.billed_ms == 0 and not r.cold_start
+
+
+def test_a_large_message_pays_one_sqs_request_per_64_kb_it_was_sent_in() -> None:
+    """A 200 KB job was sent as 4 SQS requests (A57): its record carries 4 sends and 1 delete beside the call."""
+    with harness.deploy(source=TEMPLATE, function="WorkerFunction", gateway=False, llm="off") as d:
+        r = d.invoke({"text": "word " * 40_000})
+    assert r.ok, r.error
+    assert r.output["words"] == 40_000 and r.attempts == 1
+    assert r.cost.requests_usd == pytest.approx(REQUEST_USD + (4 + 1) * SQS_USD)
+    assert r.cost.compute_usd == pytest.approx(_compute(r.billed_ms))
