@@ -8,7 +8,10 @@ Provisioned capacity is a fixed cost of the deployment, not of an invocation (``
 Container replicas are billed for the whole time they are up, busy or idle (``replica_rate_usd``): a
 ``ReplicaMeter`` splits one replica's time into idle time and the shares of the calls it served. Under
 request-based billing (Cloud Run's default) its idle time is free, and a replica that stops early is still
-billed its platform's minimum (Fargate: one minute). Queue sends are billed per chunk (``queue_requests``).
+billed its platform's minimum (Fargate: one minute). Queue sends are billed per chunk (``queue_requests``),
+every queue request at the profile's price (``queue_cost``). A profile with any per-invocation price
+(``bills_invocations``) prices each call, whatever its pattern: a Lambda function consuming a queue on the
+daemon pattern pays GB-seconds and requests per invocation, not worker-hours.
 LLM tokens are priced from the dated table ``profiles/prices/llm.toml`` (``llm_cost``).
 """
 
@@ -22,8 +25,13 @@ from pathlib import Path
 from .profiles import Profile
 from .records import Cost
 
-__all__ = ["ReplicaMeter", "billed_cpu_ms", "billed_ms", "embedding_latency", "invocation_cost", "llm_cost",
-           "llm_price", "provisioned_cost", "queue_requests", "replica_cost", "replica_rate_usd"]
+__all__ = ["ReplicaMeter", "billed_cpu_ms", "billed_ms", "bills_invocations", "embedding_latency", "invocation_cost",
+           "llm_cost", "llm_price", "provisioned_cost", "queue_cost", "queue_requests", "replica_cost",
+           "replica_rate_usd"]
+
+# The prices ``invocation_cost`` charges per call (the rest price capacity: replicas, workers, provisioning).
+_PER_INVOCATION = ("price_per_million_requests_usd", "price_gb_s_usd", "price_gb_hour_usd", "price_vcpu_s_usd",
+                   "price_active_cpu_hour_usd", "price_per_million_cpu_ms_usd")
 
 _PRICES = Path(__file__).parent / "profiles" / "prices" / "llm.toml"
 
@@ -47,6 +55,16 @@ def queue_requests(body_bytes: int, profile: Profile) -> int:
     """Requests one send of ``body_bytes`` is billed as: one per started chunk where the queue bills chunks."""
     chunk = profile.queue_request_chunk_bytes
     return max(1, math.ceil(body_bytes / chunk)) if chunk else 1
+
+
+def queue_cost(requests: float, profile: Profile) -> float:
+    """USD for ``requests`` queue requests at the profile's price per million."""
+    return requests / 1e6 * profile.price_per_million_queue_requests_usd
+
+
+def bills_invocations(profile: Profile) -> bool:
+    """Whether the profile prices each invocation (requests, duration, CPU), not only capacity kept up."""
+    return any(getattr(profile, name) for name in _PER_INVOCATION)
 
 
 def invocation_cost(billed: float, cpu_ms: float, profile: Profile) -> Cost:

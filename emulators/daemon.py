@@ -20,7 +20,12 @@ submit to the end (queue wait and back-off included): on the virtual clock the s
 scaled clock computed (``_TaskTime``: the harness's own dispatch 1:1, each attempt at its platform duration,
 a back-off at its length, a wait for a busy worker scaled), ``duration_ms`` and the LLM
 figures sum every attempt, ``attempts`` counts deliveries. Each attempt is also kept in ``attempts_log``.
-Cost is worker-hours (every worker, busy or idle, while it exists) plus queue requests, in ``fixed_cost``.
+Cost: a task's record carries its own queue requests (its send, one request per started
+``queue_request_chunk_bytes``, and the delete or release after each delivery); the rest (receives, visibility
+extensions, depth polls) and worker-hours (every worker, busy or idle, while it exists) are ``fixed_cost``.
+A profile that prices invocations (``billing.bills_invocations``: a Lambda function consuming SQS) also
+prices each call as its platform does: the billed duration at ``memory_mb`` plus the request price, a worker's
+init with its first call where the platform bills init; a batch's price is shared by its messages.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from .billing import queue_requests
+from .billing import bills_invocations, queue_cost, queue_requests
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
 from .errors import BackendUnavailableError, ConfigError, InstanceStartError, MessageTooLargeError
@@ -48,8 +53,8 @@ from .pool import Pool
 from .profiles import Profile
 from .queues import DEFAULT_MAX_BYTES, MemoryQueue, Message, Queue, open_queue
 from .records import Record, Summary
-from .runtime.instance import Instance, InstanceFailure
-from .sqsbatch import batch_failures, failed_attempt, sqs_event
+from .runtime.instance import Instance, InstanceFailure, StartInfo
+from .sqsbatch import batch_failures, batch_share, failed_attempt, sqs_event
 from .state import MemoryStateStore, SQLiteStateStore, StateStore
 from .store import open_log
 from .supervisor import Inbox, RestartPolicy, retry_delay
@@ -118,6 +123,7 @@ class _Pending:
     timing: _TaskTime | None = None  # its platform time (latency), computed
     submitted_at: float = field(default_factory=time.time)  # wall clock (UNIX s), the task record's started_at
     backoff_s: float | None = None  # the back-off in progress (platform seconds)
+    send_requests: int = 0  # the queue requests its send(s) were billed as (64 KB chunks on SQS)
 
 
 @dataclass
@@ -153,6 +159,11 @@ class Daemon:
         self.attempts_total = 0
         self.queue: Queue | None = queue
         self.queue_requests = 0
+        self.queue_requests_in_records = 0  # of those, the ones the task records carry (sends, deletes)
+        # A profile with per-invocation prices bills each call (Lambda on SQS), and a worker's first call
+        # is its cold start: instance id -> its init's platform ms, until that call bills it.
+        self._per_call = bills_invocations(profile)
+        self._unbilled_init: dict[str, float] = {}
         self.worker_seconds = 0.0  # platform seconds of worker uptime, closed intervals
         self.timeline: list[tuple[float, int]] = []  # (platform time, workers up)
         self._workers: list[_Worker] = []
@@ -264,7 +275,9 @@ class Daemon:
             assert self.queue is not None
             self.queue.send(task_id, body)
 
-        self.queue_requests += queue_requests(size, self.profile)  # per started chunk where billed so (SQS)
+        sends = queue_requests(size, self.profile)  # per started chunk where billed so (SQS)
+        self.queue_requests += sends
+        pending.send_requests += sends
         await self._call(enqueue)
         self._wake.set()
         return task_id
@@ -297,11 +310,11 @@ class Daemon:
         return int(await self._call(self.queue.depth))
 
     def fixed_cost(self) -> float:
-        """Worker-hours (busy or idle) at the profile's price, plus queue requests."""
+        """Worker-hours (busy or idle) at the profile's price, plus the queue requests no task record carries."""
         now = self.clock.now()
         up = self.worker_seconds + sum(now - w.up_since for w in self._workers if w.up_since is not None)
         p = self.profile
-        queue_usd = self.queue_requests / 1e6 * p.price_per_million_queue_requests_usd
+        queue_usd = queue_cost(self.queue_requests - self.queue_requests_in_records, p)
         return up / 3600.0 * p.price_worker_hour_usd + queue_usd
 
     # ---- workers ---------------------------------------------------------------------------------------
@@ -343,6 +356,8 @@ class Daemon:
                 await self.clock.sleep(delay)
                 continue
             w.instance = inst
+            if self._per_call and isinstance(info, StartInfo):
+                self._unbilled_init[inst.id] = info.init_ms
             self._up(w)
             w.first_start.set()
             self._wake.set()
@@ -351,6 +366,7 @@ class Daemon:
             finally:
                 self._down(w)
                 w.instance = None
+                self._unbilled_init.pop(inst.id, None)
                 if inst.alive:
                     await self.pool.retire(inst)
                 else:
@@ -497,6 +513,7 @@ class Daemon:
             if pending is not None and pending.timing is not None:
                 pending.timing.leave(attempt.duration_ms / 1000.0)
             mine = failed_attempt(attempt, why or "") if msg.id in failed else attempt
+            mine = batch_share(mine, len(live), first=msg is live[0][0])
             await self._settle(msg.id, msg.body, msg, mine, known)
 
     @property
@@ -553,11 +570,15 @@ class Daemon:
         session_id = call.get("session_id")
         if session_id is not None and "state" in result and result.get("outcome") == "ok":
             await self._call(self.state.put_state, session_id, result["state"])
+        # The worker started before the task came: its init is billed with this call (where the platform
+        # bills init) but is no part of the call's wall time (init_wall_ms 0) nor of the task's latency.
+        init_ms = self._unbilled_init.pop(inst.id, None)
         return finish_record(
             pattern=self.pattern, profile=self.profile, result=result, events=events, invocation_id=inv_id,
             trace_id=trace_id, instance_id=inst.id, session_id=session_id, started_at=started_at,
-            wall_s=time.monotonic() - t0, cold=False, init_ms=0.0, init_wall_ms=0.0, trigger="attempt",
-            billable=False, attempts=max(m.receive_count for m in msgs), count_overhead=not self.clock.virtual)
+            wall_s=time.monotonic() - t0, cold=init_ms is not None, init_ms=init_ms or 0.0, init_wall_ms=0.0,
+            trigger="attempt", billable=self._per_call, attempts=max(m.receive_count for m in msgs),
+            count_overhead=not self.clock.virtual)
 
     async def _settle(self, task_id: str, body: dict[str, Any], msg: Message, attempt: Record,
                       known: dict[str, Any]) -> None:
@@ -623,8 +644,13 @@ class Daemon:
         submitted = pending.submitted if pending else float(body.get("submitted", self.clock.now()))
         latency_s = pending.timing.elapsed() if pending is not None and pending.timing is not None \
             else self.clock.now() - submitted
-        record = self._add(task_record(last, [*(pending.attempts if pending else []), last], task_id=task_id,
-                                       outcome=outcome, attempts=attempts, errors=errors, latency_s=latency_s,
+        tries = [*(pending.attempts if pending else []), last]
+        # The queue requests that are this task's own: its send(s), and the delete or release that settled
+        # each delivery it has a record of (_settle counted one each).
+        own = len(tries) + (pending.send_requests if pending is not None else 0)
+        self.queue_requests_in_records += own
+        record = self._add(task_record(last, tries, task_id=task_id, outcome=outcome, attempts=attempts,
+                                       errors=errors, latency_s=latency_s, queue_usd=queue_cost(own, self.profile),
                                        submitted_at=pending.submitted_at if pending is not None else None))
         if pending is not None and not pending.future.done():
             pending.future.set_result(record)

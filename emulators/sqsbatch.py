@@ -10,6 +10,11 @@ happens to each message then follows Lambda's rules:
   every message is deleted, whatever the handler returned;
 - it succeeds with it: the messages named in ``{"batchItemFailures": [{"itemIdentifier": id}]}`` go back,
   the others are deleted; an answer naming an id not in the batch, or malformed, fails the whole batch.
+
+One invocation serves the whole batch, and each message gets a task record, so the invocation's figures are
+split between them (``batch_share``): each message carries an equal share of its billed time and of its
+price (compute, requests, LLM), and what does not split (the cold start, LLM calls and tokens) stays whole on
+the batch's first message; the records of a batch add up to the invocation once, not once per message.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .queues import Message
-from .records import Record
+from .records import Cost, Record
 from .runtime.httpevents import sqs_record
 
-__all__ = ["batch_failures", "failed_attempt", "sqs_event"]
+__all__ = ["batch_failures", "batch_share", "failed_attempt", "sqs_event"]
 
 def _record(msg: Message, queue_name: str) -> dict[str, Any]:
     sent = float(msg.body.get("submitted_at") or time.time())
@@ -59,3 +64,16 @@ def failed_attempt(attempt: Record, why: str) -> Record:
     if not attempt.ok:
         return attempt
     return dataclasses.replace(attempt, ok=False, outcome="agent_error", error=why)
+
+
+def batch_share(attempt: Record, size: int, *, first: bool) -> Record:
+    """One message's part of a batch's invocation record (the whole record for a batch of one)."""
+    if size <= 1:
+        return attempt
+    c = attempt.cost
+    share = dataclasses.replace(attempt, billed_ms=attempt.billed_ms / size, cost=Cost(
+        compute_usd=c.compute_usd / size, requests_usd=c.requests_usd / size, llm_usd=c.llm_usd / size))
+    if first:
+        return share
+    return dataclasses.replace(share, cold_start=False, init_ms=0.0, llm_calls=0, llm_errors=0, input_tokens=0,
+                               output_tokens=0, embedding_tokens=0, memory_ops=0, llm_ms=0.0, llm_backoff_ms=0.0)

@@ -88,9 +88,10 @@ def cli() -> None:
     """Run one AI agent under production deployment patterns and compare failures, latency and cost."""
 
 
-_FROM = click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+_FROM = click.option("--from", "source", type=click.Path(exists=True, path_type=Path), default=None,
                      help="A deployment file (template.yaml, serverless.yml, wrangler.toml, vercel.json, Kubernetes "
-                          "manifests, fly.toml, Cloud Run service.yaml): its functions, limits and env.")
+                          "manifests or a folder of them, fly.toml, Cloud Run service.yaml): its functions, limits "
+                          "and env.")
 _FUNCTION = click.option("--function", default=None, metavar="NAME", help="With --from: only this function/service.")
 
 

@@ -70,8 +70,9 @@ def _task(text: str | None) -> Any:
 
 @click.command("readiness")
 @click.argument("agent", required=False)
-@click.option("--from", "source", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A deployment file (template.yaml, serverless.yml, wrangler.toml, ...): each function is tested "
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A deployment file (template.yaml, serverless.yml, wrangler.toml, a folder of Kubernetes "
+                   "manifests, ...): each function is tested "
                    "with its declared limits, and the advice names the values to change in the file.")
 @click.option("--function", default=None, metavar="NAME", help="With --from: only this function/service.")
 @click.option("--traffic", default=None, metavar="SPEC",

@@ -3,10 +3,11 @@
 ``run --from`` runs every function the file declares (or the one ``--function`` names) through the
 ordinary ``run_patterns``, one run table per function: on its declared pattern by default, or on the
 patterns ``--patterns`` names (its declared limits apply on its own pattern; elsewhere that pattern's
-profile). What was not mapped is printed first, never dropped. ``profiles --from`` shows, per function,
-the limits in force and where each came from (the user's key and file:line, or the profile's default).
-``readiness --from`` tests each function with its declared limits and ends with the changes to make in the
-file (``harness.sources.advice``).
+profile with the limits that carry over, ``sources.apply``, each printed with the line it was taken from,
+and the others as not applied). What was not mapped is printed first, never dropped. ``profiles --from``
+shows, per function, the limits in force and where each came from (the user's key and file:line, or the
+profile's default). ``readiness --from`` tests each function with its declared limits and ends with the
+changes to make in the file (``harness.sources.advice``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from emulators.distributions import Distribution
 from emulators.errors import ConfigError
 from emulators.profiles import load_profile
 from emulators.records import Summary
@@ -50,6 +52,9 @@ def print_mapping(src: Source, functions: list[Mapped], console: Console) -> Non
         limits = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.overrides.items()
                            if k in _SHOWN.get(m.pattern, ()))
         console.print(f"  {m.name}: {m.pattern} on {m.profile}" + (f" ({limits})" if limits else ""))
+        for t in m.taken:
+            if t.field == "billing":  # priced as another platform than the profile's name says (a Lambda consumer)
+                console.print(f"    billed {t.mapped} ({t.where}): {t.note}", highlight=False, soft_wrap=True)
     for w in src.warnings():
         console.print(f"  [yellow]{w}[/yellow]", highlight=False, soft_wrap=True)
 
@@ -82,6 +87,9 @@ async def run_source(opts: RunOptions, console: Console) -> list[Summary]:
             if args["profile"] is not None:
                 profiles[p] = str(args["profile"])
             overrides[p] = args["overrides"]
+            if args["elsewhere"] is not None:  # another pattern: say what of the file's limits runs there
+                for line in args["elsewhere"].lines():
+                    console.print(f"  {m.name} {line}", highlight=False, soft_wrap=True)
         sub = dataclasses.replace(
             opts, agent=agent, patterns=patterns, profiles=profiles, pattern_overrides=overrides,
             env={**m.env, **opts.env}, adapter=m.adapter if opts.adapter == "auto" else opts.adapter,
@@ -108,9 +116,11 @@ def source_profiles(path: Path, function: str | None, console: Console) -> None:
         for name in shown:
             value = getattr(prof, name)
             text = "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+            if isinstance(value, Distribution):
+                text = f"{value.dist}(" + ", ".join(f"{k}={v:g}" for k, v in value.params) + ")"
             taken = by_field.get(name)
             if taken is not None:
-                origin = f"{taken.key} = {taken.value!r} ({taken.where})"
+                origin = f"{taken.key} = {taken.value!r} ({taken.where})" + (f"; {taken.note}" if taken.note else "")
             elif name in m.overrides:
                 origin = f"set by the file's {m.format} settings (e.g. its events)"
             else:

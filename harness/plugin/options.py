@@ -29,7 +29,8 @@ DEFAULT_TIME_SCALE: float | None = None  # the virtual clock
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("agent", "AGENT", "The agent to deploy: 'module:callable' or 'path/to/file.py:callable'.", "string"),
     ("from", "PATH", "A deployment file (template.yaml, serverless.yml, wrangler.toml, vercel.json, Kubernetes "
-                     "manifests, fly.toml, Cloud Run service.yaml): the agent, pattern, limits and env come from it.",
+                     "manifests or a folder of them, fly.toml, Cloud Run service.yaml): the agent, pattern, limits "
+                     "and env come from it.",
      "string"),
     ("function", "NAME", "With --harness-from: the function or service of the file to deploy (needed when it "
                          "declares several).", "string"),

@@ -14,7 +14,9 @@ profile, its CPU part rescaled by the profile's CPU share):
   Request-based billing (``replica_billing = "request"``, Cloud Run's default): tasks x d x the replica
   rate instead (idle replicas are free). Both add tasks x the per-request price;
 - daemon: workers x hours x ``price_worker_hour_usd`` + 3 queue requests a task (send, receive, delete);
-  workers = enough for the average load (a queue absorbs bursts: the scaling check shows the lag);
+  workers = enough for the average load (a queue absorbs bursts: the scaling check shows the lag); a
+  profile that prices invocations (a Lambda consumer of SQS: ``billing.bills_invocations``) adds tasks x
+  ``invocation_cost`` (one task an invocation: batching is not projected);
 - edge: tasks x ``invocation_cost`` (per request + per CPU ms, no duration).
 
 LLM cost (tasks x measured LLM USD per task) is the same on every pattern and is kept separate. Free
@@ -29,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emulators.billing import billed_ms, invocation_cost, llm_cost, replica_rate_usd
+from emulators.billing import billed_ms, bills_invocations, invocation_cost, llm_cost, replica_rate_usd
 from emulators.profiles import Profile
 
 from .traffic import HOURS_PER_MONTH, TrafficSpec
@@ -133,7 +135,9 @@ def _daemon(task: TaskProfile, p: Profile, traffic: TrafficSpec, per_month: floa
     rate = per_month / MONTH_S
     workers = max(1, _replicas(task, p, rate, 1))
     queue = per_month * 3 * p.price_per_million_queue_requests_usd / 1e6
-    return workers * HOURS_PER_MONTH * p.price_worker_hour_usd + queue
+    calls = per_month * invocation_cost(billed_ms(task_duration_ms(task, p), p), task.cpu_ms, p).total_usd \
+        if bills_invocations(p) else 0.0
+    return workers * HOURS_PER_MONTH * p.price_worker_hour_usd + queue + calls
 
 
 def _edge(task: TaskProfile, p: Profile, traffic: TrafficSpec, per_month: float) -> float:

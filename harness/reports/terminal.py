@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ def _ms(v: float) -> str:
 
 
 def _usd(v: float) -> str:
+    if 0 < v < 1e-4:  # a call's price (a 2 ms Lambda call is $0.0000000042): three significant digits, not $0.000000
+        return f"${v:.{min(12, 2 - math.floor(math.log10(v)))}f}"
     return f"${v:,.6f}" if v < 1 else f"${v:,.2f}"
 
 

@@ -4,7 +4,8 @@
 ``Source``: per function or service a ``Mapped`` (agent spec, pattern, profile name, overrides, env, what
 was taken and what was not mapped, each with file:line). Formats: AWS SAM / CloudFormation
 (``sam``), Serverless Framework (``serverless_fw``), wrangler.toml/jsonc (``wrangler``), vercel.json
-(``vercel``), Kubernetes manifests (``k8s``), fly.toml (``fly``), Cloud Run service.yaml (``cloudrun``).
+(``vercel``), Kubernetes manifests (``k8s``: a file, or a folder of them as ``kubectl apply -f DIR`` reads
+it), fly.toml (``fly``), Cloud Run service.yaml (``cloudrun``).
 Entry points: ``harness run --from``, ``deploy(source=...)``, ``--harness-from``, ``harness profiles
 --from``, ``harness readiness --from``.
 """
@@ -51,6 +52,8 @@ def _loader(fmt: str) -> Callable[[Path], Loaded]:
 
 def detect_format(path: Path) -> str:
     """The format of a deployment file, from its name, else from its content; ConfigError when neither says."""
+    if path.is_dir():
+        return "k8s"  # a folder of manifests, as kubectl apply -f DIR (k8s.load_k8s_dir says if it is not)
     name = path.name.lower()
     by_name = {"serverless.yml": "serverless", "serverless.yaml": "serverless", "wrangler.toml": "wrangler",
                "wrangler.jsonc": "wrangler", "wrangler.json": "wrangler", "vercel.json": "vercel",
@@ -82,8 +85,13 @@ def detect_format(path: Path) -> str:
 
 
 def load_source(path: str | Path) -> Source:
-    """Parse and map a deployment file; ConfigError (naming file, key and line) when it cannot be."""
+    """Parse and map a deployment file (or a folder of Kubernetes manifests); ConfigError naming file, key, line."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        from .k8s import load_k8s_dir
+
+        functions, notes = load_k8s_dir(p)
+        return Source(p, "k8s", tuple(functions), tuple(notes))
     if not p.is_file():
         raise ConfigError(f"deployment file {str(path)!r} does not exist; check the path")
     fmt = detect_format(p)

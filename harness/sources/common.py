@@ -15,22 +15,29 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from emulators.distributions import Distribution
 from emulators.errors import ConfigError
 from emulators.profiles import load_profile
+from emulators.profiles.fidelity import read_fidelity
 
 from .model import Knob, Mapped, NotMapped, Taken, Where
 from .parse import Doc
 
-__all__ = ["LAMBDA_BILLING", "LAMBDA_ON_DAEMON", "Builder", "agent_from_command", "agent_from_file",
-           "agent_from_handler", "dig", "dockerfile_cmd", "number"]
+__all__ = ["LAMBDA_CONSUMER_FIELDS", "Builder", "agent_from_command", "agent_from_file", "agent_from_handler", "dig",
+           "dockerfile_cmd", "lambda_on_daemon", "number"]
 
-# A Lambda function consuming a queue runs on the daemon pattern but stays a Lambda: its CPU share follows
-# its memory (1,769 MB = 1 vCPU, A4; at most 6 vCPUs, A5). Its billing does not carry over: the daemon
-# pattern bills worker-hours only (LAMBDA_BILLING says so in the not-mapped lines).
-LAMBDA_ON_DAEMON: dict[str, Any] = {"mb_per_vcpu": 1769.0, "max_vcpus": 6.0, "vcpus": None}
-LAMBDA_BILLING = ("billing: the daemon pattern bills worker-hours (the daemon-local profile's price); a Lambda "
-                  "consumer's per-invocation GB-s and request prices (A13) are not modelled there")
-_NOT_FIELDS = {"env", "agent", "pattern", "profile", "adapter", "runtime", "function_name"}
+# A Lambda function consuming a queue runs on the daemon pattern but stays a Lambda, so these fields come
+# from the aws-lambda profile (read from it, not copied): CPU follows memory (1,769 MB = 1 vCPU, A4; at most
+# 6 vCPUs, A5), the runtime's boot (A21), and the bill: per invocation, the billed duration at MemorySize
+# plus the request price (A13), init billed like invoke (A26).
+_FROM_LAMBDA = ("mb_per_vcpu", "max_vcpus", "cold_start_overhead_ms", "price_per_million_requests_usd",
+                "price_gb_s_usd", "billing_granularity_ms", "bill_init")
+# The queue stands for the template's SQS queue, so its requests are priced as the daemon-sqs profile prices
+# SQS: $0.40 per 1M requests (sec. A58), one per started 64 KB of a message (A57).
+_FROM_SQS = ("price_per_million_queue_requests_usd", "queue_request_chunk_bytes")
+# Every field lambda_on_daemon sets: the platform's numbers for a consumer, none of them the file's own.
+LAMBDA_CONSUMER_FIELDS = frozenset((*_FROM_LAMBDA, *_FROM_SQS, "price_worker_hour_usd", "vcpus"))
+_NOT_FIELDS = {"env", "agent", "pattern", "profile", "adapter", "runtime", "function_name", "billing"}
 AGENT_NAMES = ("agent", "handler", "lambda_handler", "main")  # the callables looked for in a named file
 
 
@@ -44,6 +51,24 @@ def dig(data: Any, *path: str | int) -> Any:
             return None
         data = data[p]
     return data
+
+
+def lambda_on_daemon(b: Builder, path: tuple[str | int, ...], value: Any) -> None:
+    """A Lambda queue consumer on the daemon pattern: priced and sized as Lambda, its queue priced as SQS."""
+    lam, sqs = load_profile("aws-lambda"), load_profile("daemon-sqs")
+    for prof, names in ((lam, _FROM_LAMBDA), (sqs, _FROM_SQS)):
+        cited = {f.field: f.note for f in read_fidelity(Path(prof.source)).fields}  # the file's own citations
+        for name in names:
+            v = getattr(prof, name)
+            mapped = v.to_json() if isinstance(v, Distribution) else v  # a table, as a profile file has it
+            b.take(path, name, value, mapped, f"{prof.name}.toml: {cited.get(name, 'its value')}")
+    b.take(path, "price_worker_hour_usd", value, 0.0, "no worker kept up: Lambda bills invocations only")
+    b.overrides["vcpus"] = None  # CPU follows memory (mb_per_vcpu), not a worker's fixed share
+    b.take(path, "billing", value, "per invocation",
+           f"as Lambda bills it: billed ms (rounded to {lam.billing_granularity_ms:g} ms) x MemorySize GB x "
+           f"${lam.price_gb_s_usd:.10f}/GB-s + ${lam.price_per_million_requests_usd:.2f}/1M requests (A13), init "
+           f"billed (A26); SQS requests ${sqs.price_per_million_queue_requests_usd:.2f}/1M (sec. A58), one per "
+           f"{sqs.queue_request_chunk_bytes or 0:,} bytes (A57); no worker-hours")
 
 
 def number(value: Any, where: Where, key: str, *, integer: bool = False) -> float:

@@ -8,6 +8,11 @@ command/args (or a Dockerfile's CMD beside the manifest) name the agent. Horizon
 (autoscaling/v2) whose scaleTargetRef names the Deployment: minReplicas/maxReplicas, and ``behavior``:
 scaleUp/scaleDown stabilizationWindowSeconds and Percent/Pods policies -> the autoscaler's fields. A CPU or
 memory utilization target is reported (the harness scales on concurrency, ``target_concurrency``).
+
+A directory is read as ``kubectl apply -f DIR`` reads it (``load_k8s_dir``): every ``.yaml``, ``.yml`` and
+``.json`` file directly in it, in name order (kubectl accepts JSON and YAML and descends into subdirectories
+only with ``--recursive``; a subdirectory holding manifests is reported as not read), as one set of objects:
+an HPA in one file scales a Deployment in another, and every error and taken key names its own file.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from .common import Builder, dig, number
 from .model import Mapped, NotMapped, Where
 from .parse import Doc, load_yaml_docs
 
-__all__ = ["is_k8s", "load_k8s", "parse_cpu", "parse_memory_mb"]
+__all__ = ["MANIFEST_SUFFIXES", "is_k8s", "load_k8s", "load_k8s_dir", "manifest_files", "parse_cpu",
+           "parse_memory_mb"]
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # the files kubectl apply -f DIR reads (JSON and YAML)
 
 _UNITS = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "Ti": 1024.0 ** 2, "k": 1e3 / 2 ** 20, "M": 1e6 / 2 ** 20,
           "G": 1e9 / 2 ** 20, "T": 1e12 / 2 ** 20, "": 1 / 2 ** 20}
@@ -52,22 +60,63 @@ def is_k8s(data: Any) -> bool:
     return isinstance(data, Mapping) and "apiVersion" in data and "kind" in data
 
 
+def manifest_files(folder: Path) -> list[Path]:
+    """The manifest files directly in ``folder``, in name order (as kubectl's directory walk visits them)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES)
+
+
 def load_k8s(file: Path) -> tuple[list[Mapped], list[NotMapped]]:
     """Every Deployment of a manifest file, with the HPA that scales it."""
-    docs = [d for d in load_yaml_docs(file) if d.data is not None]
+    return _objects([d for d in load_yaml_docs(file) if d.data is not None], str(file))
+
+
+def load_k8s_dir(folder: Path) -> tuple[list[Mapped], list[NotMapped]]:
+    """Every Deployment of the manifest files in ``folder`` (not its subdirectories), with the HPAs that scale them."""
+    files = manifest_files(folder)
+    if not files:
+        raise ConfigError(f"{folder}: a directory is read as Kubernetes manifests (kubectl apply -f DIR), and it "
+                          f"holds no {', '.join(MANIFEST_SUFFIXES)} file; pass a deployment file or such a folder")
+    docs = [d for f in files for d in load_yaml_docs(f) if d.data is not None]  # JSON parses as YAML, with lines
     for d in docs:
         if not is_k8s(d.data):
-            raise ConfigError(f"{d.where().full}: a document without apiVersion and kind; not a Kubernetes object")
+            raise ConfigError(f"{_start(d).full}: a document without apiVersion and kind; every manifest file of "
+                              f"{folder} is read as kubectl apply -f reads a folder; move other files out, or pass "
+                              f"a deployment file (a SAM template, serverless.yml...) by itself")
+    functions, notes = _objects(docs, str(folder))
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if any(f.suffix.lower() in MANIFEST_SUFFIXES for f in sub.rglob("*") if f.is_file()):
+            why = "a subdirectory: kubectl apply -f reads it only with --recursive; not read (pass it with --from)"
+            notes.append(NotMapped(f"{sub.name}/", Where(sub), why))
+    return functions, notes
+
+
+def _start(d: Doc) -> Where:
+    """Where a document begins: its first key's line (the file alone when it has no keys)."""
+    return d.where(next(iter(d.data))) if isinstance(d.data, Mapping) and d.data else d.where()
+
+
+def _objects(docs: list[Doc], origin: str) -> tuple[list[Mapped], list[NotMapped]]:
+    """Every Deployment among ``docs`` (of one file or a folder's files), with the HPA that scales it."""
+    for d in docs:
+        if not is_k8s(d.data):
+            raise ConfigError(f"{_start(d).full}: a document without apiVersion and kind; not a Kubernetes object")
     hpas = {dig(d.data, "spec", "scaleTargetRef", "name"): d for d in docs
             if d.data["kind"] == "HorizontalPodAutoscaler"}
-    out = []
+    out: list[Mapped] = []
+    seen: dict[str, Doc] = {}
     for d in docs:
         if d.data["kind"] == "Deployment":
-            out.append(_deployment(d, hpas.pop(dig(d.data, "metadata", "name"), None)))
+            name = dig(d.data, "metadata", "name")
+            if name in seen:  # kubectl would apply the second over the first: say so rather than pick one
+                raise ConfigError(f"{d.where('metadata', 'name').full}: Deployment {name!r} is declared again (first "
+                                  f"at {seen[name].where('metadata', 'name').full}); kubectl apply would replace the "
+                                  f"first with it: keep one")
+            seen[name] = d
+            out.append(_deployment(d, hpas.pop(name, None)))
     if not out:
-        raise ConfigError(f"{file}: no Deployment in the manifests; nothing to deploy")
+        raise ConfigError(f"{origin}: no Deployment in the manifests; nothing to deploy")
     notes = [NotMapped(f"HorizontalPodAutoscaler {dig(h.data, 'metadata', 'name')!r}",
-                       h.where("spec", "scaleTargetRef"), f"it scales {target!r}, which is no Deployment of this file")
+                       h.where("spec", "scaleTargetRef"), f"it scales {target!r}, which is no Deployment here")
              for target, h in hpas.items()]
     for d in docs:
         if d.data["kind"] not in ("Deployment", "HorizontalPodAutoscaler"):

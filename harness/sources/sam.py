@@ -10,7 +10,8 @@ HTTP event drops the gateway limit (a direct invoke or a Function URL has none: 
 event alone makes it the daemon pattern, with the queue's VisibilityTimeout (0 s-12 h, Q1) and
 RedrivePolicy maxReceiveCount (1-1,000, Q5) and the function's Timeout as the task deadline; the handler
 gets SQS event batches of BatchSize (at most 10 here) and FunctionResponseTypes: ReportBatchItemFailures
-returns only the failed messages. ``!Ref`` to a Parameter with a Default resolves to the default.
+returns only the failed messages; each invocation is priced as Lambda bills it, the queue's requests as SQS's
+(``common.lambda_on_daemon``). ``!Ref`` to a Parameter with a Default resolves to the default.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
 
-from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handler, dig, number
+from .common import Builder, agent_from_handler, dig, lambda_on_daemon, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 
@@ -176,17 +177,15 @@ class _Template:
             b.pattern, b.profile = "daemon", "daemon-local"
             b.take(("Resources", esms[0], "Type"), "pattern", "AWS::Lambda::EventSourceMapping", "daemon",
                    "a queue's event source mapping makes it a queue consumer: the daemon pattern")
-            b.overrides.update(LAMBDA_ON_DAEMON)
+            lambda_on_daemon(b, ("Resources", esms[0], "Type"), "AWS::Lambda::EventSourceMapping")
             sqs_shape(b, ("Resources", esms[0], "Type"), "AWS::Lambda::EventSourceMapping")
-            b.skip(("Resources", esms[0]), LAMBDA_BILLING)
             self._esm(b, esms[0])
         elif sqs and not http:
             b.pattern, b.profile = "daemon", "daemon-local"
             b.take((*base, "Events", sqs[0], "Type"), "pattern", "SQS", "daemon",
                    "an SQS-triggered function is a queue consumer: the daemon pattern (in-memory queue; "
                    "--profile daemon=daemon-sqs for SQS through moto)")
-            b.overrides.update(LAMBDA_ON_DAEMON)
-            b.skip((*base, "Events", sqs[0]), LAMBDA_BILLING)
+            lambda_on_daemon(b, (*base, "Events", sqs[0], "Type"), "SQS")
         self._runtime(b, props)
         agent = self._agent(b, props)
         self._limits(b, props)

@@ -19,7 +19,7 @@ from typing import Any
 
 from emulators.errors import ConfigError, close_matches_hint
 
-from .common import LAMBDA_BILLING, LAMBDA_ON_DAEMON, Builder, agent_from_handler, number
+from .common import Builder, agent_from_handler, lambda_on_daemon, number
 from .model import Mapped, NotMapped
 from .parse import Doc, load_yaml_docs
 from .sam import OTHER_RUNTIMES, PYTHON_RUNTIMES, batch_size, map_queue, no_batch_size, sqs_shape
@@ -74,8 +74,7 @@ def _function(doc: Doc, name: str, fn: Mapping[str, Any], provider: Mapping[str,
     if "sqs" in kinds and not ({"http", "httpApi"} & set(kinds)):
         b.pattern, b.profile = "daemon", "daemon-local"
         b.take((*fp, "events"), "pattern", "sqs", "daemon", "an sqs-triggered function is a queue consumer")
-        b.overrides.update(LAMBDA_ON_DAEMON)
-        b.skip((*fp, "events"), LAMBDA_BILLING)
+        lambda_on_daemon(b, (*fp, "events"), "sqs")
 
     def pick(key: str) -> tuple[Any, tuple[str | int, ...]] | None:
         if key in fn:

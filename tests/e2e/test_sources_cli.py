@@ -13,6 +13,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / "fixtures" / "deployments" / "sam" / "template.yaml"
+K8S_DIR = ROOT / "fixtures" / "deployments" / "k8s-dir"
 
 
 def _harness(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -35,7 +36,13 @@ def test_run_from_sam_runs_every_function_with_its_declared_limits(tmp_path: Pat
     lam = by["serverless"]["profile"]
     assert (lam["timeout_s"], lam["memory_mb"], lam["max_concurrency"], lam["gateway_timeout_s"]) == (
         20.0, 256.0, 5, 29.0)
-    assert by["container"]["profile"]["name"] == "k8s-hpa" and by["container"]["profile"]["memory_mb"] == 512.0
+    # Timeout and MemorySize carry to the container (each printed with its line), not to the daemon or the edge
+    pod = by["container"]["profile"]
+    assert (pod["name"], pod["memory_mb"], pod["timeout_s"]) == ("k8s-hpa", 256.0, 20.0)
+    assert (by["daemon"]["profile"]["memory_mb"], by["edge"]["profile"]["memory_mb"]) == (512.0, 128.0)
+    text = " ".join(proc.stdout.split())
+    assert "ApiFunction on container (k8s-hpa): memory_mb = 256 taken from template.yaml:25 (MemorySize)" in text
+    assert "ApiFunction not applied on edge: timeout_s = 20 from template.yaml:8 (Timeout)" in text
     consumer = {d["summary"]["pattern"]: d for d in worker["deployments"]}["daemon"]["profile"]
     assert (consumer["visibility_timeout_s"], consumer["max_receives"], consumer["task_deadline_s"]) == (
         120.0, 3, 60.0)
@@ -54,6 +61,21 @@ def test_profiles_from_shows_the_mapped_limits_and_where_they_came_from() -> Non
     assert "ApiFunction: serverless on aws-lambda" in text and "WorkerFunction: daemon on daemon-local" in text
     assert "(template.yaml:25)" in text and "MemorySize = 256" in text.replace("│ ", "")
     assert "timeout_s" in text and "memory_mb" in text
+
+
+def test_run_and_profiles_from_a_folder_of_kubernetes_manifests(tmp_path: Path) -> None:
+    """`--from DIR` reads every manifest in the folder: the Deployment's limits and the HPA in its own file."""
+    out = tmp_path / "out.json"
+    proc = _harness("run", "--from", str(K8S_DIR), "-n", "2", "-q", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    [dep] = json.loads(out.read_text())["deployments"]
+    assert dep["summary"]["outcomes"] == {"ok": 2}
+    assert (dep["profile"]["memory_mb"], dep["profile"]["max_replicas"]) == (1024.0, 4)
+    proc = _harness("profiles", "--from", str(K8S_DIR))
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "research-agent: container on k8s-hpa" in text and "(hpa.yml:12)" in text
+    assert "Service 'research-agent' (service.json:3)" in text
 
 
 def test_from_errors_exit_2_with_file_and_line(tmp_path: Path) -> None:

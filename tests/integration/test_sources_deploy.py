@@ -23,6 +23,7 @@ SAMPLES = ROOT / "fixtures" / "deployments"
     ("wrangler/wrangler.toml", None, "edge", "cloudflare-workers-paid"),
     ("vercel/vercel.json", None, "serverless", "vercel-functions"),
     ("k8s/manifests.yaml", None, "container", "k8s-hpa"),
+    ("k8s-dir", None, "container", "k8s-hpa"),  # a folder of manifests, as kubectl apply -f DIR
     ("fly/fly.toml", None, "container", "fly-machines"),
     ("cloudrun/service.yaml", None, "container", "gcp-cloud-run"),
 ])
@@ -65,12 +66,16 @@ def test_explicit_arguments_win_and_several_functions_need_a_name() -> None:
         harness.deploy("x.py:agent", function="ApiFunction", gateway=False)
 
 
-def test_another_pattern_takes_the_agent_and_env_but_not_the_limits() -> None:
-    """The same function on another pattern runs with that pattern's profile, not the Lambda limits."""
+def test_another_pattern_takes_the_agent_env_timeout_and_memory_only() -> None:
+    """On the container pattern the Lambda's Timeout and MemorySize carry over; its concurrency cap does not."""
     with harness.deploy(source=SAMPLES / "sam" / "template.yaml", function="ApiFunction", pattern="container",
                         gateway=False, llm="off") as d:
-        assert (d.profile.name, d.profile.memory_mb) == ("k8s-hpa", 512.0)
+        assert (d.profile.name, d.profile.memory_mb, d.profile.timeout_s) == ("k8s-hpa", 256.0, 20.0)
+        assert d.profile.max_replicas == 10  # k8s-hpa's own scaling, not ReservedConcurrentExecutions
         assert d.config.env["MODEL"] == "gpt-4o-mini" and d.invoke({"question": "x"}).ok
+    with harness.deploy(source=SAMPLES / "sam" / "template.yaml", function="ApiFunction", pattern="edge",
+                        gateway=False, llm="off") as d:
+        assert (d.profile.memory_mb, d.profile.timeout_s) == (128.0, 900.0)  # the isolate's, not the Lambda's
 
 
 def test_pytest_option_harness_from(pytester: pytest.Pytester) -> None:

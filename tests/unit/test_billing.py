@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.billing import billed_cpu_ms, billed_ms, invocation_cost, provisioned_cost, queue_requests
+from emulators.billing import (
+    billed_cpu_ms,
+    billed_ms,
+    bills_invocations,
+    invocation_cost,
+    provisioned_cost,
+    queue_cost,
+    queue_requests,
+)
 from emulators.profiles import Profile, load_profile
 from emulators.records import Cost
 
@@ -126,3 +134,15 @@ def test_queue_send_is_billed_per_64_kb_chunk() -> None:
     assert queue_requests(256 * 1024 + 1, p) == 5
     assert queue_requests(1, p) == 1
     assert queue_requests(10**7, Profile(pattern="daemon")) == 1
+
+
+def test_which_profiles_bill_invocations() -> None:
+    """Function platforms price each call; worker-hour daemons and replica pools price capacity only."""
+    assert bills_invocations(load_profile("aws-lambda")) and bills_invocations(load_profile("cloudflare-workers-paid"))
+    assert not bills_invocations(load_profile("daemon-local")) and not bills_invocations(load_profile("daemon-sqs"))
+
+
+def test_queue_cost_is_requests_at_the_profile_price() -> None:
+    """Ten SQS requests at $0.40 per million (sec. A58) cost $0.000004."""
+    assert queue_cost(10, load_profile("daemon-sqs")) == pytest.approx(4e-6)
+    assert queue_cost(10, load_profile("daemon-local")) == 0.0

@@ -19,6 +19,8 @@ from harness.readiness.cost import MEMORY_STORAGE_GB_MONTH_USD, MONTH_S, monthly
 from harness.readiness.recommend import recommend
 from harness.readiness.secrets import env_reads, scan_files
 from harness.readiness.traffic import TrafficSpec
+from harness.sources import load_source
+from harness.sources.apply import mapped_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAKY = ROOT / "fixtures" / "agents" / "leaky"
@@ -93,6 +95,17 @@ def test_crossover_is_where_the_pay_per_use_bill_reaches_the_pod() -> None:
     assert c["per_day"] == pytest.approx(expected_per_day, rel=1e-6)
     assert c["cheaper_below"] == "aws-lambda" and c["cheaper_above"] == "k8s-hpa"
     assert math.isclose(c["monthly_usd"], pod_month, rel_tol=1e-6)
+
+
+def test_a_lambda_consumer_on_the_daemon_is_projected_per_invocation() -> None:
+    """A Lambda SQS consumer's month is its invocations at Lambda's prices plus 3 SQS requests a task, no workers."""
+    worker = load_source(ROOT / "fixtures" / "deployments" / "sam" / "template.yaml").get("WorkerFunction")
+    traffic = parse_traffic("10k/day")
+    per_task = 0.20 / 1e6 + 1.0 * 0.125 * 0.0000166667 + 3 * 0.40 / 1e6  # A13 at 128 MB; sec. A58
+    assert monthly_compute(ONE_SECOND, mapped_profile(worker), traffic) == pytest.approx(
+        traffic.per_month * per_task, rel=1e-9)
+    assert monthly_compute(ONE_SECOND, load_profile("daemon-local"), traffic) == pytest.approx(
+        730 * 0.009589)  # one worker-hour priced worker, all month (RD11)
 
 
 def test_bursty_traffic_costs_a_warm_pool_its_peak() -> None:

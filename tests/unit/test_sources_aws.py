@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from emulators.billing import bills_invocations
 from emulators.errors import ConfigError
+from emulators.profiles import load_profile
 from harness.sources import detect_format, load_source
+from harness.sources.apply import mapped_profile
 
 from .sources_files import SAMPLES, taken, write
 
@@ -46,12 +49,28 @@ def test_sam_sample_maps_both_functions() -> None:
     assert (worker.pattern, worker.overrides["visibility_timeout_s"], worker.overrides["max_receives"]) == (
         "daemon", 120.0, 3)
     assert worker.overrides["memory_mb"] == 128.0 and worker.overrides["task_deadline_s"] == 60.0
-    # still a Lambda on the daemon pattern: CPU follows memory (A4); its billing is reported as not carried over
-    assert worker.overrides["mb_per_vcpu"] == 1769.0 and any("bills worker-hours" in w for w in worker.warnings())
+    # still a Lambda on the daemon pattern: CPU follows memory (A4), and it is billed per invocation
+    assert worker.overrides["mb_per_vcpu"] == 1769.0 and not any("worker-hours" in w for w in worker.warnings())
     assert worker.adapter == "sqs"  # SQS event batches, partial failures reported
     assert (worker.overrides["event_source"], worker.overrides["batch_size"],
             worker.overrides["report_batch_item_failures"]) == ("sqs", 5, True)
     assert any("JobDeadLetters" in w for w in src.warnings())
+
+
+def test_sam_sqs_consumer_is_priced_from_the_lambda_and_sqs_profiles() -> None:
+    """An SQS consumer takes Lambda's per-invocation prices and SQS's request prices from the shipped profiles."""
+    worker = load_source(SAMPLES / "sam" / "template.yaml").get("WorkerFunction")
+    lam, sqs = load_profile("aws-lambda"), load_profile("daemon-sqs")
+    p = mapped_profile(worker)
+    assert (p.price_gb_s_usd, p.price_per_million_requests_usd) == (lam.price_gb_s_usd,
+                                                                    lam.price_per_million_requests_usd)
+    assert (p.billing_granularity_ms, p.bill_init, p.cold_start_overhead_ms) == (
+        lam.billing_granularity_ms, True, lam.cold_start_overhead_ms)
+    assert (p.price_per_million_queue_requests_usd, p.queue_request_chunk_bytes) == (
+        sqs.price_per_million_queue_requests_usd, sqs.queue_request_chunk_bytes) == (0.40, 65536)
+    assert p.price_worker_hour_usd == 0 and p.memory_mb == 128 and bills_invocations(p)
+    billing = taken(worker, "billing")
+    assert str(billing.where) == "template.yaml:45" and "A13" in billing.note and "A57" in billing.note
 
 
 def test_sam_lines_point_at_the_keys() -> None:
@@ -200,7 +219,7 @@ def test_source_get_names_the_functions() -> None:
 
 
 def test_serverless_sqs_queue_resource_and_runtime(tmp_path: Path) -> None:
-    """An sqs arn of a queue in resources gives its visibility and redrive; an unknown runtime is an error."""
+    """An sqs arn of a queue in resources gives its visibility, redrive and SQS prices; a bad runtime is an error."""
     write(tmp_path, "h.py", "def f(event, context):\n    return {}\n")
     path = write(tmp_path, "serverless.yml", """
         service: s
@@ -227,6 +246,9 @@ def test_serverless_sqs_queue_resource_and_runtime(tmp_path: Path) -> None:
     assert (fn.pattern, fn.overrides["visibility_timeout_s"], fn.overrides["max_receives"]) == ("daemon", 90.0, 4)
     assert str(taken(fn, "visibility_timeout_s").where) == "serverless.yml:17"
     assert any("plugins (serverless.yml:5)" in w for w in src.warnings())
+    # priced as Lambda bills the consumer, per invocation (the event list's line), not by the worker-hour
+    assert bills_invocations(mapped_profile(fn)) and mapped_profile(fn).price_worker_hour_usd == 0
+    assert str(taken(fn, "billing").where) == "serverless.yml:9"
     path.write_text(path.read_text().replace("python3.12", "python3.99"))
     with pytest.raises(ConfigError, match=r"serverless.yml:4: runtime 'python3.99' is unknown"):
         load_source(path)
