@@ -14,11 +14,13 @@ headers that say which outcome it was.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
+from ..forward import HttpRequest
 from ..pattern import rejected_record, traced
 from ..records import Result
 from ..runtime.httpevents import proxy_response, request_event
@@ -73,10 +75,39 @@ class AppFront:
             traced(gw.emulator.pool, rec)
             await gw._send_raw(send, gw.responses, entry, *self.render(rec))
             return
+        forward = getattr(gw.emulator, "forward_http", None)
+        if forward is not None:  # a container whose replicas serve the app: the request goes to one as is
+            await self._forward(forward, scope, receive, send, body, session_id, entry)
+            return
         client = scope.get("client") or ("127.0.0.1", 0)
         event = request_event(self.version, method, path, scope.get("query_string", b"").decode("latin-1"),
                               headers, body, source_ip=str(client[0]))
         await gw.run_sync(scope, send, gw.responses, entry, event, session_id, self.render)
+
+    async def _forward(self, forward: Any, scope: Scope, receive: Receive, send: Send, body: bytes,
+                       session_id: str | None, entry: GatewayCall) -> None:
+        """Forward the request to a replica's own server (``emulators/appcalls.py``), the answer streamed back."""
+        from .app import counted
+
+        gw = self.gateway
+        target: bytes = scope.get("raw_path") or scope.get("path", "/").encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        req = HttpRequest(scope.get("method", "GET"), target, list(scope.get("headers", [])), body)
+        # Once the body is read, the next receive() is the client's going away (or the response's end).
+        gone = asyncio.ensure_future(receive())
+        token = entry.enter()
+        try:
+            async with gw.clock.caller():  # on the virtual clock, a waiting HTTP caller lets time jump
+                record, started = await forward(req, counted(send, gw.responses), session_id=session_id,
+                                                disconnected=gone.done)
+        finally:
+            entry.leave(token)
+            gone.cancel()
+        if started:
+            entry.end, entry.status = time.time(), 200
+        else:  # the platform refused or failed it before the app answered: API Gateway-style JSON
+            await gw._send_raw(send, gw.responses, entry, *self.render(record))
 
     def render(self, result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The HTTP answer for a finished call: the app's own response, or API Gateway's for a failure."""
