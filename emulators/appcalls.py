@@ -14,7 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from .forward import Exchange, Forwarder, HttpRequest, Sink
+from .forward import Exchange, Forwarder, HttpRequest, Sink, end
 from .pattern import new_ids
 from .records import Cost, Record, amended
 
@@ -50,7 +50,10 @@ class AppCalls:
             return routed, False
         record, ex = await self._exchange(routed, req, send, session_id, started_at, t0, keep_body=False,
                                           disconnected=disconnected)
-        return (record if ex.lingering is not None else c._add(record)), ex.started
+        if ex.lingering is None:
+            record = c._add(record)  # before the response ends: a caller that saw the end finds its record
+        await end(send, ex)
+        return record, ex.started
 
     async def post_task(self, body: bytes, session_id: str | None, started_at: float, t0: float,
                         t0_p: float) -> Record:

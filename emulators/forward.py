@@ -31,7 +31,7 @@ from .clock import Clock
 from .runtime import limits
 from .runtime.instance import Instance
 
-__all__ = ["Exchange", "Forwarder", "HttpRequest", "Sink"]
+__all__ = ["Exchange", "Forwarder", "HttpRequest", "Sink", "end"]
 
 Sink = Callable[[dict[str, Any]], Awaitable[None]]  # ASGI ``send``: the response goes out through it
 # RFC 9110 7.6.1: meaningful for one connection only, so a proxy neither forwards nor copies them.
@@ -64,6 +64,15 @@ class Exchange:
     # the replica's slot until then.
     lingering: asyncio.Future[Any] | None = None
     body: bytearray = field(default_factory=bytearray)  # the response body, when kept (a task's POST)
+    complete: bool = False  # the app's whole body was relayed but ``tail``; the closing message is left to send
+    tail: bytes = b""  # the last bytes of a body with a content-length, held until the call is recorded
+
+
+async def end(send: Sink, out: Exchange) -> None:
+    """Close the response of a complete exchange. A stream cut short stays unclosed: the server then drops
+    the connection, so the client sees a truncated body, not a clean end."""
+    if out.complete:
+        await send({"type": "http.response.body", "body": out.tail, "more_body": False})
 
 
 class Forwarder:
@@ -157,6 +166,10 @@ class Forwarder:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": [*pairs, *marks()]})
             out.started = True
+            # With a content-length the client is done at the last byte, before any closing message: that last
+            # chunk is held for ``end``, so the call is recorded before the client can see its end.
+            length = response.headers.get("content-length")
+            left = int(length) if length is not None and length.isdigit() else -1
             chunks = response.aiter_raw().__aiter__()
             while True:
                 try:
@@ -170,9 +183,14 @@ class Forwarder:
                     return
                 if keep_body:
                     out.body += chunk
+                if left >= 0:
+                    left -= len(chunk)
+                    if left <= 0:
+                        out.tail += chunk
+                        continue
                 if not disconnected():  # a caller that went away gets nothing more; the app still finishes
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            out.complete = True  # the caller ends the response (``end``) once the call is recorded
         finally:
             await response.aclose()
 

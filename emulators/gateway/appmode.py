@@ -42,6 +42,9 @@ _PLATFORM_ANSWERS = {
     "gateway_timeout": (504, "Endpoint request timed out"),
 }
 
+# At most 123 bytes (RFC 6455 5.5: a close frame's reason).
+_NO_WEBSOCKETS = "the harness does not forward WebSockets to an app's replicas yet; HTTP only (streaming included)"
+
 
 class AppFront:
     """The ASGI handler of app mode: a request -> a proxy event -> the pattern -> the app's HTTP answer."""
@@ -52,8 +55,14 @@ class AppFront:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
-        if scope["type"] == "websocket":  # API Gateway's HTTP and REST APIs do not carry WebSockets
-            await send({"type": "websocket.close", "code": 1003})
+        if scope["type"] == "websocket":
+            if getattr(gw.emulator, "forward_http", None) is not None:
+                # Accepted only to say why it ends (a close before the handshake is a bare 403 to the client).
+                await receive()  # websocket.connect
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 1003, "reason": _NO_WEBSOCKETS})
+                return
+            await send({"type": "websocket.close", "code": 1003})  # API Gateway's HTTP/REST APIs carry none
             return
         method, path = scope.get("method", "GET"), scope.get("path", "/")
         entry = GatewayCall(method, path)

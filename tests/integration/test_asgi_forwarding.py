@@ -1,0 +1,191 @@
+"""An ASGI app on the container pattern: real uvicorn in each replica, HTTP forwarded unchanged and streamed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets.sync.client
+from websockets.exceptions import ConnectionClosed
+
+import harness
+
+pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
+
+APP = f"{Path(__file__).resolve().parents[2] / 'fixtures' / 'agents' / 'asgi_streaming.py'}:app"
+
+
+def _in_threads(n: int, fn: Any) -> list[Any]:
+    """``fn(i)`` in ``n`` threads started together; their results in order."""
+    out: list[Any] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=30)
+        out[i] = fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out
+
+
+@pytest.mark.parametrize("sse", [False, True], ids=["streaming-response", "sse"])
+def test_a_streamed_body_arrives_chunk_by_chunk(sse: bool) -> None:
+    """Each chunk reaches the client while the app still sleeps before the next; the record is one ok call."""
+    with harness.deploy(APP, pattern="container", adapter="asgi") as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        arrivals: list[tuple[float, bytes]] = []
+        t0 = time.monotonic()
+        with c.stream("GET", "/stream", params={"n": 3, "pause": 1.0, "sse": int(sse)}) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_raw():
+                arrivals.append((time.monotonic() - t0, chunk))
+        records = d.records()
+    expected = [b"data: %d\n\n" % i if sse else b"chunk %d\n" % i for i in range(3)]
+    assert b"".join(c for _, c in arrivals) == b"".join(expected)
+    assert [c for _, c in arrivals] == expected  # one read per chunk: nothing was buffered
+    # The app sleeps 1 s between chunks (2 s in all): the first came well before the last was written.
+    assert arrivals[-1][0] - arrivals[0][0] >= 1.0
+    assert r.headers["content-type"].startswith("text/event-stream" if sse else "text/plain")
+    assert [rec.outcome for rec in records] == ["ok"]
+    assert records[0].latency_ms >= 1900 and records[0].instance_id
+
+
+def test_a_request_and_its_answer_pass_unchanged() -> None:
+    """Method, raw path, query, repeated headers and binary body reach the app; status, headers, both cookies return."""
+    body = bytes(range(256))
+    with harness.deploy(APP, pattern="container", adapter="asgi") as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        r = c.put("/echo/a%20b/c?x=1&x=2&y=", content=body,
+                  headers=[("x-custom", "one"), ("x-custom", "two"), ("content-type", "application/x-thing")])
+        cookies = c.get("/cookies")
+        missing = c.get("/nope")
+    got = r.json()
+    assert r.status_code == 201 and r.headers["x-echo"] == "yes"
+    assert got["method"] == "PUT" and got["path"] == "/echo/a%20b/c" and got["query"] == "x=1&x=2&y="
+    assert bytes.fromhex(got["body"]) == body
+    sent = [h for h in got["headers"] if h[0] in ("x-custom", "content-type", "content-length")]
+    assert sent == [["x-custom", "one"], ["x-custom", "two"], ["content-type", "application/x-thing"],
+                    ["content-length", "256"]]
+    assert cookies.headers.get_list("set-cookie") == ["a=1; Path=/; SameSite=lax", "b=2; Path=/x; SameSite=lax"]
+    assert missing.status_code == 404 and missing.text == "Not Found"  # Starlette's own 404
+    assert r.headers["x-harness-outcome"] == "ok" and r.headers["x-harness-instance"].startswith("i-")
+
+
+def test_a_request_over_the_timeout_is_a_504_and_a_gateway_timeout_record() -> None:
+    """Past the ingress limit the caller gets 504 and the record says gateway_timeout; the replica is not killed."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", timeout_s=1.0) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        pid = c.get("/pid").json()["pid"]
+        r = c.get("/slow", params={"s": 4})
+        after = c.get("/pid").json()["pid"]
+        records = d.records()
+    assert r.status_code == 504 and r.json() == {"message": "Endpoint request timed out"}
+    assert r.headers["x-harness-outcome"] == "gateway_timeout"
+    assert [rec.outcome for rec in records] == ["ok", "gateway_timeout", "ok"]
+    assert records[1].latency_ms == pytest.approx(1000.0)
+    assert after == pid  # the same process served on: only the caller gave up
+
+
+def test_a_replica_killed_mid_request_gives_502_and_a_crash_record() -> None:
+    """SIGKILL of the replica's process during a request answers 502; the replica is restarted."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", restart_backoff_s=0.1) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        pid = c.get("/pid").json()["pid"]
+        answers: list[httpx.Response] = []
+        slow = threading.Thread(target=lambda: answers.append(c.get("/slow", params={"s": 30})))
+        slow.start()
+        deadline = time.monotonic() + 20
+        while not any(r.running for r in d._async._emulator.replicas):  # the slow request holds the replica's slot
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # and has reached the app
+        os.kill(pid, signal.SIGKILL)
+        slow.join(60)
+        later = c.get("/pid")
+        records = d.records()
+    assert answers[0].status_code == 502 and answers[0].json() == {"message": "Internal server error"}
+    assert answers[0].headers["x-harness-outcome"] == "crash"
+    assert [rec.outcome for rec in records] == ["ok", "crash", "ok"]
+    assert "ended mid-request" in (records[1].error or "")
+    assert later.status_code == 200 and later.json()["pid"] != pid  # a new process took the replica's place
+
+
+def test_requests_beyond_a_replicas_slots_queue_then_are_throttled() -> None:
+    """One slot and one queue place per replica, one replica: one runs, one queues behind it, the third is 429."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", min_replicas=1, max_replicas=1,
+                        replica_concurrency=1, replica_queue_limit=1) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 2}))
+        records = d.records()
+    assert sorted(a.status_code for a in answers) == [200, 200, 429]
+    assert sorted(r.outcome for r in records) == ["ok", "ok", "throttled"]
+    queued = max((r for r in records if r.ok), key=lambda r: r.latency_ms)
+    assert queued.latency_ms >= 3500  # it waited for the first (2 s) before its own 2 s
+
+
+def test_requests_beyond_the_slots_start_replicas_on_cloud_run() -> None:
+    """Cloud Run's front door (one slot per instance, scale from zero) starts a replica per waiting request."""
+    with harness.deploy(APP, pattern="container", profile="gcp-cloud-run", adapter="asgi", replica_concurrency=1,
+                        max_replicas=3) as d, httpx.Client(base_url=d.url, timeout=120) as c:
+        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 1}))
+        records = d.records()
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len({a.json()["pid"] for a in answers}) == 3  # three replica processes served them
+    assert len({r.instance_id for r in records}) == 3 and all(r.cold_start for r in records)
+
+
+def test_an_app_over_its_memory_cap_is_killed_and_the_request_fails_oom() -> None:
+    """The replica process stays under the instance's memory watch: past memory_mb it is killed (502, oom)."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", memory_mb=160) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        r = c.get("/hog", params={"mb": 400})
+        records = d.records()
+    assert r.status_code == 502
+    assert [rec.outcome for rec in records] == ["oom"]
+
+
+def test_a_task_is_forwarded_as_a_post_to_app_path() -> None:
+    """d.invoke(task) on container reaches the app's uvicorn as a JSON POST to app_path."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", app_path="/echo/task") as d:
+        r = d.invoke({"q": "hi"})
+        records = d.records()
+    assert r.ok and r.output["method"] == "POST" and r.output["path"] == "/echo/task"
+    assert bytes.fromhex(r.output["body"]) == b'{"q":"hi"}'
+    assert r.instance_id and [rec.outcome for rec in records] == ["ok"]
+
+
+def test_a_websocket_is_refused_with_a_reason() -> None:
+    """A WebSocket to the app is closed with code 1003 and a reason naming what is forwarded (HTTP only)."""
+    with harness.deploy(APP, pattern="container", adapter="asgi") as d:
+        url = d.url.replace("http", "ws", 1) + "/ws"
+        with websockets.sync.client.connect(url, open_timeout=30) as ws, pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=30)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1003
+    assert "WebSockets" in info.value.rcvd.reason
+
+
+def test_no_process_remains_after_close_with_a_request_in_flight(harness_procs: Any) -> None:
+    """Closing with a forwarded request in flight ends every replica process (uvicorn runs inside them)."""
+    before = harness_procs.own_zygote_pids()
+    d = harness.deploy(APP, pattern="container", adapter="asgi", min_replicas=2)
+    try:
+        run_id = harness_procs.new_zygote(before).run_id
+        slow = threading.Thread(target=lambda: httpx.get(f"{d.url}/slow?s=30", timeout=60), daemon=True)
+        slow.start()
+        time.sleep(1.0)
+        run_dir = d.run_dir
+        assert len(list(run_dir.glob("*.sock"))) == 2  # each replica's uvicorn listens on its own socket
+    finally:
+        d.close()
+    assert harness_procs.wait_run_gone(run_id) == []
+    assert not run_dir.exists()  # the sockets went with the run directory
