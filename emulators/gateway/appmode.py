@@ -7,6 +7,10 @@ invocation (its limits, cold starts, gateway timeout, cost), and the handler's a
 response, status, headers, cookies and body, as API Gateway maps it. The app's own ``/healthz`` or
 ``/openapi.json`` answers as in production; the harness's routes move under ``/_harness/``.
 
+On the container pattern an ASGI app is not fed events: its replicas serve it with uvicorn, and each
+request is forwarded to one of them as is, the answer streamed back (``emulators/appcalls.py``,
+``emulators/forward.py``); only the platform's own refusals and failures are answered here.
+
 When the platform fails the call rather than the app answering, the body is API Gateway's JSON
 ``{"message": ...}`` with the gateway's usual statuses (429, 413, 504, 502), plus the ``x-harness-*``
 headers that say which outcome it was.
