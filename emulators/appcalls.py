@@ -14,9 +14,12 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import Receive, Send
+
 from .forward import Exchange, Forwarder, HttpRequest, Sink, end
 from .pattern import new_ids
 from .records import Cost, Record, amended
+from .wsforward import relay_websocket
 
 if TYPE_CHECKING:
     from .container import Container
@@ -134,6 +137,39 @@ class AppCalls:
             cost=Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6))
         c._note_latency(record.latency_ms)
         return record, ex
+
+    async def websocket(self, scope: dict[str, Any], receive: Receive, send: Send, *,
+                        session_id: str | None) -> Record:
+        """Route a WebSocket to a replica (one slot for its life) and relay it (``wsforward.py``); its record."""
+        c = self.c
+        t0, t0_p, started_at = time.monotonic(), c.clock.now(), time.time()
+        routed = await c._route(session_id, started_at, t0, t0_p)
+        if isinstance(routed, Record):
+            await send({"type": "websocket.close", "code": 1013})  # try again later: refused before the handshake
+            return routed
+        replica, gen, wait_ms, cold, _, _, _ = routed
+        inst, meter = replica.inst, replica.meter
+        assert inst is not None and meter is not None
+        inv_id, trace_id = new_ids()
+        meter.begin(inv_id, c.clock.now())
+        begun = time.monotonic()
+        try:
+            with c.clock.busy():  # a live connection is real I/O: no jump over it on the virtual clock
+                outcome, error = await relay_websocket(inst, scope, receive, send)
+        finally:
+            share = meter.end(inv_id, c.clock.now())
+            replica.release(gen)
+        duration_ms = (time.monotonic() - begun) * 1000.0
+        busy_s = duration_ms / 1000.0 * share
+        c.busy_s += busy_s
+        info = replica.info
+        return c._add(Record(
+            ok=outcome == "ok", outcome=outcome, error=error, latency_ms=wait_ms + duration_ms, cold_start=cold,
+            init_ms=info.init_ms if cold and info is not None else 0.0, instance_id=inst.id, invocation_id=inv_id,
+            trace_id=trace_id, pattern=c.pattern, profile=c.profile.name, session_id=session_id,
+            started_at=started_at, ended_at=time.time(), duration_ms=duration_ms, billed_ms=busy_s * 1000.0,
+            wall_ms=(time.monotonic() - t0) * 1000.0,
+            cost=Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6)))
 
     async def aclose(self) -> None:
         """Close the connections to the replicas."""

@@ -74,6 +74,7 @@ class Container(ReplicaFleet):
         # An ASGI app: each replica serves it with uvicorn, and HTTP requests are forwarded (appcalls.py).
         self.apps = AppCalls(self, pool.app_path) if getattr(pool, "forwards_http", False) else None
         self.forward_http = self.apps.forward if self.apps is not None else None
+        self.forward_websocket = self.apps.websocket if self.apps is not None else None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ response, status, headers, cookies and body, as API Gateway maps it. The app's o
 
 On the container pattern an ASGI app is not fed events: its replicas serve it with uvicorn, and each
 request is forwarded to one of them as is, the answer streamed back (``emulators/appcalls.py``,
-``emulators/forward.py``); only the platform's own refusals and failures are answered here.
+``emulators/forward.py``; WebSockets ``emulators/wsforward.py``); only the platform's own refusals and
+failures are answered here.
 
 When the platform fails the call rather than the app answering, the body is API Gateway's JSON
 ``{"message": ...}`` with the gateway's usual statuses (429, 413, 504, 502), plus the ``x-harness-*``
@@ -46,10 +47,6 @@ _PLATFORM_ANSWERS = {
     "gateway_timeout": (504, "Endpoint request timed out"),
 }
 
-# At most 123 bytes (RFC 6455 5.5: a close frame's reason).
-_NO_WEBSOCKETS = "the harness does not forward WebSockets to an app's replicas yet; HTTP only (streaming included)"
-
-
 class AppFront:
     """The ASGI handler of app mode: a request -> a proxy event -> the pattern -> the app's HTTP answer."""
 
@@ -60,11 +57,12 @@ class AppFront:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gw = self.gateway
         if scope["type"] == "websocket":
-            if getattr(gw.emulator, "forward_http", None) is not None:
-                # Accepted only to say why it ends (a close before the handshake is a bare 403 to the client).
-                await receive()  # websocket.connect
-                await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": 1003, "reason": _NO_WEBSOCKETS})
+            forward_ws = getattr(gw.emulator, "forward_websocket", None)
+            if forward_ws is not None:  # a container whose replicas serve the app: relayed to one of them
+                headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+                async with gw.clock.caller():
+                    await forward_ws(scope, receive, send,
+                                     session_id=next((v for k, v in headers if k == SESSION_HEADER), None))
                 return
             await send({"type": "websocket.close", "code": 1003})  # API Gateway's HTTP/REST APIs carry none
             return

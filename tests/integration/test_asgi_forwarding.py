@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -12,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 import harness
 
@@ -164,14 +166,44 @@ def test_a_task_is_forwarded_as_a_post_to_app_path() -> None:
     assert r.instance_id and [rec.outcome for rec in records] == ["ok"]
 
 
-def test_a_websocket_is_refused_with_a_reason() -> None:
-    """A WebSocket to the app is closed with code 1003 and a reason naming what is forwarded (HTTP only)."""
+def test_a_websocket_is_relayed_to_the_app_both_ways() -> None:
+    """Handshake (query, header, subprotocol), text and binary messages and the app's close pass through; one record."""
     with harness.deploy(APP, pattern="container", adapter="asgi") as d:
-        url = d.url.replace("http", "ws", 1) + "/ws"
-        with websockets.sync.client.connect(url, open_timeout=30) as ws, pytest.raises(ConnectionClosed) as info:
-            ws.recv(timeout=30)
-    assert info.value.rcvd is not None and info.value.rcvd.code == 1003
-    assert "WebSockets" in info.value.rcvd.reason
+        url = d.url.replace("http", "ws", 1)
+        with websockets.sync.client.connect(f"{url}/ws?room=7", additional_headers={"x-token": "t1"},
+                                            subprotocols=[Subprotocol("chat.v1")], open_timeout=30) as ws:
+            hello = json.loads(ws.recv(timeout=30))
+            ws.send("hi")
+            text = ws.recv(timeout=30)
+            ws.send(b"\x00\x01\x02")
+            data = ws.recv(timeout=30)
+            protocol = ws.subprotocol
+            ws.send("bye")
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=30)
+        with pytest.raises(InvalidStatus):
+            websockets.sync.client.connect(f"{url}/ws-refuse", open_timeout=30)
+        records = d.records()
+    assert hello["hello"] == "room=7" and hello["x-token"] == "t1" and protocol == "chat.v1"
+    assert text == "echo: hi" and data == b"\x02\x01\x00"
+    assert info.value.rcvd is not None and (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "bye from the app")
+    assert [r.outcome for r in records] == ["ok", "ok"] and records[0].instance_id
+
+
+def test_a_websocket_whose_replica_dies_closes_1011_with_a_crash_record() -> None:
+    """SIGKILL of the replica under an open WebSocket closes the client's side with 1011; the record is crash."""
+    with harness.deploy(APP, pattern="container", adapter="asgi") as d:
+        with websockets.sync.client.connect(d.url.replace("http", "ws", 1) + "/ws", open_timeout=30) as ws:
+            pid = json.loads(ws.recv(timeout=30))["pid"]
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=30)
+        deadline = time.monotonic() + 20
+        while not d.records() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        records = d.records()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1011
+    assert [r.outcome for r in records] == ["crash"]
 
 
 def test_no_process_remains_after_close_with_a_request_in_flight(harness_procs: Any) -> None:
