@@ -153,10 +153,13 @@ class AppCalls:
         inv_id, trace_id = new_ids()
         meter.begin(inv_id, c.clock.now())
         begun = time.monotonic()
+        unwatch = None if inst.cap.kernel_enforced else self.forwarder.watch_memory(inst)
         try:
             with c.clock.busy():  # a live connection is real I/O: no jump over it on the virtual clock
                 outcome, error = await relay_websocket(inst, scope, receive, send)
         finally:
+            if unwatch is not None:
+                unwatch()
             share = meter.end(inv_id, c.clock.now())
             replica.release(gen)
         duration_ms = (time.monotonic() - begun) * 1000.0

@@ -8,6 +8,10 @@ hop-by-hop headers aside, as RFC 9110 has proxies do), and the answer back as it
 header (repeated ``set-cookie`` included), the body chunk by chunk with no buffering, so a
 ``StreamingResponse`` or server-sent events reach the client while the app is still writing.
 
+The app's time is all real (it runs no emulated waits the harness could see), so the limits below are
+real seconds on any clock: on the virtual clock the relay holds time (it passes 1:1 while a request is in
+flight), and on a scaled one an app's real second is a platform second, as its compute is in an instance.
+
 The ingress's time limit is the profile's (``timeout_s``, or ``gateway_timeout_s`` if shorter): until the
 response begins it is the time left after queueing, then the same limit applies to each silence between
 chunks, as nginx's ``proxy_read_timeout`` and an ALB's idle timeout do. Past it before the response began
@@ -66,11 +70,22 @@ class Exchange:
     body: bytearray = field(default_factory=bytearray)  # the response body, when kept (a task's POST)
     complete: bool = False  # the app's whole body was relayed but ``tail``; the closing message is left to send
     tail: bytes = b""  # the last bytes of a body with a content-length, held until the call is recorded
+    start: dict[str, Any] | None = None  # the response start of a bodiless answer (HEAD, 204, 304), held likewise
+
+
+@dataclass
+class _Watch:
+    """The RSS poller of one replica and how many of its requests need it."""
+
+    task: asyncio.Future[None]
+    users: int = 0
 
 
 async def end(send: Sink, out: Exchange) -> None:
     """Close the response of a complete exchange. A stream cut short stays unclosed: the server then drops
     the connection, so the client sees a truncated body, not a clean end."""
+    if out.start is not None and (out.complete or out.outcome != "ok"):
+        await send(out.start)
     if out.complete:
         await send({"type": "http.response.body", "body": out.tail, "more_body": False})
 
@@ -82,6 +97,7 @@ class Forwarder:
         self.clock = clock
         self._clients: dict[str, tuple[Instance, httpx.AsyncClient]] = {}
         self._closing: set[asyncio.Future[None]] = set()  # closes in the background (kept from the GC)
+        self._watches: dict[str, _Watch] = {}  # memory pollers of replicas without a cgroup, by instance id
 
     def _client(self, inst: Instance) -> httpx.AsyncClient:
         got = self._clients.get(inst.id)
@@ -112,6 +128,21 @@ class Forwarder:
         if not pending.cancelled() and pending.exception() is None:
             self._later(pending.result().aclose())
 
+    def watch_memory(self, inst: Instance) -> Callable[[], None]:
+        """Poll ``inst``'s RSS while requests to it are in flight (one poller per instance); the release."""
+        watch = self._watches.get(inst.id)
+        if watch is None:
+            watch = self._watches[inst.id] = _Watch(asyncio.ensure_future(_watch_memory(inst)))
+        watch.users += 1
+
+        def release() -> None:
+            watch.users -= 1
+            if watch.users == 0:
+                watch.task.cancel()
+                self._watches.pop(inst.id, None)
+
+        return release
+
     async def aclose(self) -> None:
         """Close every client (the deployment closes)."""
         clients, self._clients = [c for _, c in self._clients.values()], {}
@@ -135,14 +166,14 @@ class Forwarder:
         t0 = time.monotonic()
         # Real I/O to a real server: on the virtual clock time must pass 1:1 while it is in flight.
         with self.clock.busy():
-            watch = None if inst.cap.kernel_enforced else asyncio.ensure_future(_watch_memory(inst))
+            unwatch = None if inst.cap.kernel_enforced else self.watch_memory(inst)
             try:
                 await self._relay(client, request, send, out, first_s, idle_s, marks, keep_body, disconnected)
             except (httpx.TransportError, OSError) as exc:
                 await self._failed(inst, out, exc)
             finally:
-                if watch is not None:
-                    watch.cancel()
+                if unwatch is not None:
+                    unwatch()
         out.wall_s = time.monotonic() - t0
         return out
 
@@ -151,7 +182,7 @@ class Forwarder:
                      keep_body: bool, disconnected: Callable[[], bool]) -> None:
         pending = asyncio.ensure_future(client.send(request, stream=True))
         try:
-            response = await self.clock.wait(asyncio.shield(pending), first_s)
+            response = await asyncio.wait_for(asyncio.shield(pending), first_s)
         except TimeoutError:
             out.outcome, out.lingering = "gateway_timeout", pending
             out.error = f"upstream request timeout: no response within {first_s:g} s (HTTP 504)"
@@ -163,8 +194,11 @@ class Forwarder:
         try:
             out.status = response.status_code
             pairs = [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": [*pairs, *marks()]})
+            start = {"type": "http.response.start", "status": response.status_code, "headers": [*pairs, *marks()]}
+            if request.method == "HEAD" or response.status_code in (204, 304):
+                out.start = start  # no body: the client is done at the headers, so they wait for the record
+            else:
+                await send(start)
             out.started = True
             # With a content-length the client is done at the last byte, before any closing message: that last
             # chunk is held for ``end``, so the call is recorded before the client can see its end.
@@ -173,7 +207,7 @@ class Forwarder:
             chunks = response.aiter_raw().__aiter__()
             while True:
                 try:
-                    chunk = await self.clock.wait(chunks.__anext__(), idle_s)
+                    chunk = await asyncio.wait_for(chunks.__anext__(), idle_s)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:

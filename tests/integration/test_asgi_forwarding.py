@@ -146,14 +146,41 @@ def test_requests_beyond_the_slots_start_replicas_on_cloud_run() -> None:
     assert len({r.instance_id for r in records}) == 3 and all(r.cold_start for r in records)
 
 
-def test_an_app_over_its_memory_cap_is_killed_and_the_request_fails_oom() -> None:
-    """The replica process stays under the instance's memory watch: past memory_mb it is killed (502, oom)."""
+@pytest.mark.parametrize("enforcement", ["cgroup", "poll"])
+def test_an_app_over_its_memory_cap_is_killed_and_the_request_fails_oom(enforcement: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replica process stays under the instance's memory watch (cgroup or RSS poll): past memory_mb, 502 oom."""
+    if enforcement == "poll":
+        monkeypatch.setenv("HARNESS_NO_CGROUP", "1")
     with harness.deploy(APP, pattern="container", adapter="asgi", memory_mb=160) as d, \
             httpx.Client(base_url=d.url, timeout=60) as c:
         r = c.get("/hog", params={"mb": 400})
         records = d.records()
+        used = d._async._emulator.pool.memory_enforcement
+    assert used == enforcement
     assert r.status_code == 502
     assert [rec.outcome for rec in records] == ["oom"]
+
+
+def test_the_app_s_real_time_is_platform_time_on_a_scaled_clock() -> None:
+    """At time_scale=0.01 an app's real second is a platform second: no 504 at 0.6 s of a 60 s limit."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", time_scale=0.01, timeout_s=60) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        r = c.get("/slow", params={"s": 1})
+        records = d.records()
+    assert r.status_code == 200 and [rec.outcome for rec in records] == ["ok"]
+    assert 1000 <= records[0].latency_ms < 30_000  # real time 1:1, not divided by the scale
+
+
+def test_a_failed_lifespan_startup_fails_the_replica_s_start_with_the_app_s_traceback(tmp_path: Path) -> None:
+    """uvicorn runs the app's lifespan startup in the cold start: its failure is an init error naming the app's."""
+    app = tmp_path / "badlife.py"
+    app.write_text("from contextlib import asynccontextmanager\nfrom starlette.applications import Starlette\n\n"
+                   "@asynccontextmanager\nasync def lifespan(app):\n    raise RuntimeError('no database')\n"
+                   "    yield\n\napp = Starlette(lifespan=lifespan)\n")
+    with pytest.raises(harness.InstanceStartError) as info:
+        harness.deploy(f"{app}:app", pattern="container", adapter="asgi")
+    assert "lifespan startup failed" in str(info.value) and "RuntimeError: no database" in str(info.value)
 
 
 def test_a_task_is_forwarded_as_a_post_to_app_path() -> None:
@@ -183,11 +210,19 @@ def test_a_websocket_is_relayed_to_the_app_both_ways() -> None:
                 ws.recv(timeout=30)
         with pytest.raises(InvalidStatus):
             websockets.sync.client.connect(f"{url}/ws-refuse", open_timeout=30)
-        records = d.records()
+        records = _records(d, 2)
     assert hello["hello"] == "room=7" and hello["x-token"] == "t1" and protocol == "chat.v1"
     assert text == "echo: hi" and data == b"\x02\x01\x00"
     assert info.value.rcvd is not None and (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "bye from the app")
     assert [r.outcome for r in records] == ["ok", "ok"] and records[0].instance_id
+
+
+def _records(d: Any, n: int) -> list[Any]:
+    """The deployment's records once there are ``n`` (a WebSocket's is added just after the client sees its close)."""
+    deadline = time.monotonic() + 20
+    while len(d.records()) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return list(d.records())
 
 
 def test_a_websocket_whose_replica_dies_closes_1011_with_a_crash_record() -> None:
@@ -198,10 +233,7 @@ def test_a_websocket_whose_replica_dies_closes_1011_with_a_crash_record() -> Non
             os.kill(pid, signal.SIGKILL)
             with pytest.raises(ConnectionClosed) as info:
                 ws.recv(timeout=30)
-        deadline = time.monotonic() + 20
-        while not d.records() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        records = d.records()
+        records = _records(d, 1)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1011
     assert [r.outcome for r in records] == ["crash"]
 
