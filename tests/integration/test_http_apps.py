@@ -62,7 +62,7 @@ def test_the_same_app_gives_identical_bodies_on_container_and_serverless() -> No
 
 
 def test_on_container_each_replica_serves_the_fastapi_app_with_uvicorn() -> None:
-    """On container each replica serves the sample with uvicorn (a socket each, lifespan once), reached by forwarding."""
+    """On container each replica serves the sample with uvicorn (a socket each, lifespan once), by forwarding."""
     with harness.deploy(FASTAPI_APP, pattern="container", adapter="asgi", min_replicas=2) as d, \
             httpx.Client(base_url=d.url, timeout=30) as c:
         health = [c.get("/healthz") for _ in range(4)]
