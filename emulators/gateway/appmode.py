@@ -20,10 +20,11 @@ headers that say which outcome it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..forward import HttpRequest
 from ..pattern import rejected_record, traced
@@ -60,9 +61,10 @@ class AppFront:
             forward_ws = getattr(gw.emulator, "forward_websocket", None)
             if forward_ws is not None:  # a container whose replicas serve the app: relayed to one of them
                 headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
-                async with gw.clock.caller():
-                    await forward_ws(scope, receive, send,
-                                     session_id=next((v for k, v in headers if k == SESSION_HEADER), None))
+                with contextlib.suppress(asyncio.CancelledError):  # the server stops: the connection goes
+                    async with gw.clock.caller():
+                        await forward_ws(scope, receive, send,
+                                         session_id=next((v for k, v in headers if k == SESSION_HEADER), None))
                 return
             await send({"type": "websocket.close", "code": 1003})  # API Gateway's HTTP/REST APIs carry none
             return
@@ -98,7 +100,7 @@ class AppFront:
     async def _forward(self, forward: Any, scope: Scope, receive: Receive, send: Send, body: bytes,
                        session_id: str | None, entry: GatewayCall) -> None:
         """Forward the request to a replica's own server (``emulators/appcalls.py``), the answer streamed back."""
-        from .app import counted
+        from .app import SHUTTING_DOWN, counted, harness_headers
 
         gw = self.gateway
         target: bytes = scope.get("raw_path") or scope.get("path", "/").encode()
@@ -108,13 +110,30 @@ class AppFront:
         # Once the body is read, the next receive() is the client's going away (or the response's end).
         gone = asyncio.ensure_future(receive())
         token = entry.enter()
+        out = counted(send, gw.responses)
+        began: list[bool] = []
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                began.append(True)
+            await out(message)
+
+        me = asyncio.current_task()
+        if me is not None:
+            gw._calls.add(me)  # the gateway's close cancels it, as a /invoke in flight
         try:
             async with gw.clock.caller():  # on the virtual clock, a waiting HTTP caller lets time jump
-                record, started = await forward(req, counted(send, gw.responses), session_id=session_id,
-                                                disconnected=gone.done)
+                record, started = await forward(req, sending, session_id=session_id, disconnected=gone.done)
+        except asyncio.CancelledError:
+            # The server is stopping with this request open: say so if nothing went out yet; a stream is cut.
+            if not began:
+                await gw._send(send, gw.responses, entry, SHUTTING_DOWN, 503, harness_headers(None))
+            return
         finally:
             entry.leave(token)
             gone.cancel()
+            if me is not None:
+                gw._calls.discard(me)
         if started:
             entry.end, entry.status = time.time(), 200
         else:  # the platform refused or failed it before the app answered: API Gateway-style JSON
