@@ -6,7 +6,9 @@ ASGI app runs uvicorn on a unix socket (``runtime/appserver.py``) and ``Forwarde
 request to it with httpx: method, raw path and query, headers and body as the client sent them (the
 hop-by-hop headers aside, as RFC 9110 has proxies do), and the answer back as it comes: status, every
 header (repeated ``set-cookie`` included), the body chunk by chunk with no buffering, so a
-``StreamingResponse`` or server-sent events reach the client while the app is still writing.
+``StreamingResponse`` or server-sent events reach the client while the app is still writing. The request
+body is read whole first (up to the profile's request limit), as nginx buffers it by default; a client
+that goes away mid-response has the app's side closed too.
 
 The app's time is all real (it runs no emulated waits the harness could see), so the limits below are
 real seconds on any clock: on the virtual clock the relay holds time (it passes 1:1 while a request is in
@@ -222,8 +224,11 @@ class Forwarder:
                     if left <= 0:
                         out.tail += chunk
                         continue
-                if not disconnected():  # a caller that went away gets nothing more; the app still finishes
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if disconnected():
+                    # The caller went away: close the app's side too, as nginx does (proxy_ignore_client_abort
+                    # off), so an endless stream frees its slot. The call itself went as the app meant: ok.
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             out.complete = True  # the caller ends the response (``end``) once the call is recorded
         finally:
             await response.aclose()

@@ -98,6 +98,34 @@ def test_a_request_over_the_timeout_is_a_504_and_a_gateway_timeout_record() -> N
     assert after == pid  # the same process served on: only the caller gave up
 
 
+def test_a_stream_silent_past_the_limit_is_cut_with_a_gateway_timeout_record() -> None:
+    """Mid-stream the ingress limit is the longest silence between chunks: past it the client's stream is cut."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", timeout_s=1.0) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        got: list[bytes] = []
+        with pytest.raises(httpx.RemoteProtocolError), \
+                c.stream("GET", "/stream", params={"n": 3, "pause": 3}) as r:
+            got.extend(r.iter_raw())
+        records = _records(d, 1)
+    assert r.status_code == 200 and got == [b"chunk 0\n"]
+    assert [rec.outcome for rec in records] == ["gateway_timeout"]
+    assert "silent" in (records[0].error or "")
+
+
+def test_a_client_that_leaves_a_stream_frees_the_replica_s_slot() -> None:
+    """Closing an endless stream closes the app's side: its one slot is free for the next request (no 429)."""
+    with harness.deploy(APP, pattern="container", adapter="asgi", min_replicas=1, max_replicas=1,
+                        replica_concurrency=1, replica_queue_limit=0) as d, \
+            httpx.Client(base_url=d.url, timeout=60) as c:
+        with c.stream("GET", "/stream", params={"n": 1000, "pause": 0.2}) as r:
+            first = next(r.iter_raw())
+        records = _records(d, 1)
+        after = c.get("/pid")
+    assert first == b"chunk 0\n" and records[0].outcome == "ok"
+    assert records[0].latency_ms < 60_000  # ended with the client, not after the app's 200 s of chunks
+    assert after.status_code == 200
+
+
 def test_a_replica_killed_mid_request_gives_502_and_a_crash_record() -> None:
     """SIGKILL of the replica's process during a request answers 502; the replica is restarted."""
     with harness.deploy(APP, pattern="container", adapter="asgi", restart_backoff_s=0.1) as d, \
