@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Send
@@ -43,7 +44,7 @@ class AppCalls:
         self.app_path = app_path
 
     async def forward(self, req: HttpRequest, send: Sink, *, session_id: str | None,
-                      disconnected: Any = None) -> tuple[Record, bool]:
+                      disconnected: Callable[[], bool] | None = None) -> tuple[Record, bool]:
         """Route ``req`` to a replica and relay the answer to ``send``; the record and whether a response began
         (if not, the caller answers the failure: 429, 504, 502)."""
         c = self.c
@@ -85,7 +86,8 @@ class AppCalls:
         return c._add(changed)
 
     async def _exchange(self, routed: Routed, req: HttpRequest, send: Sink, session_id: str | None,
-                        started_at: float, t0: float, *, keep_body: bool, disconnected: Any = None
+                        started_at: float, t0: float, *, keep_body: bool,
+                        disconnected: Callable[[], bool] | None = None
                         ) -> tuple[Record, Exchange]:
         """Relay one routed request; its record (not yet added, unless the ingress gave up: ``lingering``)."""
         c = self.c

@@ -19,7 +19,9 @@ Policy over the shared pool (``pool.py``), in the Kubernetes / Cloud Run / Farga
   (CrashLoopBackOff); requests running on it end ``crash`` / ``oom``, requests waiting in its queue go back
   to the balancer; ``restart()`` replaces replicas one at a time without failing a request;
 - replicas are billed for their whole up time, busy or idle (``replica_rate_usd``); each record carries
-  its share of the replica while it ran, and the summary splits busy from idle cost.
+  its share of the replica while it ran, and the summary splits busy from idle cost;
+- an ASGI app (``adapter="asgi"``) is served by uvicorn in each replica and reached by HTTP forwarding
+  (``appcalls.py``): a request is admitted as any call (``_route``), then relayed, streamed and recorded.
 """
 
 from __future__ import annotations

@@ -155,19 +155,19 @@ def test_requests_beyond_a_replicas_slots_queue_then_are_throttled() -> None:
     with harness.deploy(APP, pattern="container", adapter="asgi", min_replicas=1, max_replicas=1,
                         replica_concurrency=1, replica_queue_limit=1) as d, \
             httpx.Client(base_url=d.url, timeout=60) as c:
-        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 2}))
+        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 3}))
         records = d.records()
     assert sorted(a.status_code for a in answers) == [200, 200, 429]
     assert sorted(r.outcome for r in records) == ["ok", "ok", "throttled"]
     queued = max((r for r in records if r.ok), key=lambda r: r.latency_ms)
-    assert queued.latency_ms >= 3500  # it waited for the first (2 s) before its own 2 s
+    assert queued.latency_ms >= 5000  # it waited for the first (3 s) before its own 3 s
 
 
 def test_requests_beyond_the_slots_start_replicas_on_cloud_run() -> None:
     """Cloud Run's front door (one slot per instance, scale from zero) starts a replica per waiting request."""
     with harness.deploy(APP, pattern="container", profile="gcp-cloud-run", adapter="asgi", replica_concurrency=1,
                         max_replicas=3) as d, httpx.Client(base_url=d.url, timeout=120) as c:
-        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 1}))
+        answers = _in_threads(3, lambda i: c.get("/slow", params={"s": 2}))
         records = d.records()
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert len({a.json()["pid"] for a in answers}) == 3  # three replica processes served them
