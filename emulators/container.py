@@ -19,7 +19,9 @@ Policy over the shared pool (``pool.py``), in the Kubernetes / Cloud Run / Farga
   (CrashLoopBackOff); requests running on it end ``crash`` / ``oom``, requests waiting in its queue go back
   to the balancer; ``restart()`` replaces replicas one at a time without failing a request;
 - replicas are billed for their whole up time, busy or idle (``replica_rate_usd``); each record carries
-  its share of the replica while it ran, and the summary splits busy from idle cost.
+  its share of the replica while it ran, and the summary splits busy from idle cost;
+- an ASGI app (``adapter="asgi"``) is served by uvicorn in each replica and reached by HTTP forwarding
+  (``appcalls.py``): a request is admitted as any call (``_route``), then relayed, streamed and recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .appcalls import AppCalls
 from .autoscale import Autoscaler, ScalePolicy
 from .billing import replica_rate_usd
 from .clock import Clock
@@ -70,6 +73,10 @@ class Container(ReplicaFleet):
                                    profile.pending_startup_factor)
                       if profile.front_door == "pending_queue" else None)
         self._loop_task: asyncio.Task[None] | None = None
+        # An ASGI app: each replica serves it with uvicorn, and HTTP requests are forwarded (appcalls.py).
+        self.apps = AppCalls(self, pool.app_path) if getattr(pool, "forwards_http", False) else None
+        self.forward_http = self.apps.forward if self.apps is not None else None
+        self.forward_websocket = self.apps.websocket if self.apps is not None else None
 
     # ---- lifecycle -------------------------------------------------------------------------------------
 
@@ -99,6 +106,8 @@ class Container(ReplicaFleet):
             await self.shutdown()
         finally:
             self.state.close()
+            if self.apps is not None:
+                await self.apps.aclose()
 
     async def queue_depth(self) -> int:
         """Requests waiting now: for a replica to be ready (the balancer's) and for a slot on one (each replica's)."""
@@ -248,20 +257,36 @@ class Container(ReplicaFleet):
         t0, t0_p = time.monotonic(), self.clock.now()
         started_at = time.time()
         p = self.profile
-
-        def rejected(outcome: str, error: str) -> Record:
-            record = rejected_record(pattern=self.pattern, profile=p, outcome=outcome, error=error,
-                                     started_at=started_at, session_id=session_id, wall_s=time.monotonic() - t0)
-            if self.front is not None and outcome == "throttled":  # the caller waited in the pending queue
-                record = amended(record, latency_ms=(self.clock.now() - t0_p) * 1000.0)
-            return self._add(record)
         try:
             body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
-            return rejected("agent_error", f"the task is not JSON-serializable ({exc}); pass a dict of JSON values")
+            return self._rejected("agent_error", f"the task is not JSON-serializable ({exc}); pass a dict of JSON "
+                                  f"values", session_id, started_at, t0, t0_p)
         if p.request_limit_bytes is not None and len(body) > p.request_limit_bytes:
-            return rejected("payload_too_large",
-                            f"request of {len(body)} bytes exceeds the {p.request_limit_bytes}-byte limit of {p.name}")
+            return self._rejected("payload_too_large", f"request of {len(body)} bytes exceeds the "
+                                  f"{p.request_limit_bytes}-byte limit of {p.name}", session_id, started_at, t0, t0_p)
+        if self.apps is not None:  # an ASGI app served by its replicas: the task is a POST to app_path
+            return await self.apps.post_task(body, session_id, started_at, t0, t0_p)
+        routed = await self._route(session_id, started_at, t0, t0_p)
+        if isinstance(routed, Record):
+            return routed
+        replica, gen, wait_ms, cold, remaining, limit_s, waited_wall = routed
+        return await self._call(replica, gen, body, session_id, on_event, remaining, t0, waited_wall,
+                                started_at, wait_ms, cold, limit_s)
+
+    def _rejected(self, outcome: str, error: str, session_id: str | None, started_at: float, t0: float,
+                  t0_p: float) -> Record:
+        record = rejected_record(pattern=self.pattern, profile=self.profile, outcome=outcome, error=error,
+                                 started_at=started_at, session_id=session_id, wall_s=time.monotonic() - t0)
+        if self.front is not None and outcome == "throttled":  # the caller waited in the pending queue
+            record = amended(record, latency_ms=(self.clock.now() - t0_p) * 1000.0)
+        return self._add(record)
+
+    async def _route(self, session_id: str | None, started_at: float, t0: float, t0_p: float
+                     ) -> Record | tuple[Replica, int, float, bool, float, float, float]:
+        """A slot on a replica for one request (the record of its refusal if none): the replica, the slot's
+        generation, the platform ms it waited, whether it waited for a cold start, the platform seconds left
+        to the ingress limit, that limit, and the wall seconds it waited."""
         self._arrivals += 1
         limit_s = self._ingress_timeout()
         if self.front is not None:
@@ -270,9 +295,10 @@ class Container(ReplicaFleet):
             admitted = await self._admit(session_id, t0_p, limit_s)
         if isinstance(admitted, str):
             if admitted == "throttled":
-                return rejected("throttled", self._throttled_reason())
+                return self._rejected("throttled", self._throttled_reason(), session_id, started_at, t0, t0_p)
             if admitted == "closed":
-                return rejected("crash", "the deployment closed before the request reached a replica")
+                return self._rejected("crash", "the deployment closed before the request reached a replica",
+                                      session_id, started_at, t0, t0_p)
             return self._timeout_record(session_id, started_at, limit_s, "while waiting for a replica")
         replica, gen, waited = admitted
         waited_wall = time.monotonic() - t0
@@ -298,9 +324,8 @@ class Container(ReplicaFleet):
             return self._timeout_record(session_id, started_at, limit_s, "while queued")
         if self.front is not None and wait_ms / 1000.0 > self.front.limit_s() + 1e-9:
             replica.release(gen)  # on a scaled clock, judged now: it waited past the pending limit
-            return rejected("throttled", self._throttled_reason())
-        return await self._call(replica, gen, body, session_id, on_event, remaining, t0, waited_wall,
-                                started_at, wait_ms, cold, limit_s)
+            return self._rejected("throttled", self._throttled_reason(), session_id, started_at, t0, t0_p)
+        return replica, gen, wait_ms, cold, remaining, limit_s, waited_wall
 
     async def _admit(self, session_id: str | None, t0_p: float, limit_s: float
                      ) -> tuple[Replica, int, bool] | str:

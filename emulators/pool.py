@@ -60,6 +60,9 @@ class Pool:
         self.rng = random.Random(profile.seed)
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"harness-{run_id}-"))
         self.runtime = runtime
+        # An ASGI app on the container pattern is served by uvicorn in each replica and reached over HTTP
+        # (forward.py), not through API Gateway events; the socket lives in the run directory.
+        self.forwards_http = pattern == "container" and adapter == "asgi" and runtime == "process"
         # runtime="docker": one container per instance instead of a process forked from the zygote
         self._docker = DockerSpawner(run_id, self.run_dir, self.env, profile=profile, agent=agent, image=image) \
             if runtime == "docker" else None
@@ -182,6 +185,7 @@ class Pool:
             "llm_time_path": str(self.run_dir / f"{instance_id}.llmtime") if self.llm_url else None,
             "llm_client_at_init": self.llm_client_at_init,
             "log_path": str(self.run_dir / f"{instance_id}.log"),
+            "app_socket": str(self.run_dir / f"{instance_id}.sock") if self.forwards_http else None,
             "cgroup": None,
             "env": env,
         }

@@ -85,7 +85,13 @@ def build_config(agent: str | Path | Callable[..., Any] | None, pattern: str | N
                           f"http(s) base URL of a real OpenAI/Anthropic-compatible provider (metering proxy)")
     if llm_script is not None and not Path(llm_script).is_file():
         raise ConfigError(f"LLM script {str(llm_script)!r} does not exist; check the path")
-    parse_runtime(runtime)
+    if parse_runtime(runtime)[0] != "process" and pattern == "container" and adapter == "asgi":
+        # The gateway forwards HTTP to a uvicorn in each replica over a unix socket in the run directory;
+        # a Docker container's socket is not reachable that way yet.
+        raise ConfigError(f"runtime={runtime!r} does not serve an ASGI app on the container pattern yet (the "
+                          f"gateway forwards HTTP to each replica's uvicorn over a local socket); use "
+                          f"runtime='process' (the default) for container, or pattern='serverless' to run the "
+                          f"app in Docker behind API Gateway events")
     if not isinstance(app_path, str) or not app_path.startswith("/"):
         raise ConfigError(f"app_path must be a path starting with '/', e.g. '/chat', got {app_path!r}")
     if memory is not None and (not isinstance(memory, str)

@@ -49,11 +49,11 @@ from .options import GatewayOptions
 from .streams import parse_last_event_id, sse_response, ws_follow
 from .tasks import TaskRegistry, async_request_limit, result_json
 
-__all__ = ["HARNESS_HEADERS", "GatewayApp", "Render", "harness_headers", "status_for"]
+__all__ = ["HARNESS_HEADERS", "SHUTTING_DOWN", "GatewayApp", "Render", "harness_headers", "status_for"]
 
 HARNESS_HEADERS = ("x-harness-outcome", "x-harness-cold-start", "x-harness-instance", "x-harness-latency-ms")
 _STATUS = {"ok": 200, "throttled": 429, "payload_too_large": 413, "timeout": 504, "gateway_timeout": 504}
-_SHUTTING_DOWN = {"error": "the gateway is shutting down; the call may not have finished", "code": "shutting_down"}
+SHUTTING_DOWN = {"error": "the gateway is shutting down; the call may not have finished", "code": "shutting_down"}
 Render = Callable[[Result], tuple[int, list[tuple[bytes, bytes]], bytes]]  # a result -> status, headers, body
 _OPEN_PATHS = frozenset({"/healthz"})  # reachable without the API key, for readiness probes
 
@@ -273,7 +273,7 @@ class GatewayApp:
         except asyncio.CancelledError:
             # The server is stopping with this request open: say so rather than leave a traceback in the log.
             if not early:
-                await self._send(send, counts, entry, _SHUTTING_DOWN, 503, harness_headers(None))
+                await self._send(send, counts, entry, SHUTTING_DOWN, 503, harness_headers(None))
             return
         except Exception as exc:  # a harness bug: answer as the routes' exception handler does
             if not early:

@@ -127,6 +127,7 @@ class _Instance:
         path = cfg.get("llm_time_path")
         self.llm_time = LLMTimeReader(path) if path else None
         self.peak = limits.PeakMemory()
+        self.app_server: Any = None  # an ASGI app served by uvicorn on a unix socket (container forwarding)
 
     def init(self) -> None:
         cfg = self.cfg
@@ -144,8 +145,15 @@ class _Instance:
             sys.stdout.flush()
             os._exit(3)
         if self.adapter == "asgi":
-            # The app's startup (FastAPI/Starlette lifespan) is part of the cold start, as on a platform.
-            problem = self.loop.run_until_complete(lifespan_startup(self.fn))
+            # The app's startup (FastAPI/Starlette lifespan) is part of the cold start, as on a platform. On a
+            # container the app is served by a real uvicorn (appserver.py), which runs that startup itself.
+            if cfg.get("app_socket"):
+                from .appserver import AppServer
+
+                self.app_server = AppServer(self.fn, cfg["app_socket"])
+                problem = self.app_server.start()
+            else:
+                problem = self.loop.run_until_complete(lifespan_startup(self.fn))
             if problem is not None:
                 self.chan.send({"op": "init_error", "error": problem, "traceback": "",
                                 "init_ms": timer.elapsed() * 1000.0, "wall_ms": timer.wall_elapsed() * 1000.0})

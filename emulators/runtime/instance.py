@@ -221,6 +221,11 @@ class Instance:
         """
         return self._death.outcome if self._death is not None else None
 
+    @property
+    def exit_detail(self) -> str:
+        """How the process ended, in words (its exit status or signal); empty while it runs."""
+        return self._death.error if self._death is not None else ""
+
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the instance wrote to stdout/stderr."""
         try:

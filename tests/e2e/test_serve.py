@@ -161,3 +161,23 @@ def test_serve_records_dir_keeps_every_record_for_harness_report(tmp_path: Path)
     got = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 0 and "serverless" in got.stdout, got.stderr
+
+
+def test_ctrl_c_with_a_stream_in_flight_reaps_every_replica_of_an_asgi_app() -> None:
+    """SIGINT while a forwarded stream is open on container exits 130 and leaves no replica (nor its uvicorn)."""
+    app = f"{ROOT / 'fixtures' / 'agents' / 'asgi_streaming.py'}:app"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", app, "--adapter", "asgi", "--pattern",
+                             "container", "--set", "min_replicas=2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        [url], _ = _urls(proc, 1)
+        with httpx.Client(timeout=30) as c, c.stream("GET", f"{url}/stream", params={"n": 100, "pause": 1}) as r:
+            first = next(r.iter_raw())  # the stream is open and the app is writing it
+            pids = _descendants(proc)
+            assert first == b"chunk 0\n" and len(pids) >= 3  # the zygote and two replicas at least
+            err = _interrupt(proc, pids)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    assert "Traceback" not in err, err

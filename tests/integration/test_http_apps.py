@@ -61,6 +61,23 @@ def test_the_same_app_gives_identical_bodies_on_container_and_serverless() -> No
     assert bodies["container"] == bodies["serverless"]
 
 
+def test_on_container_each_replica_serves_the_fastapi_app_with_uvicorn() -> None:
+    """On container each replica serves the sample with uvicorn (a socket each, lifespan once), by forwarding."""
+    with harness.deploy(FASTAPI_APP, pattern="container", adapter="asgi", min_replicas=2) as d, \
+            httpx.Client(base_url=d.url, timeout=30) as c:
+        health = [c.get("/healthz") for _ in range(4)]
+        head = c.head("/items/3")
+        sockets = sorted(p.name for p in d.run_dir.glob("*.sock"))
+        ask = d.invoke({"question": "hi"})
+        records = d.records()
+    assert sockets == ["i-0001.sock", "i-0002.sock"]
+    assert {h.json()["startups"] for h in health} == {1}  # each process ran the app's lifespan startup once
+    assert {h.headers["x-harness-instance"] for h in health} == {"i-0001", "i-0002"}  # both replicas served
+    assert head.status_code == 405 and head.content == b""  # FastAPI's own answer to HEAD (a GET route), no body
+    assert ask.ok and ask.output == {"answer": "you asked: hi"} and ask.instance_id in ("i-0001", "i-0002")
+    assert len(records) == 6 and {r.outcome for r in records} == {"ok"}
+
+
 def test_a_task_reaches_an_app_as_a_post_to_app_path() -> None:
     """d.invoke(task) POSTs the task as JSON to app_path; the app's JSON answer is the output."""
     with harness.deploy(FASTAPI_APP, adapter="asgi", app_path="/invoke") as d:

@@ -156,3 +156,13 @@ def test_project_defaults_table_must_be_a_table(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool]\nharness = 3\n")
     with pytest.raises(ConfigError, match="must be a table"):
         project_defaults(tmp_path)
+
+
+@pytest.mark.parametrize("runtime", ["docker", "docker:python:3.11-slim"])
+def test_an_asgi_app_on_container_in_docker_is_refused_with_what_to_use(root: Path, runtime: str) -> None:
+    """runtime='docker' cannot forward to a replica's uvicorn yet: the error names runtime='process' and serverless."""
+    app = "fixtures/deployments/fastapi/app.py:app"
+    with pytest.raises(ConfigError, match=r"runtime='process'.*pattern='serverless'"):
+        build_config(app, "container", adapter="asgi", runtime=runtime)
+    assert build_config(app, "serverless", adapter="asgi", runtime=runtime).runtime == runtime
+    assert build_config(ECHO, "container", runtime=runtime).runtime == runtime  # a plain agent still runs there
