@@ -159,12 +159,20 @@ class Builder:
         """The agent a Kubernetes-style container's command/args (else the Dockerfile's CMD beside the file) runs."""
         words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])] \
             or dockerfile_cmd(self.doc.file.parent)
-        agent, how = agent_from_command(words, self.doc.file.parent)
+        agent, how, app = agent_from_command(words, self.doc.file.parent)
         if agent is not None:
-            self.take((*cp, "command" if "command" in container else "args"), "agent", " ".join(words), agent, how)
+            self.command_agent((*cp, "command" if "command" in container else "args"), " ".join(words), agent, how,
+                               app)
         else:
             self.skip(cp, how + "; pass the agent yourself")
         return agent
+
+    def command_agent(self, path: tuple[str | int, ...], command: str, agent: str, how: str, app: bool) -> None:
+        """Take the agent a command runs; an app an ASGI server serves also sets ``adapter="asgi"``."""
+        self.take(path, "agent", command, agent, how)
+        if app:
+            self.adapter = "asgi"
+            self.take(path, "adapter", command, "asgi", "an ASGI server's command: the app gets HTTP requests")
 
     def container_env(self, cp: tuple[str | int, ...], container: Mapping[str, Any], unresolved: str) -> None:
         """A Kubernetes-style container's ``env`` list: plain values taken, ``valueFrom`` ones skipped (why)."""
@@ -249,12 +257,13 @@ def agent_from_file(file: Path, where: Where, names: Iterable[str] = AGENT_NAMES
 _SPEC = re.compile(r"^([\w./-]+\.py|[A-Za-z_][\w.]*):([A-Za-z_][\w.]*)$")
 
 
-def agent_from_command(words: Iterable[str], base: Path) -> tuple[str | None, str]:
-    """The agent a container's command names, and how it was found (or why not).
+def agent_from_command(words: Iterable[str], base: Path) -> tuple[str | None, str, bool]:
+    """The agent a container's command names, how it was found (or why not), and whether it is an ASGI app.
 
     Recognised: a ``file.py:callable`` or ``module:callable`` word whose file is under ``base``;
-    ``python file.py`` and ``python -m module`` (the file's ``agent``/``handler``). An ASGI server
-    (uvicorn, gunicorn, hypercorn) serving ``module:app`` is reported: apps are part 2 of issue 21.
+    ``python file.py`` and ``python -m module`` (the file's ``agent``/``handler``). A ``module:app`` that an
+    ASGI server (uvicorn, gunicorn, hypercorn, fastapi) serves is an app: it deploys with ``adapter="asgi"``
+    (on container, a real uvicorn per replica, as the image's own command would run it).
     """
     tokens: list[str] = []
     for w in words:
@@ -268,19 +277,18 @@ def agent_from_command(words: Iterable[str], base: Path) -> tuple[str | None, st
             file = base / (target if target.endswith(".py") else target.replace(".", "/") + ".py")
             if file.is_file():
                 if asgi:
-                    return None, (f"{t!r} is an ASGI app served by {tokens[0]}: apps need the ASGI support of "
-                                  f"issue 21 part 2; pass an agent(task, ctx) callable instead")
-                return f"{file.resolve()}:{attr}", f"the command names {t!r}"
+                    return f"{file.resolve()}:{attr}", f"{tokens[0]} serves the ASGI app {t!r}", True
+                return f"{file.resolve()}:{attr}", f"the command names {t!r}", False
         if t.endswith(".py") and (base / t).is_file() and i > 0 and Path(tokens[i - 1]).name.startswith("python"):
             name = _defines(base / t, AGENT_NAMES)
             if name is not None:
-                return f"{(base / t).resolve()}:{name}", f"'python {t}' runs {name}"
+                return f"{(base / t).resolve()}:{name}", f"'python {t}' runs {name}", False
         if t == "-m" and i + 1 < len(tokens):
             file = base / (tokens[i + 1].replace(".", "/") + ".py")
             name = _defines(file, AGENT_NAMES) if file.is_file() else None
             if name is not None:
-                return f"{file.resolve()}:{name}", f"'python -m {tokens[i + 1]}' runs {name}"
-    return None, "no agent file:callable found in the command" + (f" {' '.join(tokens)!r}" if tokens else "")
+                return f"{file.resolve()}:{name}", f"'python -m {tokens[i + 1]}' runs {name}", False
+    return None, "no agent file:callable found in the command" + (f" {' '.join(tokens)!r}" if tokens else ""), False
 
 
 def dockerfile_cmd(folder: Path) -> list[str]:

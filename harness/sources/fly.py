@@ -55,9 +55,9 @@ def load_fly(file: Path) -> list[Mapped]:
         words = [str(w) for w in cmd] if isinstance(cmd, list) else [str(cmd)]
     else:
         words = dockerfile_cmd(file.parent)
-    agent, how = agent_from_command(words, file.parent)
+    agent, how, app = agent_from_command(words, file.parent)
     if agent is not None:
-        b.take(("processes",) if procs else ("app",), "agent", " ".join(words), agent, how)
+        b.command_agent(("processes",) if procs else ("app",), " ".join(words), agent, how, app)
     else:
         b.skip(("app",), how + "; pass the agent yourself")
     _service(b, data.get("http_service"))

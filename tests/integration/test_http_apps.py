@@ -141,3 +141,18 @@ def test_the_live_dashboard_stays_under_harness_in_app_mode() -> None:
         points = c.get("/_harness/timeline")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert points.status_code == 200
+
+
+def test_a_manifest_whose_image_runs_uvicorn_deploys_the_app_under_uvicorn(tmp_path: Path) -> None:
+    """A Deployment without a command takes the Dockerfile's `uvicorn app:app`: the app answers on container."""
+    for name in ("app.py", "Dockerfile"):
+        (tmp_path / name).write_text((ROOT / "fixtures" / "deployments" / "fastapi" / name).read_text())
+    (tmp_path / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: support}\nspec:\n  replicas: 1\n"
+        "  template:\n    spec:\n      containers:\n        - name: app\n          image: support:latest\n")
+    with harness.deploy(source=tmp_path / "deployment.yaml") as d:
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            health, item = c.get("/healthz"), c.get("/items/3", params={"q": "x"})
+        records = d.records()
+    assert health.json()["app"] == "support-agent" and item.json() == {"item_id": 3, "q": "x"}
+    assert {r.pattern for r in records} == {"container"} and len(records) == 2

@@ -222,7 +222,7 @@ def test_vercel_regions(tmp_path: Path) -> None:
 
 
 def test_k8s_asgi_command_env_from_and_policies(tmp_path: Path) -> None:
-    """An ASGI server command is reported (part 2), as are valueFrom env, sidecars and a Pods scale-down policy."""
+    """An ASGI server's command deploys its app as adapter='asgi'; valueFrom env, sidecars, Pods policy reported."""
     write(tmp_path, "app.py", "app = object()\n")
     path = write(tmp_path, "d.yaml", """
         apiVersion: apps/v1
@@ -253,7 +253,8 @@ def test_k8s_asgi_command_env_from_and_policies(tmp_path: Path) -> None:
         """)
     fn = load_source(path).get()
     text = "\n".join(fn.warnings())
-    assert fn.agent is None and "ASGI app" in text and "part 2" in text
+    assert fn.agent == f"{(tmp_path / 'app.py').resolve()}:app" and fn.adapter == "asgi"
+    assert [t.where.line for t in fn.taken if t.field == "adapter"] == [9]
     assert "valueFrom" in text and "sidecars" in text and "'Min'" in text and "Pods scale-down" in text
 
 
