@@ -33,6 +33,7 @@ from .compression import CompressionResult, daemon_two_hours, hpa_cycle, lambda_
 from .daemon_throughput import BACKENDS, daemon_throughput
 from .fleet import run_fleet
 from .floors import agent_import_ms, fork_floor_ms, machine_facts, median, python_start_ms
+from .hop import hop_floor
 from .over_http import HttpResult, http_interleaved
 from .report import Row, fmt_ms, render
 from .sustained import sustained
@@ -141,16 +142,21 @@ class Run:
         fork = fork_floor_ms(s["fork"])
         python = python_start_ms(s["python"])
         imports = agent_import_ms(s["import"])
+        hop = hop_floor(s["warm"])
+        hop_stats = Stats.of(hop.samples_ms)
         self.fork_ms, self.python_ms, self.import_ms = median(fork), median(python), median(imports)
         self.floors = {
             "fork_exit_waitpid_ms": {"median": self.fork_ms, "stats": Stats.of(fork).to_json()},
             "python_c_pass_ms": {"median": self.python_ms, "stats": Stats.of(python).to_json()},
             "echo_import_fresh_interpreter_ms": {"median": self.import_ms, "stats": Stats.of(imports).to_json()},
+            "instance_hop_ms": {"median": hop_stats.p50, "stats": hop_stats.to_json(), **hop.to_json()},
         }
         self.notes.append(
             f"floors: fork+_exit+waitpid {fmt_ms(self.fork_ms)} (median of {len(fork)}); python -c pass "
             f"{fmt_ms(self.python_ms)} (median of {len(python)}); echo import (fresh interpreter) "
-            f"{fmt_ms(self.import_ms)} (median of {len(imports)})")
+            f"{fmt_ms(self.import_ms)} (median of {len(imports)}); instance hop (an invoke frame to a forked "
+            f"child and its result frame back, the harness's wire code, no agent): p50 {fmt_ms(hop_stats.p50)}, "
+            f"{hop.parent_cpu_us:.0f} µs of this process's CPU per round trip (median of {hop_stats.n})")
 
     # ---- groups ------------------------------------------------------------------------------------------
 
