@@ -116,8 +116,12 @@ def test_parallel_llm_calls_overlap_on_the_virtual_clock() -> None:
     assert r.ok, r.error
     assert len(calls) == 3
     longest = max(c.platform_s for c in calls) * 1000.0
-    assert r.llm_ms == pytest.approx(longest, abs=30), (r.llm_ms, [c.platform_s for c in calls])
-    assert r.llm_ms < 0.8 * sum(c.platform_s for c in calls) * 1000.0
+    total = sum(c.platform_s for c in calls) * 1000.0
+    # The three start within real milliseconds of each other (more on a loaded host, where the agent's
+    # threads fire one after another: that stagger is real time, counted 1:1), so the group lasts the
+    # longest wait plus that stagger: never less than the longest, far below the sum.
+    assert longest - 1.0 <= r.llm_ms <= longest + 0.25 * (total - longest), (r.llm_ms, [c.platform_s for c in calls])
+    assert r.llm_ms < 0.8 * total
 
 
 def test_a_wait_only_agent_gives_the_same_figures_twice() -> None:
