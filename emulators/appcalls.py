@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Receive, Send
 
 from .forward import Exchange, Forwarder, HttpRequest, Sink, end
-from .pattern import new_ids
+from .pattern import llm_fields, new_ids
 from .records import Cost, Record, amended
 from .wsforward import relay_websocket
 
@@ -109,11 +109,13 @@ class AppCalls:
             return share
 
         ex: Exchange | None = None
+        inst.open_request(inv_id)
         try:
             ex = await self.forwarder.exchange(inst, req, send, first_s=remaining, idle_s=limit_s, marks=marks,
                                                keep_body=keep_body,
                                                disconnected=disconnected or (lambda: False))
         finally:
+            calls, llm_platform_s, llm_wall_s = inst.close_request(inv_id)
             if ex is None or ex.lingering is None:
                 share = done()
         if ex.lingering is not None:
@@ -125,18 +127,22 @@ class AppCalls:
 
             ex.lingering.add_done_callback(orphan)
             return c._timeout_record(session_id, started_at, limit_s, "while the replica was working"), ex
-        duration_ms = ex.wall_s * 1000.0
+        # The app's LLM waits took scaled wall time (the endpoint sleeps them at time_scale): they stand for
+        # their platform length, as a handler's do (Instance.call).
+        duration_ms = (ex.wall_s + llm_platform_s - llm_wall_s) * 1000.0
         busy_s = duration_ms / 1000.0 * share
         c.busy_s += busy_s
         info = replica.info
+        llm = llm_fields(calls, llm_platform_s)
+        compute = Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6,
+                       llm_usd=llm.pop("llm_usd", 0.0))
         record = Record(
             ok=ex.outcome == "ok", outcome=ex.outcome, error=ex.error, latency_ms=wait_ms + duration_ms,
             cold_start=cold, init_ms=info.init_ms if cold and info is not None else 0.0, instance_id=inst.id,
             invocation_id=inv_id, trace_id=trace_id, pattern=c.pattern, profile=c.profile.name,
             session_id=session_id, started_at=started_at, ended_at=time.time(), duration_ms=duration_ms,
             billed_ms=busy_s * 1000.0, wall_ms=(time.monotonic() - t0) * 1000.0,
-            memory_cap_mb=c.profile.memory_mb if ex.outcome == "oom" else None,
-            cost=Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6))
+            memory_cap_mb=c.profile.memory_mb if ex.outcome == "oom" else None, cost=compute, **llm)
         c._note_latency(record.latency_ms)
         return record, ex
 

@@ -21,7 +21,7 @@ from .records import Cost, Record, Summary
 from .store import RecordLog
 from .tracing import current_gateway, keep, take
 
-__all__ = ["Emulator", "OnEvent", "finish_record", "new_ids", "rejected_record", "traced"]
+__all__ = ["Emulator", "OnEvent", "finish_record", "llm_fields", "new_ids", "rejected_record", "traced"]
 
 OnEvent = Callable[[Any], None]
 
@@ -69,6 +69,24 @@ def rejected_record(*, pattern: str, profile: Profile, outcome: str, error: str,
     )
 
 
+def llm_fields(calls: list[Any], platform_s: float) -> dict[str, Any]:
+    """A call's LLM figures for its Record (calls, errors, tokens, waiting, backoff), with ``llm_usd`` if it made any.
+
+    Only answered requests count tokens and cost; every request counts as a call and its retry-after as
+    backoff. ``platform_s`` is the platform time the call spent waiting on the model (a request cut short by
+    a limit waited without an answer: no call, but time).
+    """
+    if not calls:
+        return {"llm_ms": platform_s * 1000.0} if platform_s else {}
+    ok = [c for c in calls if c.status == 200]
+    return {"llm_calls": len(calls), "llm_errors": len(calls) - len(ok),
+            "input_tokens": sum(c.input_tokens for c in ok),
+            "embedding_tokens": sum(c.input_tokens for c in ok if c.api == "embeddings"),
+            "output_tokens": sum(c.output_tokens for c in ok), "llm_ms": platform_s * 1000.0,
+            "llm_backoff_ms": sum(c.retry_after_s or 0.0 for c in calls) * 1000.0,
+            "llm_usd": sum(llm_cost(c.model, c.input_tokens, c.output_tokens) for c in ok)}
+
+
 def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], events: list[Any],
                   invocation_id: str, trace_id: str, instance_id: str | None, session_id: str | None,
                   started_at: float, wall_s: float, cold: bool, init_ms: float, init_wall_ms: float,
@@ -93,11 +111,9 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         phase_ms = duration_ms + (init_ms if cold and profile.bill_init else 0.0)
         billed = billed_ms(phase_ms, profile)
         cost = invocation_cost(billed, float(result.get("cpu_ms", 0.0)), profile)
-    llm = result.get("llm") or []
-    llm_ok = [c for c in llm if c.status == 200]
-    if llm:
-        cost = Cost(compute_usd=cost.compute_usd, requests_usd=cost.requests_usd,
-                    llm_usd=sum(llm_cost(c.model, c.input_tokens, c.output_tokens) for c in llm_ok))
+    llm = llm_fields(result.get("llm") or [], float(result.get("llm_platform_s", 0.0)))
+    if "llm_usd" in llm:
+        cost = Cost(compute_usd=cost.compute_usd, requests_usd=cost.requests_usd, llm_usd=llm.pop("llm_usd"))
     outcome = str(result.get("outcome", "crash"))
     record = Record(
         ok=outcome == "ok",
@@ -124,14 +140,8 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
         billed_ms=billed,
         wall_ms=wall_s * 1000.0,
         events=tuple(events),
-        llm_calls=len(llm),
-        llm_errors=len(llm) - len(llm_ok),
-        input_tokens=sum(c.input_tokens for c in llm_ok),
-        embedding_tokens=sum(c.input_tokens for c in llm_ok if c.api == "embeddings"),
         memory_ops=int(result.get("memory_ops", 0)),
-        output_tokens=sum(c.output_tokens for c in llm_ok),
-        llm_ms=float(result.get("llm_platform_s", 0.0)) * 1000.0,
-        llm_backoff_ms=sum(c.retry_after_s or 0.0 for c in llm) * 1000.0,
+        **llm,
     )
     keep(record, result)
     return record

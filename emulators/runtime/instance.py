@@ -296,6 +296,27 @@ class Instance:
         result["trace"] = (phase.wall_at, time.time(), self.boot, phase.http)  # spans are built from these
         return result, phase.events
 
+    # ---- forwarded HTTP requests (an ASGI app on container) -------------------------------------------------
+
+    def open_request(self, key: str) -> None:
+        """A forwarded HTTP request is in flight here: LLM requests the app makes meanwhile belong to it.
+
+        The app's requests carry no invocation id (an app calls its SDK as it would in production), so they
+        are attributed while this is the only request on the instance, as a plain handler's are; with
+        several in flight they are not (``_llm_phase``). Nothing is watched: the forwarder enforces the
+        ingress's limits and the memory cap.
+        """
+        self._new_phase(key, None, factor=1.0)
+
+    def close_request(self, key: str) -> tuple[list[Any], float, float]:
+        """The request ended: its LLM calls, and the platform and wall seconds it waited on the model."""
+        phase = self._phases.pop(key, None)
+        if phase is None:
+            return [], 0.0, 0.0
+        phase.ended = True
+        self._hold(phase)
+        return phase.llm_calls, phase.llm_platform_s + phase.llm_real_s, phase.llm_wall_s
+
     # ---- LLM endpoint notifications ----------------------------------------------------------------------
 
     def _llm_phase(self, invocation_id: str | None) -> _Phase | None:

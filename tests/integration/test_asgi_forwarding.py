@@ -281,3 +281,23 @@ def test_no_process_remains_after_close_with_a_request_in_flight(harness_procs: 
         d.close()
     assert harness_procs.wait_run_gone(run_id) == []
     assert not run_dir.exists()  # the sockets went with the run directory
+
+
+def test_an_apps_llm_call_is_in_its_record_at_platform_length_on_container_as_on_serverless() -> None:
+    """The app's SDK call lands in the request's record (calls, tokens, cost) and counts its platform wait."""
+    records = {}
+    # Container at time_scale=0.01, serverless on the virtual clock: at 0.01 the API Gateway's 29 s are 0.29 s of
+    # wall time, which the SDK's real setup in a cold instance passes (its real time is not scaled).
+    for pattern, kw in (("container", {"time_scale": 0.01}), ("serverless", {"memory_mb": 1769, "timeout_s": 30})):
+        with harness.deploy(APP, pattern=pattern, adapter="asgi", **kw) as d, \
+                httpx.Client(base_url=d.url, timeout=60) as c:
+            c.post("/ask")  # the cold start and the SDK's import out of the way
+            assert c.post("/ask").status_code == 200
+            records[pattern] = d.records()[-1]
+    box, fn = records["container"], records["serverless"]
+    assert box.llm_calls == fn.llm_calls == 1 and box.input_tokens == fn.input_tokens > 0
+    assert box.cost.llm_usd == pytest.approx(fn.cost.llm_usd) and box.cost.llm_usd > 0
+    # At time_scale=0.01 the model's answer took a hundredth of its platform length in wall time: the
+    # record counts the platform length, as the handler's does on serverless.
+    assert box.llm_ms == pytest.approx(fn.llm_ms) and box.llm_ms > 100
+    assert box.latency_ms >= box.llm_ms and box.duration_ms >= box.llm_ms
