@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
@@ -21,7 +21,8 @@ from .records import Cost, Record, Summary
 from .store import RecordLog
 from .tracing import current_gateway, keep, take
 
-__all__ = ["Emulator", "OnEvent", "finish_record", "llm_fields", "new_ids", "rejected_record", "traced"]
+__all__ = ["Emulator", "Gate", "Gated", "OnEvent", "finish_record", "llm_fields", "new_ids", "rejected_record",
+           "traced"]
 
 OnEvent = Callable[[Any], None]
 
@@ -39,6 +40,17 @@ class Emulator(Protocol):
                      on_event: OnEvent | None = None) -> Record: ...
     def summary(self) -> Summary: ...
     async def close(self) -> None: ...
+
+
+Gate = tuple[float, Callable[[], None]]  # an API gateway's timeout in platform seconds, and what it does then
+
+
+@runtime_checkable
+class Gated(Protocol):
+    """A pattern that measures an API gateway's timeout in platform time itself (see ``Serverless``)."""
+
+    async def invoke_gated(self, task: Any, session_id: str | None, gateway_s: float,
+                           on_timeout: Callable[[], None]) -> Record: ...
 
 
 def new_ids() -> tuple[str, str]:

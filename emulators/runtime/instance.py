@@ -78,6 +78,7 @@ class _Phase:
     events: list[Any] = field(default_factory=list)
     on_event: Callable[[Any], None] | None = None
     on_limit: Callable[[], None] | None = None  # set: the limit notifies once instead of killing
+    then_limit_s: float | None = None  # the limit after that notice (None: none; a gateway's notice: the timeout)
     sent_at: float = field(default_factory=time.monotonic)
     cpu_limit_s: float | None = None  # CPU seconds of the process this phase may use (edge), None: no limit
     cpu_start: float = 0.0  # the process's CPU seconds when the phase began
@@ -237,13 +238,15 @@ class Instance:
 
     async def call(self, inv_id: str, msg: dict[str, Any], task_json: bytes, timeout_s: float,
                    on_event: Callable[[Any], None] | None = None, *,
-                   on_limit: Callable[[], None] | None = None,
+                   on_limit: Callable[[], None] | None = None, notify_at_s: float | None = None,
                    cpu_limit_s: float | None = None) -> tuple[dict[str, Any], list[Any]]:
         """Run one invocation; returns the instance's result frame (or a synthesized failure) and its events.
 
         Past ``timeout_s`` platform seconds the instance is killed (``timeout``), unless ``on_limit`` is
         given: then it is called once and the call runs on (a container's ingress gives up on a slow
-        request; the server is not killed for it). Past ``cpu_limit_s`` CPU seconds of the process (an edge
+        request; the server is not killed for it). With ``notify_at_s`` too, ``on_limit`` is called once
+        that many platform seconds have passed (an API gateway's timeout, shorter than the function's) and
+        ``timeout_s`` still kills. Past ``cpu_limit_s`` CPU seconds of the process (an edge
         isolate's budget: CPU, not wall time) it is killed (``cpu_limit``); the result's ``cpu_ms`` is then
         the process's CPU during the call, measured from outside. ``subrequests`` counts the LLM calls
         (``count_subrequest``) and ``ctx.http`` requests the call made.
@@ -257,7 +260,10 @@ class Instance:
                     "llm_platform_s": 0.0}, []
         phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor)
         phase.on_event = on_event
-        phase.on_limit = on_limit
+        if notify_at_s is None:
+            phase.on_limit = on_limit
+        elif on_limit is not None and notify_at_s < timeout_s:  # else the kill comes first: no notice
+            phase.on_limit, phase.limit_s, phase.then_limit_s = on_limit, max(0.0, notify_at_s), timeout_s
         self._limit_cpu(phase, cpu_limit_s)
         if self._llm_time is not None:
             self._llm_time.reset()
@@ -489,7 +495,7 @@ class Instance:
                         await self.kill("cpu_limit")
                         break
                     if not oom and phase.on_limit is not None:
-                        notify, phase.on_limit, phase.limit_s = phase.on_limit, None, None
+                        notify, phase.on_limit, phase.limit_s = phase.on_limit, None, phase.then_limit_s
                         notify()
                         continue
                     await self.kill("oom" if oom else "timeout")
