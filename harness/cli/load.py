@@ -74,6 +74,9 @@ def load_command(agent: str | None, patterns: str, shape: str, users: int, spawn
         raise _InputError(str(exc)) from None
     if not agent and (scen is None or not scen.agent) and not harness_url:
         raise click.UsageError("give AGENT, a --scenario that names an agent, or --harness-url")
+    if memory and harness_url:
+        raise click.UsageError("--memory is for the deployments harness load starts; attached gateways "
+                               "(--harness-url) use their own: harness serve --memory URL")
     if not _timespan_ok(run_time):
         raise click.BadParameter(f"{run_time!r} is not a time span like 30s, 5m or 1h30m", param_hint="--run-time")
     if time_scale <= 0:

@@ -118,6 +118,7 @@ def test_locust_command_line_of_a_headless_run() -> None:
     ([], "give AGENT"),
     (["a.py:agent", "--memory", "redis://127.0.0.1/0"],  # harness run --memory's message
      "memory store 'redis://127.0.0.1/0': expected sqlite:// (the default)"),
+    (["--harness-url", "http://127.0.0.1:1", "--memory", "sqlite:///m.db"], "use their own: harness serve --memory"),
 ])
 def test_harness_load_bad_input_exits_2(args: list[str], message: str) -> None:
     """Bad input to harness load exits 2 with a message, before any process starts."""
