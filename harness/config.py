@@ -17,7 +17,7 @@ from emulators.profiles import IMPLEMENTED_PATTERNS, Profile, check_pattern, loa
 from emulators.runtime.agent import ADAPTERS, AgentRef, resolve_agent
 from emulators.runtime.docker import parse_runtime
 
-__all__ = ["DeployConfig", "build_config", "project_defaults"]
+__all__ = ["DeployConfig", "build_config", "check_memory_url", "project_defaults"]
 
 IMPLEMENTED = IMPLEMENTED_PATTERNS
 
@@ -94,10 +94,7 @@ def build_config(agent: str | Path | Callable[..., Any] | None, pattern: str | N
                           f"app in Docker behind API Gateway events")
     if not isinstance(app_path, str) or not app_path.startswith("/"):
         raise ConfigError(f"app_path must be a path starting with '/', e.g. '/chat', got {app_path!r}")
-    if memory is not None and (not isinstance(memory, str)
-                               or not memory.startswith(("sqlite:", "postgresql://", "postgres://"))):
-        raise ConfigError(f"memory store {memory!r}: expected sqlite:// (the default), sqlite:///path/to/file or "
-                          f"postgresql://user@host:port/db")
+    check_memory_url(memory)
     prof = load_profile(profile, pattern)
     if overrides:
         prof = prof.replace(**overrides)
@@ -109,6 +106,19 @@ def build_config(agent: str | Path | Callable[..., Any] | None, pattern: str | N
         records_dir=None if records_dir is None else str(records_dir), app_path=app_path, memory=memory,
         source=None if source is None else str(source),
     )
+
+
+def check_memory_url(memory: object) -> None:
+    """A ``ctx.memory`` store URL (None: the per-deployment default), or ConfigError saying what is accepted.
+
+    One check for ``deploy(memory=)`` and every entry point that takes the URL (``--memory``,
+    ``--harness-memory``), so a bad URL reads the same everywhere, and the CLIs can check it before they
+    start anything.
+    """
+    if memory is not None and (not isinstance(memory, str)
+                               or not memory.startswith(("sqlite:", "postgresql://", "postgres://"))):
+        raise ConfigError(f"memory store {memory!r}: expected sqlite:// (the default), sqlite:///path/to/file or "
+                          f"postgresql://user@host:port/db")
 
 
 def parse_time_scale(value: object) -> float | None:

@@ -201,3 +201,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.outcome = "failed"
     report.longrepr = (f"skipped in CI ({NO_SKIPS_ENV}=1), where every service this test needs should be "
                        f"running: {reason}")
+
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"  # the machine's PostgreSQL (see DESIGN.md)
+
+
+@pytest.fixture
+def postgres_memory_url() -> Iterator[str]:
+    """A ``ctx.memory`` URL on the local PostgreSQL in a namespace of its own, dropped after the test."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
+    except OSError:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import psycopg
+
+    ns = "tm_" + uuid.uuid4().hex[:12]
+    yield f"{POSTGRES_URL}?namespace={ns}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
+        c.execute(f'DROP SCHEMA IF EXISTS "adh_{ns}" CASCADE')

@@ -50,26 +50,33 @@ class _InputError(click.ClickException):
               help="Locust worker processes on this machine (-1: one per CPU).")
 @click.option("--harness-url", default=None, metavar="PATTERN=URL,...",
               help="Attach to running gateways (harness serve) instead of deploying.")
+@click.option("--memory", default=None, metavar="URL",
+              help="ctx.memory's store: sqlite:///path or postgresql://... [default: a SQLite file per deployment]")
 @click.option("--locustfile", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Your own locustfile. [default: the shipped one, four pattern users]")
 def load_command(agent: str | None, patterns: str, shape: str, users: int, spawn_rate: float | None, run_time: str,
                  time_scale: float, scenario: Path | None, profiles: tuple[str, ...], sets: tuple[str, ...],
                  out: Path, web: bool, web_port: int, processes: int | None, harness_url: str | None,
-                 locustfile: Path | None) -> None:
+                 memory: str | None, locustfile: Path | None) -> None:
     """Load-test AGENT (or the --scenario's agent) under each pattern with Locust."""
     from harness.load.runner import STOP_SIGNALS, LoadOptions, locust_argv, run_locust
     from harness.load.scenario import load_scenario
 
+    from ..config import check_memory_url
     from .main import _parse_patterns, _parse_sets  # main registers this command
 
     chosen = _parse_patterns(patterns)
     _parse_sets(sets)  # FIELD=VALUE syntax errors before any process starts
     try:
         scen = load_scenario(scenario) if scenario is not None else None
+        check_memory_url(memory)  # here, not in the engine host: bad input exits 2 before any process starts
     except HarnessError as exc:
         raise _InputError(str(exc)) from None
     if not agent and (scen is None or not scen.agent) and not harness_url:
         raise click.UsageError("give AGENT, a --scenario that names an agent, or --harness-url")
+    if memory and harness_url:
+        raise click.UsageError("--memory is for the deployments harness load starts; attached gateways "
+                               "(--harness-url) use their own: harness serve --memory URL")
     if not _timespan_ok(run_time):
         raise click.BadParameter(f"{run_time!r} is not a time span like 30s, 5m or 1h30m", param_hint="--run-time")
     if time_scale <= 0:
@@ -77,7 +84,7 @@ def load_command(agent: str | None, patterns: str, shape: str, users: int, spawn
     opts = LoadOptions(agent=agent, patterns=",".join(chosen), shape=shape, users=users, spawn_rate=spawn_rate,
                        run_time=run_time, time_scale=time_scale, scenario=scenario, profiles=profiles, sets=sets,
                        out=out, web=web, web_port=web_port, processes=processes, harness_url=harness_url,
-                       locustfile=locustfile)
+                       memory=memory, locustfile=locustfile)
     out.mkdir(parents=True, exist_ok=True)
     if web:
         click.echo(f"Locust web UI: http://127.0.0.1:{web_port} (the Patterns tab has the harness view)")

@@ -124,11 +124,13 @@ async def _serve(deps: list[AsyncDeployment], quiet: bool, secret_given: bool) -
               help="A TOML script of scripted LLM answers (see fixtures/llm/).")
 @click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep every record in DIR/<pattern>-<run id>.sqlite, for `harness report DIR`.")
+@click.option("--memory", default=None, metavar="URL",
+              help="ctx.memory's store: sqlite:///path or postgresql://... [default: a SQLite file per deployment]")
 @click.option("--quiet", "-q", is_flag=True, help="No live status line.")
 def serve_command(agent: str, pattern: str | None, patterns: str | None, profiles: tuple[str, ...], host: str,
                   port: int, time_scale: float, sets: tuple[str, ...], adapter: str, api_key: str | None,
                   webhook_secret: str | None, webhook_allow: tuple[str, ...], llm: str, llm_script: Path | None,
-                  records_dir: Path | None, quiet: bool) -> None:
+                  records_dir: Path | None, memory: str | None, quiet: bool) -> None:
     """Serve AGENT over HTTP as PATTERN would, until Ctrl-C."""
     from .main import _parse_patterns, _parse_profiles, _parse_sets  # main registers this command
 
@@ -150,7 +152,8 @@ def serve_command(agent: str, pattern: str | None, patterns: str | None, profile
             opts = GatewayOptions(host=host, port=port + i if port else 0, api_key=api_key,
                                   webhook_allow=webhook_allow, **extra)
             deps.append(adeploy(agent, p, profile_map.get(p), time_scale, adapter=adapter, llm=llm,
-                                llm_script=llm_script, gateway=opts, records_dir=records_dir, **overrides))
+                                llm_script=llm_script, gateway=opts, records_dir=records_dir, memory=memory,
+                                **overrides))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the exposure warning was printed above
             loops.run(_serve(deps, quiet, webhook_secret is not None))

@@ -30,9 +30,10 @@ class EngineOptions:
 
     def __init__(self, agent: str, patterns: list[str], *, profiles: list[str] | None = None,
                  time_scale: float = 0.01, sets: list[str] | None = None, reports: list[str] | None = None,
-                 sample_s: float = 0.5) -> None:
+                 sample_s: float = 0.5, memory: str | None = None) -> None:
         self.agent, self.patterns, self.time_scale, self.sample_s = agent, patterns, time_scale, sample_s
         self.profiles, self.sets, self.reports = profiles or [], sets or [], reports or []
+        self.memory = memory  # ctx.memory's store URL for every deployment (None: a SQLite file each)
 
     def argv(self) -> list[str]:
         """The host's command line."""
@@ -41,6 +42,8 @@ class EngineOptions:
         for flag, items in (("--profile", self.profiles), ("--set", self.sets), ("--report", self.reports)):
             for item in items:
                 out += [flag, item]
+        if self.memory:
+            out += ["--memory", self.memory]
         return out
 
 

@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--report", action="append", default=[], help="report file(s); the suffix picks the format")
     p.add_argument("--sample-s", type=float, default=0.5)
+    p.add_argument("--memory", default=None, metavar="URL", help="ctx.memory's store for every deployment")
     return p
 
 
@@ -185,8 +186,8 @@ async def _run(args: argparse.Namespace) -> int:
         deps = []
         try:
             for p in patterns:
-                d = adeploy(args.agent, p, profiles.get(p), args.time_scale, records_dir=records_dir, **overrides,
-                            **per_pattern[p])
+                d = adeploy(args.agent, p, profiles.get(p), args.time_scale, records_dir=records_dir,
+                            memory=args.memory, **overrides, **per_pattern[p])
                 deps.append(await stack.enter_async_context(d))
         except HarnessError as exc:
             _emit(ERROR, {"error": str(exc)})

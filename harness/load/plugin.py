@@ -2,8 +2,8 @@
 
 Importing this module registers the listeners (the locustfile imports it through ``harness.load.users``):
 
-- ``--agent --patterns --harness-profile --time-scale --shape --scenario --harness-url --harness-set``
-  are Locust arguments, so they show in the web UI form (Locust owns ``--profile``; ours is
+- ``--agent --patterns --harness-profile --time-scale --shape --scenario --harness-url --harness-set
+  --harness-memory`` are Locust arguments, so they show in the web UI form (Locust owns ``--profile``; ours is
   ``--harness-profile``);
 - at test start the master (or the single process) starts an engine host (``harness.load.engine``) with one
   deployment per selected pattern, or attaches to running gateways (``--harness-url``); the URLs and the
@@ -39,6 +39,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRu
 from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
 from emulators.timeline import TimelineBook
 
+from ..config import check_memory_url
 from .engine import EngineHost, EngineOptions
 from .scenario import Scenario, default_scenario, load_scenario, parse_scenario, resolve_agent
 from .shapes import SHAPES
@@ -120,10 +121,12 @@ class LoadSession:
             reports = [p for p in str(self._opt("harness_report", "") or "").split(",") if p]
             sets = [s for s in str(self._opt("harness_set", "") or "").split(",") if s.strip()]
             profiles = [p for p in str(self._opt("harness_profile", "") or "").split(",") if p.strip()]
+            memory = str(self._opt("harness_memory", "") or "").strip() or None
+            check_memory_url(memory)  # the message harness run gives, before the engine host starts
             self.host = EngineHost(EngineOptions(
                 resolve_agent(agent, self.scenario.source), patterns, profiles=profiles,
                 time_scale=float(self._opt("time_scale", 0.01)), sets=sets, reports=reports,
-                sample_s=float(self._opt("harness_sample_s", 0.5))), on_stats=self._on_live,
+                sample_s=float(self._opt("harness_sample_s", 0.5)), memory=memory), on_stats=self._on_live,
                 on_series=self.series.add)
             self.urls = self.host.start()
         if opts is not None:
@@ -232,6 +235,9 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--harness-url", default="", help="Attach to running gateways: pattern=URL,... "
                         "(nothing is deployed)")
     parser.add_argument("--harness-set", default="", help="Profile overrides FIELD=VALUE,...")
+    # Masked in the web UI form: a PostgreSQL URL may carry a password.
+    parser.add_argument("--harness-memory", default="", is_secret=True, help="ctx.memory's store for every "
+                        "deployment: sqlite:///path or postgresql://... (default: a SQLite file per deployment)")
     parser.add_argument("--harness-report", default="", include_in_web_ui=False,
                         help="Report file(s) written at the end (.json, .md, .html), comma-separated")
     parser.add_argument("--harness-sample-s", type=float, default=0.5, include_in_web_ui=False,

@@ -52,6 +52,7 @@ class LoadOptions:
     web_port: int = 8089
     processes: int | None = None
     harness_url: str | None = None
+    memory: str | None = None  # ctx.memory's store URL for every deployment (None: a SQLite file each)
     locustfile: Path | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)  # passed to locust as is
 
@@ -81,6 +82,8 @@ def locust_argv(o: LoadOptions) -> list[str]:
         argv += ["--harness-set", ",".join(o.sets)]
     if o.harness_url:
         argv += ["--harness-url", o.harness_url]
+    if o.memory:
+        argv += ["--harness-memory", o.memory]
     if o.processes:
         argv += ["--processes", str(o.processes)]
     if o.web:

@@ -17,7 +17,7 @@ import pytest
 from emulators.errors import ConfigError
 from emulators.profiles import IMPLEMENTED_PATTERNS, PATTERNS
 
-from ..config import parse_time_scale, project_defaults
+from ..config import check_memory_url, parse_time_scale, project_defaults
 from ..reports.compare import DEFAULT_FAIL_ON, Rule, parse_fail_on
 
 __all__ = ["SCOPES", "Settings", "add_options", "read_settings"]
@@ -51,6 +51,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
                          f"[default with a baseline: {DEFAULT_FAIL_ON}]", "string"),
     ("runtime", "RUNTIME", "Instance runtime: process, docker (a container per instance), or docker:IMAGE. "
                            "[default: process]", "string"),
+    ("memory", "URL", "ctx.memory's store for every deployment: sqlite:///path or postgresql://... "
+                      "[default: a SQLite file per deployment]", "string"),
     ("backend", "NAME=container|URL", "A queue/state backend for the run: redis, rabbitmq, postgres or sqs, "
                                       "started in a container (testcontainers) or at a URL (repeatable).", "linelist"),
 )
@@ -87,6 +89,7 @@ class Settings:
     runtime: str = "process"
     backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "container" or a URL
     traces: Path | None = None
+    memory: str | None = None  # ctx.memory's store URL for every deployment (None: a SQLite file per deployment)
     source: Path | None = None  # --harness-from: a deployment file
     functions: tuple[tuple[str, str], ...] = ()  # its functions (all, or --harness-function's) and their patterns
 
@@ -184,7 +187,12 @@ def read_settings(config: pytest.Config) -> Settings:
                                 f"--harness-baseline PATH, or use absolute SLOs such as p95<2s,failures=0")
     agent = _raw(config, "agent", {})
     runtime, backends = _runtime_and_backends(config)
-    return Settings(runtime=runtime, backends=backends,
+    memory = str(_raw(config, "memory", {}) or "") or None
+    try:
+        check_memory_url(memory)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"--harness-memory: {exc}") from None
+    return Settings(runtime=runtime, backends=backends, memory=memory,
                     agent=str(agent) if agent else None, patterns=patterns, profiles=profiles,
                     time_scale=time_scale, scope=scope, report=_path(_raw(config, "report", {}), base),
                     html=_path(_raw(config, "html", {}), base), markdown=_path(_raw(config, "markdown", {}), base),
@@ -237,13 +245,16 @@ _BACKEND_ERROR = pytest.StashKey[Exception]()
 
 
 def deploy_defaults(config: pytest.Config, settings: Settings, pattern: str) -> dict[str, Any]:
-    """What ``--harness-runtime`` and ``--harness-backend`` add to a deployment (the test's own values win).
+    """What ``--harness-runtime``, ``--harness-memory`` and ``--harness-backend`` add to a deployment (the
+    test's own values win).
 
     Container backends start on first use, once per session, and are removed when the session ends.
     """
     out: dict[str, Any] = {}
     if settings.runtime != "process":
         out["runtime"] = settings.runtime
+    if settings.memory is not None:
+        out["memory"] = settings.memory
     if not settings.backends:
         return out
     from emulators.runtime.docker.backends import ROLES

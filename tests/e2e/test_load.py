@@ -162,3 +162,33 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+FACT = "I am on the Pro plan, billed yearly"
+
+
+def _support_scenario(path: Path, says: str) -> Path:
+    """A scenario of one sync task for the support agent, which remembers what a customer says in ctx.memory."""
+    agent = ROOT / "fixtures" / "agents" / "support_memory.py"
+    path.write_text(f'name = "support"\nagent = "{agent}:agent"\nthink_time = {{ min_s = 0.1, max_s = 0.2 }}\n'
+                    f'[[tasks]]\nname = "visit"\nmode = "invoke"\n'
+                    f'payload = {{ customer = "ada", says = "{says}", asks = "which plan am I on?" }}\n')
+    return path
+
+
+def test_memory_outlives_a_load_run_also_with_a_master_and_worker(tmp_path: Path) -> None:
+    """--memory URL: a later run (master + a worker, two patterns) on the same file recalls the first run's fact."""
+    memory = f"sqlite:///{tmp_path / 'memory.db'}"
+    # Time scale 1: at 0.01 the 29 platform s of API Gateway are 0.29 s of wall time, less than a cold start
+    # that imports openai; timeout_s=60: more than Lambda's default 3 s for that import on a busy machine.
+    common = ["--users", "1", "--run-time", "4s", "--time-scale", "1", "--set", "timeout_s=60", "--memory", memory]
+    first = _harness_load(tmp_path / "first", "--scenario", str(_support_scenario(tmp_path / "a.toml", FACT)),
+                          "--patterns", "serverless", *common)
+    later = _harness_load(tmp_path / "later", "--scenario",
+                          str(_support_scenario(tmp_path / "b.toml", "I moved to the Team plan")),
+                          "--patterns", "serverless,container", "--processes", "1", *common)
+    for report in (first, later):
+        outputs = {d["pattern"]: [r["output"] for r in d["records"] if r["ok"]] for d in report["deployments"]}
+        assert all(outputs.values()) and set(outputs) == set(report["summaries"]), report["summaries"]
+        # Concurrent first visits may each store the fact; none of them is the later run's own.
+        assert {t for out in outputs.values() for o in out for t in o["remembered"]} == {FACT}, outputs

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = f"{ROOT / 'fixtures' / 'agents' / 'echo.py'}:agent"
+SUPPORT = f"{ROOT / 'fixtures' / 'agents' / 'support_memory.py'}:agent"  # remembers what a customer says
+TASK = {"customer": "ada", "says": "I am on the Pro plan, billed yearly", "asks": "which plan am I on?"}
 URL = re.compile(r"^(\w+) \(([\w.-]+)\): (http://127\.0\.0\.1:\d+)$")
 
 
@@ -181,3 +183,45 @@ def test_ctrl_c_with_a_stream_in_flight_reaps_every_replica_of_an_asgi_app() -> 
         proc.communicate()
         raise
     assert "Traceback" not in err, err
+
+
+def _serve_support(memory: str, patterns: str, task: dict[str, str]) -> list[dict[str, object]]:
+    """Serve the support agent on ``memory`` under ``patterns``, send ``task`` to each gateway in turn, Ctrl-C."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", SUPPORT, "--patterns", patterns,
+                             "--memory", memory, "--set", "timeout_s=60", "-q"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        urls, _ = _urls(proc, len(patterns.split(",")))
+        outputs = []
+        for url in urls:
+            r = httpx.post(f"{url}/invoke", json=task, timeout=60).json()
+            assert r["ok"], r["error"]
+            outputs.append(r["output"])
+        pids = _descendants(proc)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    _interrupt(proc, pids)
+    return outputs
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_serve_memory_outlives_the_served_deployments(store: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    """--memory URL: what one serve's agent stored, every pattern of a later serve on the same URL recalls."""
+    memory = (f"sqlite:///{tmp_path / 'memory.db'}" if store == "sqlite"
+              else str(request.getfixturevalue("postgres_memory_url")))
+    [first] = _serve_support(memory, "serverless", TASK)
+    assert first["remembered"] == [TASK["says"]]
+    # A new fact, so an agent that found nothing would store and answer with it instead.
+    later = _serve_support(memory, "serverless,container", {**TASK, "says": "I moved to the Team plan"})
+    assert [o["remembered"] for o in later] == [[TASK["says"]]] * 2
+
+
+def test_serve_refuses_a_bad_memory_url_as_harness_run_does() -> None:
+    """A --memory URL of no known store exits 2 with harness run's message, before anything is served."""
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "serve", ECHO, "--memory", "redis://127.0.0.1/0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not proc.stdout, proc.stderr
+    assert "memory store 'redis://127.0.0.1/0': expected sqlite:// (the default)" in proc.stderr

@@ -65,6 +65,8 @@ def test_plugin_loads_from_the_installed_package(pytester: pytest.Pytester) -> N
     (["--harness-fail-on", "p95:+20%"], "compares against a baseline"),
     (["--harness-profile", "lambda=aws-lambda"], "unknown pattern 'lambda'"),
     (["--harness-baseline", "missing.json"], "does not exist"),
+    (["--harness-memory", "redis://127.0.0.1/0"],  # harness run --memory's message, named by the option
+     "--harness-memory: memory store 'redis://127.0.0.1/0': expected sqlite:// (the default)"),
 ])
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     """An invalid option is a usage error (exit 4) whose message says what is accepted."""
@@ -158,3 +160,33 @@ def test_sleeps(deployment):
     passed = pytester.runpytest_subprocess(*args, "--harness-baseline", "first.json", "--harness-fail-on", "p95:+20%")
     assert passed.ret == pytest.ExitCode.OK, passed.stdout.str()
     passed.stdout.fnmatch_lines(["*every --harness-fail-on check passed*"])
+
+
+FACT = "I am on the Pro plan, billed yearly"
+RECALL_TEST = f"""
+import os
+import pytest
+
+@pytest.mark.harness(timeout_s=60)  # a cold start imports openai: seconds on a busy machine, past Lambda's 3 s
+def test_recalls(deployment):
+    '''The customer's first fact is what the agent remembers, whatever this run's customer says.'''
+    r = deployment.invoke({{"customer": "ada", "says": os.environ["SAYS"], "asks": "which plan am I on?"}})
+    assert r.ok, r.error
+    assert r.output["remembered"] == [{FACT!r}]
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_harness_memory_outlives_a_session(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                           request: pytest.FixtureRequest, store: str) -> None:
+    """--harness-memory (or harness_memory in the ini file): a later session recalls what an earlier one stored."""
+    memory = (f"sqlite:///{pytester.path / 'memory.db'}" if store == "sqlite"
+              else str(request.getfixturevalue("postgres_memory_url")))
+    pytester.makepyfile(RECALL_TEST)
+    args = ["--harness-agent", f"{AGENTS / 'support_memory.py'}:agent", "--harness-patterns", "serverless,container"]
+    monkeypatch.setenv("SAYS", FACT)  # serverless stores it; container, on the same store, finds it
+    pytester.runpytest_subprocess(*args, "--harness-memory", memory).assert_outcomes(passed=2)
+    monkeypatch.setenv("SAYS", "I moved to the Team plan")  # stored instead, had nothing been found
+    pytester.makeini(f"[pytest]\nharness_memory = {memory}\n")
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)

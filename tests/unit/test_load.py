@@ -99,14 +99,16 @@ def test_worker_deltas_merged_on_the_master_equal_the_workers_figures() -> None:
 
 
 def test_locust_command_line_of_a_headless_run() -> None:
-    """harness load's Locust command writes CSV, HTML and the JSON + Markdown reports into --out."""
+    """harness load's Locust command writes CSV, HTML, JSON and Markdown into --out and passes --set, --memory on."""
     argv = locust_argv(LoadOptions(agent="a.py:agent", patterns="serverless", shape="burst", users=50,
-                                   out=Path("out"), sets=("serverless.max_concurrency=4",)))
+                                   out=Path("out"), sets=("serverless.max_concurrency=4",),
+                                   memory="sqlite:///m.db"))
     joined = " ".join(argv)
     assert "--headless --csv out/locust --html out/locust.html" in joined
     assert "--harness-report out/report.json,out/report.md" in joined
     assert "--shape burst" in joined and "--users 50" in joined
     assert "--harness-set serverless.max_concurrency=4" in joined
+    assert "--harness-memory sqlite:///m.db" in joined
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -114,6 +116,9 @@ def test_locust_command_line_of_a_headless_run() -> None:
     (["a.py:agent", "--shape", "spike"], "'spike' is not one of"),
     (["a.py:agent", "--run-time", "soon"], "not a time span"),
     ([], "give AGENT"),
+    (["a.py:agent", "--memory", "redis://127.0.0.1/0"],  # harness run --memory's message
+     "memory store 'redis://127.0.0.1/0': expected sqlite:// (the default)"),
+    (["--harness-url", "http://127.0.0.1:1", "--memory", "sqlite:///m.db"], "use their own: harness serve --memory"),
 ])
 def test_harness_load_bad_input_exits_2(args: list[str], message: str) -> None:
     """Bad input to harness load exits 2 with a message, before any process starts."""
