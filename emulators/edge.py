@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .clock import Clock
@@ -120,6 +121,16 @@ class Edge:
         return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name)
 
     # ---- calls -----------------------------------------------------------------------------------------
+
+    async def invoke_gated(self, task: Any, session_id: str | None, gateway_s: float,
+                           on_timeout: Callable[[], None]) -> Record:
+        """``invoke`` behind the gateway (``pattern.Gated``): the isolate's own limit already is the gateway's.
+
+        An edge profile's ``gateway_timeout_s`` (the response must begin within it) is the call's limit in
+        ``_call``, measured in platform time like every limit, and ends the call ``gateway_timeout``; the
+        gateway's own timer on a scaled clock would count the isolate's real work at 1/time_scale.
+        """
+        return await self.invoke(task, session_id)
 
     async def invoke(self, task: Any, session_id: str | None = None, *, on_event: OnEvent | None = None,
                      caller_region: str | None = None) -> Record:

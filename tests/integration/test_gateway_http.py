@@ -394,3 +394,13 @@ def test_the_gateway_timeout_counts_platform_time_on_a_scaled_clock() -> None:
     for r in (cold, warm):
         assert r.status_code == 200 and r.json()["outcome"] == "ok", r.text
         assert r.json()["latency_ms"] < 29_000
+
+
+def test_an_edge_gateway_limit_counts_platform_time_on_a_scaled_clock() -> None:
+    """vercel-edge's 25 s at time_scale=0.002 are 50 ms of wall time; 60 ms of real CPU is still a 200."""
+    burner = f"{FIXTURES / 'cpu_burner.py'}:agent"
+    with harness.deploy(burner, "edge", "vercel-edge", time_scale=0.002) as d, \
+            httpx.Client(base_url=d.url, timeout=30) as c:
+        c.post("/invoke", json={"cpu_ms": 1})
+        r = c.post("/invoke", json={"cpu_ms": 60})
+    assert r.status_code == 200 and r.json()["outcome"] == "ok", r.text
