@@ -3,12 +3,14 @@ status line, and on Ctrl-C exits 130 leaving no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,6 +49,17 @@ def _urls(proc: subprocess.Popen[str], n: int) -> tuple[list[str], float]:
     return urls, time.monotonic()
 
 
+@contextlib.contextmanager
+def _killed_on_failure(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """Kill ``proc`` and wait for it if the block fails, so a failed test leaves no server running."""
+    try:
+        yield
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def _descendants(proc: subprocess.Popen[str]) -> set[int]:
     try:
         return {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
@@ -75,7 +88,7 @@ def _interrupt(proc: subprocess.Popen[str], pids: set[int]) -> str:
 def test_serve_answers_curl_within_a_second_and_leaves_nothing_on_ctrl_c() -> None:
     """The printed URL answers curl and httpx within a second; SIGINT exits 130 and reaps every process."""
     proc = _start()
-    try:
+    with _killed_on_failure(proc):
         [url], printed = _urls(proc, 1)
         curl = shutil.which("curl")
         if curl is not None:
@@ -93,10 +106,6 @@ def test_serve_answers_curl_within_a_second_and_leaves_nothing_on_ctrl_c() -> No
         time.sleep(1.2)  # one status period
         pids = _descendants(proc)
         assert pids, "the deployment's processes were not found"
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
     err = _interrupt(proc, pids)
     assert "serverless: 1 calls, ok 1" in err  # the live status line
 
@@ -104,23 +113,19 @@ def test_serve_answers_curl_within_a_second_and_leaves_nothing_on_ctrl_c() -> No
 def test_serve_patterns_all_serves_one_port_per_pattern() -> None:
     """--patterns all starts one deployment per implemented pattern, each on its own printed port."""
     proc = _start("--patterns", "all", "-q")
-    try:
+    with _killed_on_failure(proc):
         urls, _ = _urls(proc, len(IMPLEMENTED_PATTERNS))
         assert len(set(urls)) == len(urls)
         for url in urls:
             assert httpx.post(f"{url}/invoke", json={"x": 1}).json()["output"] == {"echo": {"x": 1}}
         pids = _descendants(proc)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
     _interrupt(proc, pids)
 
 
 def test_serve_dashboard_shows_every_served_pattern_from_the_start() -> None:
     """With several patterns, each gateway's /_harness/timeline holds every pattern, sampled since the start."""
     proc = _start("--patterns", "serverless,container", "-q")
-    try:
+    with _killed_on_failure(proc):
         urls, _ = _urls(proc, 2)
         time.sleep(1.2)  # nobody has looked yet: serve samples anyway
         for i in range(6):
@@ -134,10 +139,6 @@ def test_serve_dashboard_shows_every_served_pattern_from_the_start() -> None:
         assert charts["patterns"] == ["serverless", "container"] and 'data-pattern="serverless"' not in charts["html"]
         assert httpx.get(f"{urls[1]}/_harness/dashboard").status_code == 200
         pids = _descendants(proc)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
     _interrupt(proc, pids)
 
 
@@ -171,17 +172,13 @@ def test_ctrl_c_with_a_stream_in_flight_reaps_every_replica_of_an_asgi_app() -> 
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", app, "--adapter", "asgi", "--pattern",
                              "container", "--set", "min_replicas=2"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _killed_on_failure(proc):
         [url], _ = _urls(proc, 1)
         with httpx.Client(timeout=30) as c, c.stream("GET", f"{url}/stream", params={"n": 100, "pause": 1}) as r:
             first = next(r.iter_raw())  # the stream is open and the app is writing it
             pids = _descendants(proc)
             assert first == b"chunk 0\n" and len(pids) >= 3  # the zygote and two replicas at least
             err = _interrupt(proc, pids)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
     assert "Traceback" not in err, err
 
 
@@ -190,7 +187,7 @@ def _serve_support(memory: str, patterns: str, task: dict[str, str]) -> list[dic
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", SUPPORT, "--patterns", patterns,
                              "--memory", memory, "--set", "timeout_s=60", "-q"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _killed_on_failure(proc):
         urls, _ = _urls(proc, len(patterns.split(",")))
         outputs = []
         for url in urls:
@@ -198,10 +195,6 @@ def _serve_support(memory: str, patterns: str, task: dict[str, str]) -> list[dic
             assert r["ok"], r["error"]
             outputs.append(r["output"])
         pids = _descendants(proc)
-    except BaseException:
-        proc.kill()
-        proc.communicate()
-        raise
     _interrupt(proc, pids)
     return outputs
 
