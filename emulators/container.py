@@ -121,11 +121,10 @@ class Container(ReplicaFleet):
         idle_s = sum(m.idle_until(now) for m in self.meters) + self.startup_s
         idle_usd = idle_s * self._rate
         busy_usd = self.records.tally.compute_usd + self._orphan_usd
-        peak = max((p.replicas + p.draining for p in self.timeline), default=0)
         return self.records.tally.summary(pattern=self.pattern, profile=self.profile.name,
                          fixed_cost_usd=idle_usd + self._orphan_usd, busy_cost_usd=busy_usd,
-                         idle_cost_usd=idle_usd, peak_replicas=peak,
-                         replica_seconds=idle_s + self.busy_s, replica_timeline=self.timeline)
+                         idle_cost_usd=idle_usd, peak_replicas=self.peak_replicas,
+                         replica_seconds=idle_s + self.busy_s, replica_timeline=self.timeline_snapshot())
 
     # ---- the autoscaler on the clock -------------------------------------------------------------------
 

@@ -39,7 +39,11 @@ class ReplicaFleet:
         self.clock = clock
         self.replicas: list[Replica] = []
         self.pending: list[asyncio.Future[None]] = []  # requests waiting for a replica to become ready
-        self.timeline: list[ReplicaPoint] = []
+        self.timeline: list[ReplicaPoint] = []  # append-only: point() is the one writer
+        # Kept as the timeline grows, so that summary() (the live sampler asks every 0.5 s) does not walk or
+        # copy a timeline that gains a point per autoscaler sync, 5,760 a platform day.
+        self.peak_replicas = 0  # the most replicas up at once (draining ones included) over the timeline
+        self._snapshot: tuple[ReplicaPoint, ...] = ()  # the timeline as of its last copy
         self.meters: list[ReplicaMeter] = []
         self.startup_s = 0.0  # platform seconds replicas spent starting (billed: the replica exists)
         self.busy_s = 0.0  # replica seconds charged to calls
@@ -65,11 +69,19 @@ class ReplicaFleet:
 
     def point(self, event: str, *, metric: float | None = None, raw: int | None = None) -> None:
         """Append the fleet's state now to the timeline."""
-        self.timeline.append(ReplicaPoint(
+        p = ReplicaPoint(
             t_s=self.elapsed(), event=event, replicas=len(self.live()),
             draining=sum(1 for r in self.replicas if r.state in ("draining", "stopping")),
             ready=sum(1 for r in self.replicas if r.state == "ready"), desired=self.desired, metric=metric,
-            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + self.waiting()))
+            raw_desired=raw, outstanding=sum(r.outstanding for r in self.replicas) + self.waiting())
+        self.timeline.append(p)
+        self.peak_replicas = max(self.peak_replicas, p.replicas + p.draining)
+
+    def timeline_snapshot(self) -> tuple[ReplicaPoint, ...]:
+        """The timeline as a tuple, copied again only once it has grown (summaries share one copy till then)."""
+        if len(self._snapshot) != len(self.timeline):
+            self._snapshot = tuple(self.timeline)
+        return self._snapshot
 
     def cpu_rate(self) -> float:
         """CPU seconds per platform second the ready replicas used since the last call (an autoscaler input).

@@ -44,7 +44,7 @@ def test_burst_follows_hpa_drains_and_scales_back_to_min() -> None:
     after the 300 s stabilization window the pool steps back down to min_replicas=1."""
     target = 5
 
-    async def burst() -> tuple[list[harness.Record], tuple[ReplicaPoint, ...]]:
+    async def burst() -> tuple[list[harness.Record], harness.Summary]:
         # On the virtual clock: the harness's own dispatch of 50 calls is milliseconds of platform time, however
         # loaded the machine is, so the first 15 s sync sees the whole burst.
         async with harness.adeploy(SLEEPER, pattern="container", min_replicas=1,
@@ -57,9 +57,10 @@ def test_burst_follows_hpa_drains_and_scales_back_to_min() -> None:
                 if points and points[-1].replicas == 1 and points[-1].desired == 1:
                     break
                 await d.advance(15)
-            return done, d.summary().replica_timeline
+            return done, d.summary()
 
-    results, timeline = asyncio.run(burst())
+    results, summary = asyncio.run(burst())
+    timeline = summary.replica_timeline
 
     assert all(r.ok for r in results), {r.outcome for r in results}
     points = [p for p in timeline if p.event == "sync"]
@@ -82,6 +83,8 @@ def test_burst_follows_hpa_drains_and_scales_back_to_min() -> None:
     assert first_down >= last_ten + 300 - 1
     assert desired[-1] == 1 and points[-1].replicas == 1
     assert max(desired) == 10
+    # The running peak the fleet keeps is the timeline's own peak, draining replicas included.
+    assert summary.peak_replicas == max(p.replicas + p.draining for p in timeline) >= 10
 
 
 def test_scale_to_zero_and_back_with_a_cold_start() -> None:

@@ -192,3 +192,19 @@ def test_memory_traces_keep_only_the_latest_calls(monkeypatch: pytest.MonkeyPatc
         records = [d.invoke({"i": i}) for i in range(6)]
         traced = {s["trace_id"] for s in d.traces()}
     assert traced == {r.trace_id for r in records[-3:]}
+
+
+def test_memory_traces_packed_calls_build_the_same_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls kept pickled in packs (out of the collector's sight) give the latest MAX_TRACES_PENDING calls' spans."""
+    from emulators import tracing
+
+    monkeypatch.setattr(tracing, "MAX_TRACES_PENDING", 20)
+    monkeypatch.setattr(tracing, "_PACK", 4)
+    with harness.deploy(f"{ROOT / 'fixtures' / 'agents' / 'echo.py'}:agent", "serverless") as d:
+        records = [d.invoke({"i": i}) for i in range(31)]  # 7 packs and 3 calls not packed yet
+        spans = d.traces()
+    assert {s["trace_id"] for s in spans} == {r.trace_id for r in records[-20:]}
+    by_id = {s["trace_id"]: s for s in spans if s["name"] == "agent"}
+    for r in records[-20:]:  # what a span says came through the pickle unchanged
+        attrs = by_id[r.trace_id]["attributes"]
+        assert (attrs["harness.invocation_id"], attrs["harness.latency_ms"]) == (r.invocation_id, r.latency_ms)
