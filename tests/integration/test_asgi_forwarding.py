@@ -18,7 +18,9 @@ from websockets.typing import Subprotocol
 
 import harness
 
-pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine runs on either loop
+# The relay's own I/O (streams, failures, WebSockets) runs on both loops; routing, limits and accounting are
+# the container's, whose suites already do, so those run once on the default loop (the suite stays fast).
+pytestmark = pytest.mark.integration
 
 APP = f"{Path(__file__).resolve().parents[2] / 'fixtures' / 'agents' / 'asgi_streaming.py'}:app"
 
@@ -40,6 +42,7 @@ def _in_threads(n: int, fn: Any) -> list[Any]:
     return out
 
 
+@pytest.mark.both_loops
 @pytest.mark.parametrize("sse", [False, True], ids=["streaming-response", "sse"])
 def test_a_streamed_body_arrives_chunk_by_chunk(sse: bool) -> None:
     """Each chunk reaches the client while the app still sleeps before the next; the record is one ok call."""
@@ -62,6 +65,7 @@ def test_a_streamed_body_arrives_chunk_by_chunk(sse: bool) -> None:
     assert records[0].latency_ms >= 1900 and records[0].instance_id
 
 
+@pytest.mark.both_loops
 def test_a_request_and_its_answer_pass_unchanged() -> None:
     """Method, raw path, query, repeated headers and binary body reach the app; status, headers, both cookies return."""
     body = bytes(range(256))
@@ -83,6 +87,7 @@ def test_a_request_and_its_answer_pass_unchanged() -> None:
     assert r.headers["x-harness-outcome"] == "ok" and r.headers["x-harness-instance"].startswith("i-")
 
 
+@pytest.mark.both_loops
 def test_a_request_over_the_timeout_is_a_504_and_a_gateway_timeout_record() -> None:
     """Past the ingress limit the caller gets 504 and the record says gateway_timeout; the replica is not killed."""
     with harness.deploy(APP, pattern="container", adapter="asgi", timeout_s=1.0) as d, \
@@ -98,6 +103,7 @@ def test_a_request_over_the_timeout_is_a_504_and_a_gateway_timeout_record() -> N
     assert after == pid  # the same process served on: only the caller gave up
 
 
+@pytest.mark.both_loops
 def test_a_stream_silent_past_the_limit_is_cut_with_a_gateway_timeout_record() -> None:
     """Mid-stream the ingress limit is the longest silence between chunks: past it the client's stream is cut."""
     with harness.deploy(APP, pattern="container", adapter="asgi", timeout_s=1.0) as d, \
@@ -126,6 +132,7 @@ def test_a_client_that_leaves_a_stream_frees_the_replica_s_slot() -> None:
     assert after.status_code == 200
 
 
+@pytest.mark.both_loops
 def test_a_replica_killed_mid_request_gives_502_and_a_crash_record() -> None:
     """SIGKILL of the replica's process during a request answers 502; the replica is restarted."""
     with harness.deploy(APP, pattern="container", adapter="asgi", restart_backoff_s=0.1) as d, \
@@ -221,6 +228,7 @@ def test_a_task_is_forwarded_as_a_post_to_app_path() -> None:
     assert r.instance_id and [rec.outcome for rec in records] == ["ok"]
 
 
+@pytest.mark.both_loops
 def test_a_websocket_is_relayed_to_the_app_both_ways() -> None:
     """Handshake (query, header, subprotocol), text and binary messages and the app's close pass through; one record."""
     with harness.deploy(APP, pattern="container", adapter="asgi") as d:
@@ -253,6 +261,7 @@ def _records(d: Any, n: int) -> list[Any]:
     return list(d.records())
 
 
+@pytest.mark.both_loops
 def test_a_websocket_whose_replica_dies_closes_1011_with_a_crash_record() -> None:
     """SIGKILL of the replica under an open WebSocket closes the client's side with 1011; the record is crash."""
     with harness.deploy(APP, pattern="container", adapter="asgi") as d:
