@@ -185,7 +185,7 @@ def test_ctrl_c_with_a_stream_in_flight_reaps_every_replica_of_an_asgi_app() -> 
 def _serve_support(memory: str, patterns: str, task: dict[str, str]) -> list[dict[str, object]]:
     """Serve the support agent on ``memory`` under ``patterns``, send ``task`` to each gateway in turn, Ctrl-C."""
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", SUPPORT, "--patterns", patterns,
-                             "--memory", memory, "--set", "timeout_s=60", "-q"],
+                             "--memory", memory, "--set", "timeout_s=60", "--time-scale", "0.01", "-q"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with _killed_on_failure(proc):
         urls, _ = _urls(proc, len(patterns.split(",")))
