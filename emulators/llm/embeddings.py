@@ -29,7 +29,7 @@ from typing import Any
 from ..billing import embedding_latency
 from . import tokens
 from .dialog import ApiError, Message, Prompt, Reply
-from .openai_api import openai_error, require_model
+from .openai_api import missing_parameter, openai_error, require_model
 from .sse import Frame
 
 __all__ = ["EMBEDDING_MODELS", "EmbedRequest", "EmbeddingsApi", "embed_text", "embedding_latency_s"]
@@ -112,7 +112,7 @@ class EmbeddingsApi:
         model = require_model(body)
         raw = body.get("input")
         if raw is None:
-            raise _invalid("Missing required parameter: 'input'.", code="missing_required_parameter")
+            raise missing_parameter("input")
         items: list[Any] = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
         if not isinstance(raw, str | list) or not items:
             raise _invalid("'$.input' is invalid: expected a non-empty string or array.")

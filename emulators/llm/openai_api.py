@@ -18,7 +18,7 @@ from . import tokens
 from .dialog import ApiError, Message, Prompt, Reply, ToolCall, ToolSpec
 from .sse import Frame, sse
 
-__all__ = ["ChatCompletionsApi", "openai_error", "openai_models", "require_model"]
+__all__ = ["ChatCompletionsApi", "missing_parameter", "openai_error", "openai_models", "require_model"]
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _OPENAI_KINDS = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
@@ -49,11 +49,16 @@ def openai_model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 1700000000, "owned_by": "harness-simulator"}
 
 
+def missing_parameter(name: str) -> ApiError:
+    """The 400 OpenAI answers when a required parameter is absent."""
+    return ApiError(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+
+
 def require_model(body: dict[str, Any]) -> str:
     """The ``model`` field, or the 400 the provider answers without one."""
     model = body.get("model")
     if model is None:
-        raise ApiError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+        raise missing_parameter("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, f"Invalid type for 'model': expected a string, but got {model!r} instead.",
                        param="model", code="invalid_type")
@@ -104,8 +109,7 @@ class ChatCompletionsApi:
         model = require_model(body)
         raw = body.get("messages")
         if raw is None:
-            raise ApiError(400, "Missing required parameter: 'messages'.", param="messages",
-                           code="missing_required_parameter")
+            raise missing_parameter("messages")
         if not isinstance(raw, list):
             raise ApiError(400, f"Invalid type for 'messages': expected an array of objects, but got "
                                 f"{type(raw).__name__} instead.", param="messages", code="invalid_type")

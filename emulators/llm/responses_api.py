@@ -19,7 +19,7 @@ from typing import Any
 
 from . import tokens
 from .dialog import ApiError, Message, Prompt, Reply, ToolCall, ToolSpec
-from .openai_api import _max_tokens, content_text, openai_error, require_model
+from .openai_api import _max_tokens, content_text, missing_parameter, openai_error, require_model
 from .sse import Frame, sse
 
 __all__ = ["STORE_SIZE", "ResponsesApi"]
@@ -43,8 +43,7 @@ class ResponsesApi:
         raw = body.get("input")
         prev = body.get("previous_response_id")
         if raw is None and prev is None:
-            raise ApiError(400, "Missing required parameter: 'input'.", param="input",
-                           code="missing_required_parameter")
+            raise missing_parameter("input")
         history: list[Message] = []
         if prev is not None:
             if prev not in self._store:
