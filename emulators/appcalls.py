@@ -25,6 +25,7 @@ from .wsforward import relay_websocket
 if TYPE_CHECKING:
     from .container import Container
     from .replica import Replica
+    from .runtime.instance import Instance
 
 __all__ = ["AppCalls"]
 
@@ -130,21 +131,29 @@ class AppCalls:
         # The app's LLM waits took scaled wall time (the endpoint sleeps them at time_scale): they stand for
         # their platform length, as a handler's do (Instance.call).
         duration_ms = (ex.wall_s + llm_platform_s - llm_wall_s) * 1000.0
+        llm = llm_fields(calls, llm_platform_s)
+        record = self._record(replica, inst, (inv_id, trace_id), ex.outcome, ex.error, cold, wait_ms, duration_ms,
+                              share, session_id, started_at, t0, llm_usd=llm.pop("llm_usd", 0.0),
+                              memory_cap_mb=c.profile.memory_mb if ex.outcome == "oom" else None, **llm)
+        c._note_latency(record.latency_ms)
+        return record, ex
+
+    def _record(self, replica: Replica, inst: Instance, ids: tuple[str, str], outcome: str, error: str | None,
+                cold: bool, wait_ms: float, duration_ms: float, share: float, session_id: str | None,
+                started_at: float, t0: float, *, llm_usd: float = 0.0, **extra: Any) -> Record:
+        """One forwarded request's or WebSocket's Record: its share of the replica's busy time, billed."""
+        c = self.c
         busy_s = duration_ms / 1000.0 * share
         c.busy_s += busy_s
         info = replica.info
-        llm = llm_fields(calls, llm_platform_s)
-        compute = Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6,
-                       llm_usd=llm.pop("llm_usd", 0.0))
-        record = Record(
-            ok=ex.outcome == "ok", outcome=ex.outcome, error=ex.error, latency_ms=wait_ms + duration_ms,
-            cold_start=cold, init_ms=info.init_ms if cold and info is not None else 0.0, instance_id=inst.id,
-            invocation_id=inv_id, trace_id=trace_id, pattern=c.pattern, profile=c.profile.name,
-            session_id=session_id, started_at=started_at, ended_at=time.time(), duration_ms=duration_ms,
-            billed_ms=busy_s * 1000.0, wall_ms=(time.monotonic() - t0) * 1000.0,
-            memory_cap_mb=c.profile.memory_mb if ex.outcome == "oom" else None, cost=compute, **llm)
-        c._note_latency(record.latency_ms)
-        return record, ex
+        return Record(
+            ok=outcome == "ok", outcome=outcome, error=error, latency_ms=wait_ms + duration_ms, cold_start=cold,
+            init_ms=info.init_ms if cold and info is not None else 0.0, instance_id=inst.id, invocation_id=ids[0],
+            trace_id=ids[1], pattern=c.pattern, profile=c.profile.name, session_id=session_id,
+            started_at=started_at, ended_at=time.time(), duration_ms=duration_ms, billed_ms=busy_s * 1000.0,
+            wall_ms=(time.monotonic() - t0) * 1000.0,
+            cost=Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6,
+                      llm_usd=llm_usd), **extra)
 
     async def websocket(self, scope: dict[str, Any], receive: Receive, send: Send, *,
                         session_id: str | None) -> Record:
@@ -171,16 +180,8 @@ class AppCalls:
             share = meter.end(inv_id, c.clock.now())
             replica.release(gen)
         duration_ms = (time.monotonic() - begun) * 1000.0
-        busy_s = duration_ms / 1000.0 * share
-        c.busy_s += busy_s
-        info = replica.info
-        return c._add(Record(
-            ok=outcome == "ok", outcome=outcome, error=error, latency_ms=wait_ms + duration_ms, cold_start=cold,
-            init_ms=info.init_ms if cold and info is not None else 0.0, instance_id=inst.id, invocation_id=inv_id,
-            trace_id=trace_id, pattern=c.pattern, profile=c.profile.name, session_id=session_id,
-            started_at=started_at, ended_at=time.time(), duration_ms=duration_ms, billed_ms=busy_s * 1000.0,
-            wall_ms=(time.monotonic() - t0) * 1000.0,
-            cost=Cost(compute_usd=busy_s * c._rate, requests_usd=c.profile.price_per_million_requests_usd / 1e6)))
+        return c._add(self._record(replica, inst, (inv_id, trace_id), outcome, error, cold, wait_ms, duration_ms,
+                                   share, session_id, started_at, t0))
 
     async def aclose(self) -> None:
         """Close the connections to the replicas."""

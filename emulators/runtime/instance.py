@@ -316,11 +316,10 @@ class Instance:
 
     def close_request(self, key: str) -> tuple[list[Any], float, float]:
         """The request ended: its LLM calls, and the platform and wall seconds it waited on the model."""
-        phase = self._phases.pop(key, None)
+        phase = self._phases.get(key)
         if phase is None:
             return [], 0.0, 0.0
-        phase.ended = True
-        self._hold(phase)
+        self._end_phase(key, phase)
         return phase.llm_calls, phase.llm_platform_s + phase.llm_real_s, phase.llm_wall_s
 
     # ---- LLM endpoint notifications ----------------------------------------------------------------------
@@ -515,12 +514,16 @@ class Instance:
                     phase.waiter = None
             return await phase.future
         finally:
-            self._phases.pop(key, None)
-            phase.ended = True
-            if phase.wake is not None:
-                phase.wake.cancel()
-                phase.wake = None
-            self._hold(phase)
+            self._end_phase(key, phase)
+
+    def _end_phase(self, key: str, phase: _Phase) -> None:
+        """The phase is over: forgotten, its pending wake cancelled, its hold on the virtual clock released."""
+        self._phases.pop(key, None)
+        phase.ended = True
+        if phase.wake is not None:
+            phase.wake.cancel()
+            phase.wake = None
+        self._hold(phase)
 
     def _virtual_limit(self, phase: _Phase, waiter: asyncio.Future[None]) -> TimerHandle | None:
         """On the virtual clock a time limit is also a platform deadline: a jump over a wait must stop at it.
