@@ -48,6 +48,7 @@ from .billing import bills_invocations, queue_cost, queue_requests
 from .clock import Clock
 from .daemon_records import duplicate_record, remote_record, task_record
 from .errors import BackendUnavailableError, ConfigError, InstanceStartError, MessageTooLargeError
+from .jsonfast import dumps
 from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
 from .pool import Pool
 from .profiles import Profile
@@ -537,7 +538,7 @@ class Daemon:
             ttime.enter()  # the attempt stands for its platform duration
         inv_id, trace_id = new_ids()[0], task_trace_id(task_id)  # attempts share the task's trace
         self._task_of[inv_id] = task_id
-        raw = json.dumps(body.get("task"), separators=(",", ":")).encode()
+        raw = dumps(body.get("task"))  # the task was checked as JSON when it was submitted
         attempt = await self._attempt(inst, [msg], inv_id, trace_id, call, raw,
                                       pending.on_event if pending is not None else None)
         if ttime is not None:

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .jsonfast import dumps
 from .records import Record, record_from_json
 from .tally import Tally
 
@@ -66,7 +67,7 @@ def record_json(r: Record) -> str:
         d["events"] = list(r.events)
     else:
         d.pop("events", None)
-    return json.dumps(d, separators=(",", ":"), default=repr)
+    return dumps(d, default=repr).decode()
 
 
 _Row = tuple[int, str, str, str, float, float, str]  # the columns of the records table

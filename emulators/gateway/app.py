@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from starlette.websockets import WebSocket
 
 from ..clock import Clock
 from ..errors import ConfigError
+from ..jsonfast import loads
 from ..pattern import Emulator, Gated, rejected_record, traced
 from ..records import Record, Result
 from ..runtime.agent import HTTP_ADAPTERS
@@ -208,7 +208,7 @@ class GatewayApp:
         if not body.strip():
             return _error(400, "empty_body", "the body must be the task as JSON, e.g. {\"question\": \"2+2?\"}")
         try:
-            return json.loads(body, parse_constant=_no_constant)
+            return loads(body, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             return _error(400, "invalid_json", f"the body is not valid JSON ({exc}); send the task as JSON")
 

@@ -14,11 +14,12 @@ never because the caller went away, so the work still runs to its end as on the 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
+
+from ..jsonfast import dumps
 
 __all__ = ["JSON_HEADER", "json_body", "query_value", "read_body", "send_response"]
 
@@ -26,8 +27,8 @@ JSON_HEADER = (b"content-type", b"application/json")
 
 
 def json_body(content: Any) -> bytes:
-    """The bytes Starlette's ``JSONResponse`` renders for ``content`` (same separators, no NaN)."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+    """The JSON value Starlette's ``JSONResponse`` renders for ``content`` (same separators, UTF-8, no NaN)."""
+    return dumps(content)
 
 
 def query_value(scope: Scope, name: str) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailableError, ConfigError, MessageTooLargeError
+from ..jsonfast import loads
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -146,7 +147,7 @@ def encode(task_id: str, body: dict[str, Any], max_bytes: int, queue: str) -> st
 
 def decode(raw: str | bytes) -> tuple[str, dict[str, Any]]:
     """Task id and body from the wire form made by ``encode``."""
-    data = json.loads(raw)
+    data = loads(raw)
     return str(data["id"]), dict(data["body"])
 
 

@@ -7,11 +7,12 @@ instance and decoded once in the control process.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import struct
 from collections.abc import Callable
 from typing import Any, cast
+
+from ..jsonfast import dumps, loads
 
 __all__ = ["HEADER", "MAX_FRAME", "FrameProtocol", "FrameReader", "decode", "encode", "recv_frame", "send_frame"]
 
@@ -23,17 +24,17 @@ MAX_FRAME = 64 * 1024 * 1024
 
 def encode(msg: dict[str, Any], raw: tuple[str, bytes] | None = None) -> bytes:
     """One frame: ``msg`` as JSON, with ``raw = (key, json_bytes)`` spliced in as an already-encoded value."""
-    body = json.dumps(msg, separators=(",", ":")).encode()
+    body = dumps(msg)
     if raw is not None:
         key, value = raw
-        prefix = b"{" + json.dumps(key).encode() + b":" + value
+        prefix = b"{" + dumps(key) + b":" + value
         body = prefix + (b"}" if body == b"{}" else b"," + body[1:])
     return HEADER.pack(len(body)) + body
 
 
 def decode(body: bytes) -> dict[str, Any]:
     """Parse one frame body."""
-    msg = json.loads(body)
+    msg = loads(body)
     if not isinstance(msg, dict):
         raise ValueError(f"frame is not a JSON object: {body[:80]!r}")
     return msg

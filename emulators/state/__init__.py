@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError
+from ..jsonfast import dumps, loads
 
 __all__ = ["MemoryStateStore", "SQLiteStateStore", "StateStore", "namespace_for", "open_state_store"]
 
@@ -42,7 +43,7 @@ class StateStore(Protocol):
 
 def task_row(task_id: str, raw: str) -> dict[str, Any]:
     """A listed task: its record with its id under ``task_id``."""
-    return {**json.loads(raw), "task_id": task_id}
+    return {**loads(raw), "task_id": task_id}
 
 
 def record_status(record: dict[str, Any]) -> str | None:
@@ -78,12 +79,12 @@ class MemoryStateStore:
 
     def put_task(self, task_id: str, record: dict[str, Any]) -> None:
         """Create or replace the task's record."""
-        self._tasks[task_id] = json.dumps(record)
+        self._tasks[task_id] = dumps(record).decode()
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The task's record, or None for a task never put."""
         raw = self._tasks.get(task_id)
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(loads(raw))
 
     def list_tasks(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Task records (with ``task_id``) in first-put order, optionally of one status, at most ``limit``."""
@@ -137,13 +138,13 @@ class SQLiteStateStore:
         self._db.execute(
             "INSERT INTO tasks (task, status, value) VALUES (?, ?, ?) "
             "ON CONFLICT (task) DO UPDATE SET status = excluded.status, value = excluded.value",
-            (task_id, record_status(record), json.dumps(record)),
+            (task_id, record_status(record), dumps(record).decode()),
         )
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The task's record, or None for a task never put."""
         row = self._db.execute("SELECT value FROM tasks WHERE task = ?", (task_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else dict(loads(row[0]))
 
     def list_tasks(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Task records (with ``task_id``) in first-put order, optionally of one status, at most ``limit``."""

@@ -1,0 +1,61 @@
+"""JSON on the hot path: orjson where it is installed, with the standard library's results in every case.
+
+A warm call encodes or decodes JSON about ten times between the gateway, the engine and the instance (the
+task, the invoke and result frames, the store row, the response). With the standard library those were
+the largest single share of a call's CPU (``docs/performance.md``); orjson does each in a tenth of the
+time. Where orjson refuses what the standard library accepts (an integer beyond 64 bits, ``NaN`` in the
+input, a lone surrogate, nesting deeper than 1024, a type it does not know), the call is made again with
+the standard library, so callers see exactly its answers and its errors. Encoding writes UTF-8 without
+``\\u`` escapes (the same JSON value) and, unlike ``json.dumps``, never writes ``NaN``: callers that must
+refuse it (an agent's output, a task from the Python API) keep ``json.dumps(allow_nan=False)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ENGINE", "dumps", "loads"]
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; a platform without its wheel still works
+    orjson = None  # type: ignore[assignment]
+
+ENGINE = "orjson" if orjson is not None else "json"
+# orjson reads an integer beyond 64 bits as a float, silently: an input with a run of 20 digits (in a number
+# or a string alike, scanned in C) goes to the stdlib, which keeps it exact.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS_STR = re.compile(r"[0-9]{20}")
+
+
+def dumps(obj: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
+    """``obj`` as compact JSON bytes (``json.dumps(obj, separators=(",", ":"))``, UTF-8, no NaN)."""
+    if orjson is not None:
+        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        try:
+            return orjson.dumps(obj, default=default, option=option)
+        except TypeError:
+            pass  # a type or value orjson does not take (a 65-bit int, a surrogate): the stdlib decides
+    # ASCII with escapes: a lone surrogate stays valid JSON (UTF-8 cannot carry it).
+    return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=default).encode()
+
+
+def _long_digits(data: bytes | str) -> bool:
+    if isinstance(data, str):
+        return _LONG_DIGITS_STR.search(data) is not None
+    return _LONG_DIGITS.search(data) is not None
+
+
+def loads(data: bytes | str, *, parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """``json.loads(data)``: the same value, or the same error."""
+    if orjson is not None and not _long_digits(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # something orjson is stricter about: the stdlib's answer (or error) stands
+    if parse_constant is not None:
+        return json.loads(data, parse_constant=parse_constant)
+    return json.loads(data)
