@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from .billing import billed_ms, invocation_cost, llm_cost
 from .pool import Pool
 from .profiles import Profile
-from .records import Cost, Record, Summary
+from .records import Cost, Record, Summary, new_record
 from .store import RecordLog
 from .tracing import current_gateway, keep, take
 
@@ -134,7 +134,7 @@ def finish_record(*, pattern: str, profile: Profile, result: dict[str, Any], eve
     if "llm_usd" in llm:
         cost = Cost(compute_usd=cost.compute_usd, requests_usd=cost.requests_usd, llm_usd=llm.pop("llm_usd"))
     outcome = str(result.get("outcome", "crash"))
-    record = Record(
+    record = new_record(
         ok=outcome == "ok",
         outcome=outcome,
         output=result.get("output"),

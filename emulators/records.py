@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal
 
 __all__ = ["OUTCOMES", "Cost", "Outcome", "Record", "ReplicaPoint", "Result", "Summary", "amended", "headroom",
-           "percentile", "record_from_json", "summarize"]
+           "new_record", "percentile", "record_from_json", "summarize"]
 
 Outcome = Literal[
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -135,6 +135,29 @@ def amended(record: Record, **changes: Any) -> Record:
     state = new.__dict__
     state.update(record.__dict__)
     state.update(changes)
+    return new
+
+
+# Every field but ok and outcome at its default (a frozen Cost and an empty tuple are safe to share).
+_RECORD_DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
+    for f in fields(Record) if f.default is not MISSING or f.default_factory is not MISSING}
+
+
+def new_record(*, ok: bool, outcome: str, **values: Any) -> Record:
+    """``Record(ok=..., outcome=..., **values)`` for the per-call paths: 1.7 us where the constructor takes ~5.6.
+
+    The frozen dataclass's ``__init__`` sets each of the ~45 fields through ``object.__setattr__``; filling
+    the instance's ``__dict__`` from the defaults and ``values`` builds the same value (see ``amended``).
+    """
+    unknown = values.keys() - _RECORD_FIELDS
+    if unknown:
+        raise TypeError(f"Record has no field(s) {', '.join(sorted(unknown))}")
+    new = object.__new__(Record)
+    state = new.__dict__
+    state.update(_RECORD_DEFAULTS)
+    state["ok"], state["outcome"] = ok, outcome
+    state.update(values)
     return new
 
 

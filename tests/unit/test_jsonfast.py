@@ -57,7 +57,7 @@ def test_deep_nesting_fails_as_the_standard_librarys_does() -> None:
 
 @pytest.mark.parametrize("value", [
     {"a": 1, "b": [1, 2.5, "x", None, True], "c": {"d": "é"}},
-    {1: "int key", None: "none key", True: "bool key"},
+    {1: "int key", None: "none key", False: "bool key", 2.5: "float key"},
     2 ** 70,  # orjson refuses: the stdlib encodes it
     {"s": "\ud800"},  # a lone surrogate: valid JSON only escaped
     (1, 2, 3),

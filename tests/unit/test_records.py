@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emulators.records import OUTCOMES, Cost, Record, Result, amended, percentile, summarize
+from emulators.records import OUTCOMES, Cost, Record, Result, amended, new_record, percentile, summarize
 
 DESIGN_OUTCOMES = (
     "ok", "agent_error", "init_error", "timeout", "gateway_timeout", "oom", "cpu_limit", "throttled",
@@ -145,3 +145,16 @@ def test_amended_is_replace_without_init() -> None:
         fast.ok = False  # type: ignore[misc]
     with pytest.raises(TypeError, match="latency"):
         amended(rec, latency=1.0)
+
+
+def test_new_record_is_the_constructor_without_init() -> None:
+    """new_record() builds what the constructor builds (defaults filled in), frozen; it refuses unknown fields."""
+    kw = {"latency_ms": 3.0, "invocation_id": "i", "trace_id": "t", "events": ("a",), "cost": Cost(1.0, 2.0, 3.0)}
+    fast = new_record(ok=True, outcome="ok", **kw)
+    assert fast == Record(ok=True, outcome="ok", **kw)
+    assert hash(fast) == hash(Record(ok=True, outcome="ok", **kw))
+    assert new_record(ok=False, outcome="crash") == Record(ok=False, outcome="crash")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.ok = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="latency"):
+        new_record(ok=True, outcome="ok", latency=1.0)
