@@ -13,7 +13,6 @@ refuse it (an agent's output, a task from the Python API) keep ``json.dumps(allo
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +25,10 @@ except ImportError:  # pragma: no cover - orjson is a dependency; a platform wit
 
 ENGINE = "orjson" if orjson is not None else "json"
 # orjson reads an integer beyond 64 bits as a float, silently: an input with a run of 20 digits (in a number
-# or a string alike, scanned in C) goes to the stdlib, which keeps it exact.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
-_LONG_DIGITS_STR = re.compile(r"[0-9]{20}")
+# or a string alike) goes to the stdlib, which keeps it exact. The run is found in C by mapping every digit to
+# "0" and everything else to " " (0.4 us for a result frame; a regex search took 2.5, four times the parse).
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_RUN = b"0" * 20
 
 
 def dumps(obj: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -44,9 +44,8 @@ def dumps(obj: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | 
 
 
 def _long_digits(data: bytes | str) -> bool:
-    if isinstance(data, str):
-        return _LONG_DIGITS_STR.search(data) is not None
-    return _LONG_DIGITS.search(data) is not None
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return _RUN in raw.translate(_DIGITS)
 
 
 def loads(data: bytes | str, *, parse_constant: Callable[[str], Any] | None = None) -> Any:

@@ -13,12 +13,13 @@ messages) a scan is cheaper than keeping a heap consistent with nacks and extend
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from .base import EXPIRED_ERROR, DeadLetter, Message, QueueOptions, decode, encode, new_key
+from .base import EXPIRED_ERROR, DeadLetter, Message, QueueOptions, decode, encode
 
 __all__ = ["MemoryQueue"]
 
@@ -39,6 +40,7 @@ class MemoryQueue:
         self.url = "memory://"
         self.options = options or QueueOptions()
         self._entries: dict[str, _Entry] = {}
+        self._keys = itertools.count(1)  # broker-internal keys: this broker lives in one process
         self._dead: list[DeadLetter] = []
         self._cond = threading.Condition()
 
@@ -46,7 +48,7 @@ class MemoryQueue:
         """Enqueue a message, visible after ``delay_s`` wall seconds."""
         raw = encode(task_id, body, self.options.max_bytes, self.name)
         with self._cond:
-            self._entries[new_key()] = _Entry(raw, 0, time.monotonic() + max(delay_s, 0.0))
+            self._entries[str(next(self._keys))] = _Entry(raw, 0, time.monotonic() + max(delay_s, 0.0))
             self._cond.notify_all()
 
     def receive(self, max_messages: int = 1, *, wait_s: float = 0.0,

@@ -543,10 +543,12 @@ class Instance:
 
     def _next_check(self, phase: _Phase) -> float | None:
         """Wall seconds until a limit (time, memory, CPU) could next be reached (<= 0: now); None for no limit."""
+        first = not phase.checked
         wait = self._next_time_check(phase)
         if phase.cpu_limit_s is None:
             return wait
-        left = phase.cpu_limit_s - self._cpu_used(phase)
+        # The first check comes as the phase begins: no CPU used yet, no counter to read (edge's every call).
+        left = phase.cpu_limit_s - (0.0 if first else self._cpu_used(phase))
         # CPU time accrues at most one second per core per wall second: re-check when it could reach the limit.
         cpu_wait = 0.0 if left <= 0 else max(_CPU_POLL_MIN_S, left / _CORES)
         return cpu_wait if wait is None else min(wait, cpu_wait)

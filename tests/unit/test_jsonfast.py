@@ -22,7 +22,9 @@ def test_orjson_is_the_engine_where_installed() -> None:
 
 @pytest.mark.parametrize("text", [
     '{"a":1,"b":[1,2.5,"x",null,true,false],"c":{"d":"é"}}',
-    '123456789012345678901234567890',  # beyond 64 bits: orjson refuses, the stdlib reads it
+    '123456789012345678901234567890',  # beyond 64 bits: orjson would make it a float
+    '{"a":[1,-18446744073709551616]}',  # just past 64 bits, nested
+    '18446744073709551615',  # the largest 64-bit unsigned: orjson keeps it exact
     '"\\ud800"',  # a lone surrogate escape
     'NaN',  # the stdlib's default accepts it; callers that must not pass parse_constant
     '  {"a": 1}  \n',
@@ -44,6 +46,11 @@ def test_loads_raises_the_standard_librarys_error(text: str) -> None:
     with pytest.raises(ValueError) as got:
         loads(text.encode(), parse_constant=_no_constant)
     assert type(got.value) is type(want.value) and str(got.value) == str(want.value)
+
+
+def test_loads_of_text_keeps_long_integers_exact() -> None:
+    """A str input (a state store's row) with a long integer decodes as the stdlib decodes it."""
+    assert loads('{"n": 123456789012345678901234567890}') == {"n": 123456789012345678901234567890}
 
 
 def test_deep_nesting_fails_as_the_standard_librarys_does() -> None:

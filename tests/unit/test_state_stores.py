@@ -142,3 +142,37 @@ def test_unsupported_state_url_lists_every_accepted_form(url: str, tmp_path: Pat
         open_state_store(url, tmp_path)
     msg = str(exc.value)
     assert repr(url) in msg and all(s in msg for s in ("memory://", "sqlite://", "redis://", "postgresql://"))
+
+
+def test_sqlite_group_commits_are_seen_at_once_here_and_durable_after_the_window(tmp_path: Path) -> None:
+    """With group_commits, a write is read back at once on the store, committed for other readers after the
+    window, in one transaction with the writes of its window; close() commits a window still open."""
+    import asyncio
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    s = SQLiteStateStore(path)
+
+    def others() -> list[str]:
+        with sqlite3.connect(path) as other:
+            return [t for (t,) in other.execute("SELECT task FROM tasks ORDER BY seq")]
+
+    async def run() -> tuple[list[str], list[str], list[str]]:
+        s.group_commits(asyncio.get_running_loop(), 0.05)
+        s.put_task("a", {"status": "queued"})
+        s.put_task("a", {"status": "running"})
+        s.put_task("b", {"status": "queued"})
+        assert s.get_task("a") == {"status": "running"}  # this connection sees its open window
+        before = others()
+        await asyncio.sleep(0.2)
+        after = others()
+        s.put_task("c", {"status": "queued"})  # a new window, closed by close() before its timer
+        return before, after, others()
+
+    before, after, open_window = asyncio.run(run())
+    s.close()
+    assert (before, after, open_window) == ([], ["a", "b"], ["a", "b"])
+    assert others() == ["a", "b", "c"]
+    again = SQLiteStateStore(path)
+    assert again.get_task("a") == {"status": "running"}
+    again.close()
