@@ -73,6 +73,11 @@ def traced(pool: Pool, record: Record) -> Record:
     """Hand a final record to the deployment's tracer, if it has one (its spans are built later, in a batch)."""
     material = take(record.trace_id)
     if pool.tracer is not None:
+        if record.pattern != "daemon" and any(r is not record for r, _, _ in material):
+            # Only a daemon task's spans read the attempts' records; elsewhere the call's own record (before
+            # a pattern amended it: a container's wait and bill, edge's region) would be kept and pickled
+            # beside the final one, 2-3 us a record on every call.
+            material = [(record, llm, call) for _, llm, call in material]
         pool.tracer.add(record, material, current_gateway())
     return record
 
