@@ -27,14 +27,13 @@ sets it up in its global scope (the cold start), where its import (0.4-1.7 s of 
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .clock import Clock
 from .edge_geo import Geography
-from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, task_json, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Record, Summary, amended
@@ -123,17 +122,17 @@ class Edge:
     # ---- calls -----------------------------------------------------------------------------------------
 
     async def invoke_gated(self, task: Any, session_id: str | None, gateway_s: float,
-                           on_timeout: Callable[[], None]) -> Record:
+                           on_timeout: Callable[[], None], *, body: bytes | None = None) -> Record:
         """``invoke`` behind the gateway (``pattern.Gated``): the isolate's own limit already is the gateway's.
 
         An edge profile's ``gateway_timeout_s`` (the response must begin within it) is the call's limit in
         ``_call``, measured in platform time like every limit, and ends the call ``gateway_timeout``; the
         gateway's own timer on a scaled clock would count the isolate's real work at 1/time_scale.
         """
-        return await self.invoke(task, session_id)
+        return await self.invoke(task, session_id, body=body)
 
     async def invoke(self, task: Any, session_id: str | None = None, *, on_event: OnEvent | None = None,
-                     caller_region: str | None = None) -> Record:
+                     caller_region: str | None = None, body: bytes | None = None) -> Record:
         """Run one call from ``caller_region`` (default: the profile's rotation); never raises for platform failures."""
         t0 = time.monotonic()
         started_at = time.time()
@@ -143,7 +142,7 @@ class Edge:
             self.geo.table.check(caller_region, "caller_region")
         region = self.geo.instance_region(caller)
         try:
-            body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
+            body = task_json(task, body)  # ``body``: the task's JSON when the caller already has it
         except (TypeError, ValueError) as exc:
             return self._add(self.geo.apply(rejected_record(
                 pattern=self.pattern, profile=p, outcome="agent_error", started_at=started_at,

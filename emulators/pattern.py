@@ -9,6 +9,7 @@ hands each final record to the deployment's tracer: the one hook through which t
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -23,7 +24,7 @@ from .store import RecordLog
 from .tracing import current_gateway, keep, take
 
 __all__ = ["Emulator", "Gate", "Gated", "OnEvent", "finish_record", "llm_fields", "new_ids", "rejected_record",
-           "traced"]
+           "task_json", "traced"]
 
 OnEvent = Callable[[Any], None]
 
@@ -51,7 +52,7 @@ class Gated(Protocol):
     """A pattern that measures an API gateway's timeout in platform time itself (see ``Serverless``)."""
 
     async def invoke_gated(self, task: Any, session_id: str | None, gateway_s: float,
-                           on_timeout: Callable[[], None]) -> Record: ...
+                           on_timeout: Callable[[], None], *, body: bytes | None = None) -> Record: ...
 
 
 # Ids need to be unique, not secret: a generator of our own, seeded from the OS (and again in a forked child,
@@ -67,6 +68,16 @@ def new_ids() -> tuple[str, str]:
     h = f"{_IDS.getrandbits(256):064x}"
     variant = "89ab"[int(h[16], 16) & 3]  # RFC 4122: version nibble 4, variant bits 10
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}", h[32:]
+
+
+def task_json(task: Any, body: bytes | None = None) -> bytes:
+    """The task as compact JSON bytes (``body`` when the caller has it: a gateway's request body, read as JSON).
+
+    Raises TypeError or ValueError (``NaN`` too) for a task that is not JSON, as ``json.dumps`` does.
+    """
+    if body is not None:
+        return body
+    return json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
 
 
 def traced(pool: Pool, record: Record) -> Record:

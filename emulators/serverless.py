@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .billing import provisioned_cost
 from .clock import Clock
-from .pattern import Gate, OnEvent, finish_record, new_ids, rejected_record, traced
+from .pattern import Gate, OnEvent, finish_record, new_ids, rejected_record, task_json, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Record, Summary
@@ -104,7 +103,7 @@ class Serverless:
     # ---- calls -----------------------------------------------------------------------------------------
 
     async def invoke_gated(self, task: Any, session_id: str | None, gateway_s: float,
-                           on_timeout: Callable[[], None]) -> Record:
+                           on_timeout: Callable[[], None], *, body: bytes | None = None) -> Record:
         """``invoke`` behind an API gateway whose timeout counts platform time (``pattern.Gated``).
 
         ``on_timeout`` is called once the call has taken ``gateway_s`` platform seconds (the harness's own
@@ -112,16 +111,19 @@ class Serverless:
         the call runs on, as behind API Gateway. A gateway timer on a scaled clock would instead count the
         instance's real work at 1/time_scale: at time_scale=0.01 a cold start's 0.3 s SDK import was a 504.
         """
-        return await self.invoke(task, session_id, gate=(gateway_s, on_timeout))
+        return await self.invoke(task, session_id, gate=(gateway_s, on_timeout), body=body)
 
     async def invoke(self, task: Any, session_id: str | None = None, *, on_event: OnEvent | None = None,
-                     trigger: str = "invoke", gate: Gate | None = None) -> Record:
-        """Run one call as the platform would; never raises for platform failures."""
+                     trigger: str = "invoke", gate: Gate | None = None, body: bytes | None = None) -> Record:
+        """Run one call as the platform would; never raises for platform failures.
+
+        ``body``: the task's JSON when the caller already has it (a gateway's request body).
+        """
         t0 = time.monotonic()
         started_at = time.time()
         p = self.profile
         try:
-            body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
+            body = task_json(task, body)
         except (TypeError, ValueError) as exc:
             return self._add(rejected_record(
                 pattern=self.pattern, profile=p, outcome="agent_error", started_at=started_at,

@@ -189,6 +189,13 @@ class GatewayApp:
 
     async def _read_task(self, receive: Receive, session_id: str | None, limit: int | None) -> Any:
         """The JSON task from the body, or the error Response to answer instead."""
+        got = await self._read_json(receive, session_id, limit)
+        return got if isinstance(got, Response) else got[0]
+
+    async def _read_json(self, receive: Receive, session_id: str | None, limit: int | None
+                         ) -> tuple[Any, bytes | None] | Response:
+        """The JSON task from the body and the body itself where it can be the task's JSON as is (UTF-8 without
+        a BOM: what a frame carries), or the error Response to answer instead."""
         cap = limit if limit is not None else self.options.max_body_bytes
         t0, started_at = time.monotonic(), time.time()
         got = await read_body(receive, cap)
@@ -208,9 +215,11 @@ class GatewayApp:
         if not body.strip():
             return _error(400, "empty_body", "the body must be the task as JSON, e.g. {\"question\": \"2+2?\"}")
         try:
-            return loads(body, parse_constant=_no_constant)
+            task = loads(body, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             return _error(400, "invalid_json", f"the body is not valid JSON ({exc}); send the task as JSON")
+        # The stdlib also reads UTF-16/32 (every one has NUL bytes) and a UTF-8 BOM: those are encoded anew.
+        return task, None if body.startswith(b"\xef\xbb\xbf") or b"\x00" in body else body
 
     def _callback(self, request: Request) -> str | Response | None:
         url = request.query_params.get("callback_url")
@@ -236,13 +245,13 @@ class GatewayApp:
         entry = GatewayCall("POST", "/invoke")  # the root span of the invocation's trace
         session_id = query_value(scope, "session_id")
         try:
-            task = await self._read_task(receive, session_id, self.emulator.profile.request_limit_bytes)
+            got = await self._read_json(receive, session_id, self.emulator.profile.request_limit_bytes)
         except ClientDisconnect:
             return  # nothing ran; nobody to answer
-        if isinstance(task, Response):
-            await entry.answered(task)(scope, receive, counted(send, counts))
+        if isinstance(got, Response):
+            await entry.answered(got)(scope, receive, counted(send, counts))
             return
-        await self.run_sync(scope, send, counts, entry, task, session_id, self._render_result)
+        await self.run_sync(scope, send, counts, entry, got[0], session_id, self._render_result, body=got[1])
 
     @staticmethod
     def _render_result(result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -251,8 +260,11 @@ class GatewayApp:
         return status_for(result.outcome), [*headers, JSON_HEADER], json_body(result_json(result))
 
     async def run_sync(self, scope: Scope, send: Send, counts: Counter[int], entry: GatewayCall, task: Any,
-                       session_id: str | None, render: Render) -> None:
-        """Invoke ``task`` under the profile's gateway timeout and answer with ``render(result)``."""
+                       session_id: str | None, render: Render, *, body: bytes | None = None) -> None:
+        """Invoke ``task`` under the profile's gateway timeout and answer with ``render(result)``.
+
+        ``body``: the task's JSON as the request carried it, handed on so the pattern need not encode it again.
+        """
         # The invocation runs in this request's own task (uvicorn cancels it only when the server stops, not
         # when the caller goes away, so the work runs to its end as on the platform). A timer answers 504 if
         # the profile's gateway timeout passes first; the work goes on and its record is relabelled.
@@ -277,7 +289,7 @@ class GatewayApp:
             async with self.clock.caller():  # on the virtual clock, a waiting HTTP caller lets time jump
                 if gated is not None:
                     assert gateway_s is not None
-                    record = await gated.invoke_gated(task, session_id, gateway_s, time_out)
+                    record = await gated.invoke_gated(task, session_id, gateway_s, time_out, body=body)
                 else:
                     record = await self.emulator.invoke(task, session_id)
         except asyncio.CancelledError:

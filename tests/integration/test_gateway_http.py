@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_loops]  # the engine run
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "agents"
 SLEEPER = f"{FIXTURES / 'sleeper.py'}:agent"
+ECHO = f"{FIXTURES / 'echo.py'}:agent"
 EMITTER = f"{FIXTURES / 'emitter.py'}:agent"
 CRASHER = f"{FIXTURES / 'crasher.py'}:agent"
 HEADERS = ("x-harness-outcome", "x-harness-cold-start", "x-harness-instance", "x-harness-latency-ms")
@@ -256,6 +257,19 @@ def test_bad_input_is_a_clear_400(path: str, content: bytes, code: str) -> None:
     assert r.status_code == 400 and r.json()["code"] == code and r.json()["error"]
     assert set(HEADERS) <= set(r.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "unknown_task"
+
+
+@pytest.mark.parametrize("pattern", ["serverless", "edge"])
+def test_every_encoding_of_a_json_body_reaches_the_agent_as_the_same_task(pattern: str) -> None:
+    """The body is handed on as the task's JSON where it can be (pretty, with a long integer or a lone
+    surrogate escape); UTF-16 and a UTF-8 BOM, which the stdlib also reads, are encoded anew: one task each."""
+    task = {"n": 123456789012345678901234567890, "s": "\ud800 é", "list": [1, 2.5, None]}
+    text = json.dumps(task, indent=2)
+    bodies = [text.encode(), text.encode("utf-16"), b"\xef\xbb\xbf" + text.encode(), b"  " + text.encode() + b"\n"]
+    with harness.deploy(ECHO, pattern=pattern, time_scale=0.01) as d, httpx.Client(base_url=d.url) as c:
+        answers = [c.post("/invoke", content=b, headers={"content-type": "application/json"}) for b in bodies]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert [json.loads(a.content)["output"] for a in answers] == [{"echo": task}] * 4
 
 
 def test_non_loopback_callback_is_refused_unless_allow_listed() -> None:
