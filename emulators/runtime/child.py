@@ -324,6 +324,8 @@ class _Instance:
                 else:
                     raw = ("output", body)
         out["duration_ms"] = timer.elapsed() * 1000.0
+        if not threaded and self.queued is not None:
+            out["queued_s"] = timer.last_queued  # the control process's next mirror starts from it (no /proc read)
         out["wall_ms"] = timer.wall_elapsed() * 1000.0
         out["cpu_ms"] = (cpu() - timer.start_cpu) * 1000.0
         out["peak_memory_mb"] = self.peak.mb()

@@ -122,6 +122,11 @@ class Instance:
         self.final_peak_mb = 0.0
         self._polled_peak_mb = 0.0  # highest RSS the poller saw (no cgroup)
         self._queued: limits.QueuedClock | None = None
+        # The main thread's run-queue clock as the instance read it at the end of its last call: the next call's
+        # mirror starts from it rather than reading /proc/<pid>/schedstat (~8 us under load, every call). The
+        # instance sleeps in between, and a sleeping thread does not queue; only the few µs after its reading
+        # (sending the result) could, and would count a few µs more slack against the limit.
+        self._rest_queued: float | None = None
         self._cpu_clock: limits.CpuClock | None = None
         self._cpu_probe: limits.CpuProbe | None = None  # virtual clock: is the process on a CPU? (LLM waits)
         self.boot: tuple[float, float] | None = None  # wall clock (UNIX s) its init began and ended (for traces)
@@ -258,7 +263,9 @@ class Instance:
             return {"op": "result", "outcome": death.outcome, "error": death.error, "duration_ms": 0.0,
                     "wall_ms": 0.0, "cpu_ms": 0.0, "peak_memory_mb": self.final_peak_mb, "llm": [],
                     "llm_platform_s": 0.0}, []
-        phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor)
+        rest, self._rest_queued = self._rest_queued, None
+        phase = self._new_phase(inv_id, timeout_s, factor=self.cpu_factor,
+                                start_queued=rest if not self._phases else None)  # it slept only if nothing ran
         phase.on_event = on_event
         if notify_at_s is None:
             phase.on_limit = on_limit
@@ -283,6 +290,7 @@ class Instance:
             result = {"op": "result", "outcome": f.outcome, "error": f.error, "duration_ms": f.platform_ms,
                       "wall_ms": f.wall_ms, "cpu_ms": phase.cpu_used_s * 1000.0, "peak_memory_mb": self.final_peak_mb}
         else:
+            self._rest_queued = result.pop("queued_s", None) if not self._phases else None
             # The instance counted its LLM waits as real time (it only saw a slow HTTP response); the
             # endpoint told us their platform length.
             result["duration_ms"] += (phase.llm_platform_s - phase.llm_wall_s) * 1000.0
@@ -419,19 +427,22 @@ class Instance:
             self._cpu_clock = limits.CpuClock(self.pid, self.cap)
         return self._cpu_clock()
 
-    def _mirror_timer(self, factor: float) -> PlatformTimer:
+    def _mirror_timer(self, factor: float, start_queued: float | None = None) -> PlatformTimer:
         pid = self.pid
         cpu: Callable[[], float] = self._cpu if factor != 1.0 and pid else _no_cpu
         if pid and self._queued is None and self.cfg.get("queue_correction", True):
             self._queued = limits.QueuedClock(pid)
         if self.clock.virtual:
             # Mirrored on the virtual clock: real time passes 1:1 on it, a wait's span is its platform length.
-            return PlatformTimer(cpu_factor=factor, time_scale=1.0, cpu=cpu, queued=self._queued, wall=self.clock.now)
-        return PlatformTimer(cpu_factor=factor, time_scale=self.clock.scale, cpu=cpu, queued=self._queued)
+            return PlatformTimer(cpu_factor=factor, time_scale=1.0, cpu=cpu, queued=self._queued, wall=self.clock.now,
+                                 start_queued=start_queued)
+        return PlatformTimer(cpu_factor=factor, time_scale=self.clock.scale, cpu=cpu, queued=self._queued,
+                             start_queued=start_queued)
 
-    def _new_phase(self, key: str, limit_s: float | None, factor: float) -> _Phase:
+    def _new_phase(self, key: str, limit_s: float | None, factor: float, start_queued: float | None = None) -> _Phase:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        phase = _Phase(timer=self._mirror_timer(factor), limit_s=limit_s, future=fut, started_p=self.clock.now())
+        phase = _Phase(timer=self._mirror_timer(factor, start_queued), limit_s=limit_s, future=fut,
+                       started_p=self.clock.now())
         self._phases[key] = phase
         self._hold(phase)
         return phase

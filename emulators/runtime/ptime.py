@@ -19,11 +19,13 @@ __all__ = ["PlatformTimer"]
 class PlatformTimer:
     """Accumulates real, CPU-stretched and emulated-wait time since ``start``."""
 
-    __slots__ = ("_cpu", "_queued", "_wall", "cpu_factor", "start_cpu", "start_queued", "start_wall",
+    __slots__ = ("_cpu", "_queued", "_wall", "cpu_factor", "last_queued", "start_cpu", "start_queued", "start_wall",
                  "time_scale", "wait_began", "wait_len", "wait_platform", "wait_wall")
 
     def __init__(self, *, cpu_factor: float, time_scale: float, cpu: Callable[[], float],
-                 wall: Callable[[], float] = time.monotonic, queued: Callable[[], float] | None = None) -> None:
+                 wall: Callable[[], float] = time.monotonic, queued: Callable[[], float] | None = None,
+                 start_queued: float | None = None) -> None:
+        """``start_queued``: the run-queue clock's reading to start from, when the caller knows it (no read)."""
         self.cpu_factor = cpu_factor
         self.time_scale = time_scale
         self._cpu = cpu
@@ -31,7 +33,10 @@ class PlatformTimer:
         self._queued = queued
         self.start_wall = wall()
         self.start_cpu = cpu()
-        self.start_queued = queued() if queued is not None else 0.0
+        if start_queued is None:
+            start_queued = queued() if queued is not None else 0.0
+        self.start_queued = start_queued
+        self.last_queued = start_queued  # the run-queue clock as ``elapsed`` last read it
         self.wait_wall = 0.0  # wall seconds spent in completed emulated waits
         self.wait_platform = 0.0  # their platform length
         self.wait_began: float | None = None
@@ -62,6 +67,7 @@ class PlatformTimer:
         cpu = self._cpu() if cpu_now is None else cpu_now
         if queued_now is None:
             queued_now = self._queued() if self._queued is not None else self.start_queued
+        self.last_queued = queued_now
         current = now - self.wait_began if self.wait_began is not None else 0.0
         real = now - self.start_wall - self.wait_wall - current - max(0.0, queued_now - self.start_queued)
         stretched = max(0.0, cpu - self.start_cpu) * (self.cpu_factor - 1.0)

@@ -124,3 +124,17 @@ def test_a_wait_in_progress_counts_no_more_than_its_announced_length() -> None:
     assert timer.wait_left() == 0.0
     timer.end_wait(0.1)
     assert timer.elapsed() == pytest.approx(0.1)
+
+
+def test_a_given_start_of_the_run_queue_clock_is_not_read_again() -> None:
+    """start_queued (the instance's own last reading) replaces the first read; later reads count from it."""
+    reads: list[float] = []
+
+    def queued() -> float:
+        reads.append(5.0)
+        return 5.0
+
+    t = PlatformTimer(cpu_factor=1.0, time_scale=1.0, cpu=lambda: 0.0, queued=queued, start_queued=4.5)
+    assert reads == [] and t.start_queued == 4.5
+    # 0.5 s in the run queue since the given start: not platform time (the elapsed wall is under it)
+    assert t.elapsed() == 0.0 and t.last_queued == 5.0 and reads == [5.0]
