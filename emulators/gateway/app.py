@@ -63,6 +63,14 @@ def status_for(outcome: str) -> int:
     return _STATUS.get(outcome, 502)
 
 
+def harness_header_bytes(result: Result) -> list[tuple[bytes, bytes]]:
+    """``harness_headers(result)`` as ASGI header pairs, built directly (every ``POST /invoke`` answer)."""
+    return [(b"x-harness-outcome", result.outcome.encode("latin-1")),
+            (b"x-harness-cold-start", b"true" if result.cold_start else b"false"),
+            (b"x-harness-instance", (result.instance_id or "").encode("latin-1")),
+            (b"x-harness-latency-ms", b"%.3f" % result.latency_ms)]
+
+
 def harness_headers(result: Result | None) -> dict[str, str]:
     """The ``x-harness-*`` headers for a response about ``result`` (empty values when there is none)."""
     if result is None:
@@ -212,7 +220,7 @@ class GatewayApp:
             self.emulator.records.append(rec)  # one record per call, refused ones included
             traced(self.emulator.pool, rec)
             return self._result_response(rec)
-        if not body.strip():
+        if not body or body.isspace():  # (no stripped copy of a large body)
             return _error(400, "empty_body", "the body must be the task as JSON, e.g. {\"question\": \"2+2?\"}")
         try:
             task = loads(body, parse_constant=_no_constant)
@@ -256,7 +264,7 @@ class GatewayApp:
     @staticmethod
     def _render_result(result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """``POST /invoke``'s answer: the Result as JSON, its outcome's status, the ``x-harness-*`` headers."""
-        headers = [(k.encode(), v.encode("latin-1")) for k, v in harness_headers(result).items()]
+        headers = harness_header_bytes(result)
         return status_for(result.outcome), [*headers, JSON_HEADER], json_body(result_json(result))
 
     async def run_sync(self, scope: Scope, send: Send, counts: Counter[int], entry: GatewayCall, task: Any,

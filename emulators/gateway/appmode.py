@@ -141,9 +141,9 @@ class AppFront:
 
     def render(self, result: Result) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The HTTP answer for a finished call: the app's own response, or API Gateway's for a failure."""
-        from .app import harness_headers
+        from .app import harness_header_bytes
 
-        marks = [(k.encode(), v.encode("latin-1")) for k, v in harness_headers(result).items()]
+        marks = harness_header_bytes(result)
         if result.ok:
             made = proxy_response(self.version, result.output)
             if not isinstance(made, str):

@@ -74,7 +74,8 @@ _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(Result))  # once: fiel
 
 def result_json(result: Result) -> dict[str, Any]:
     """The wire form of a Result: its own fields only (not the Record's extras), cost with its total."""
-    out = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    fields = result.__dict__  # a frozen dataclass without slots: its fields are its __dict__
+    out = {name: fields[name] for name in _RESULT_FIELDS}
     out["cost"] = result.cost.to_json()
     return out
 

@@ -197,3 +197,12 @@ def test_checked_in_openapi_matches_the_code() -> None:
     assert {"/invoke", "/invoke/stream", "/tasks", "/tasks/{task_id}", "/tasks/{task_id}/events", "/stats",
             "/healthz", "/metrics", "/openapi.json", "/_harness/dashboard", "/_harness/timeline",
             "/_harness/charts"} == set(doc["paths"])
+
+
+def test_the_invoke_answers_header_pairs_are_harness_headers_encoded() -> None:
+    """harness_header_bytes (POST /invoke's hot path) gives exactly harness_headers' names and values, encoded."""
+    from emulators.gateway.app import harness_header_bytes, harness_headers
+
+    for r in (Record(ok=True, outcome="ok", latency_ms=1.23456, instance_id="i-0001", cold_start=True),
+              Record(ok=False, outcome="gateway_timeout", latency_ms=29000.0)):
+        assert harness_header_bytes(r) == [(k.encode(), v.encode("latin-1")) for k, v in harness_headers(r).items()]
