@@ -133,20 +133,27 @@ def served(target: str) -> Iterator[tuple[str, Any]]:
         yield d.url, d
 
 
-def _cpu_s() -> tuple[float, float]:
-    """CPU seconds (user + sys) of this process, and of its descendants other than the load generator."""
+def _cpu_s() -> tuple[float, dict[int, float]]:
+    """CPU seconds (user + sys) of this process, and of each of its descendants other than the load generator."""
     me = psutil.Process()
     own = me.cpu_times()
-    kids = 0.0
+    kids: dict[int, float] = {}
     for p in me.children(recursive=True):
         try:
             if p.name() == "wrk" or "benchmarks.loadgen" in " ".join(p.cmdline()):
                 continue
             t = p.cpu_times()
-            kids += t.user + t.system
+            kids[p.pid] = t.user + t.system
         except psutil.Error:
             continue
     return own.user + own.system, kids
+
+
+def _kids_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the descendants used between two readings, per process: one that ended in between (another target's
+    instance recycled while idle) must not take its whole past CPU out of the sum (it made a container's
+    instances read 12 us a request instead of 80)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def slice_seconds(duration_s: float, rounds: int) -> int:
@@ -169,7 +176,7 @@ def throughput_interleaved(targets: tuple[str, ...], duration_s: float, rounds: 
                 runs[t].append(load(f"{url}/invoke", slice_s))
                 own1, kids1 = _cpu_s()
                 cpu[t][0] += own1 - own0
-                cpu[t][1] += kids1 - kids0
+                cpu[t][1] += _kids_delta(kids0, kids1)
         records = {t: (len(d.records()) if d is not None else None) for t, (_, d) in up.items()}
     out: dict[str, LoadResult] = {}
     for t, rs in runs.items():
