@@ -1,13 +1,16 @@
-"""JSON on the hot path: orjson where it is installed, with the standard library's results in every case.
+"""JSON on the hot path: orjson where it is installed, and the standard library's results for any JSON value.
 
 A warm call encodes or decodes JSON about ten times between the gateway, the engine and the instance (the
 task, the invoke and result frames, the store row, the response). With the standard library those were
 the largest single share of a call's CPU (``docs/performance.md``); orjson does each in a tenth of the
-time. Where orjson refuses what the standard library accepts (an integer beyond 64 bits, ``NaN`` in the
-input, a lone surrogate, nesting deeper than 1024, a type it does not know), the call is made again with
-the standard library, so callers see exactly its answers and its errors. Encoding writes UTF-8 without
-``\\u`` escapes (the same JSON value) and, unlike ``json.dumps``, never writes ``NaN``: callers that must
-refuse it (an agent's output, a task from the Python API) keep ``json.dumps(allow_nan=False)``.
+time. Where orjson refuses what the standard library accepts (``NaN`` in the input, a lone surrogate,
+nesting deeper than 1024, an integer beyond 64 bits to encode, a subclass, a dataclass or datetime it would
+encode its own way) or would read it otherwise (an integer beyond 64 bits, which it makes a float), the call
+is made with the standard library, so callers get its values and its errors. Two differences remain, both
+for values that are not JSON: encoding writes ``null`` where ``json.dumps`` writes ``NaN``, and a UUID or an
+Enum is encoded where ``json.dumps`` raises. So code that must refuse what is not JSON checks with the
+standard library first: an agent's output and a task from the Python API (``json.dumps(allow_nan=False)``),
+``ctx.state``, ``ctx.emit`` and ``ctx.checkpoint`` (``json.dumps``, as before).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ except ImportError:  # pragma: no cover - orjson is a dependency; a platform wit
     orjson = None  # type: ignore[assignment]
 
 ENGINE = "orjson" if orjson is not None else "json"
+# Types orjson encodes its own way go to ``default`` or, without one, to the stdlib (which decides as always).
+_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+            | orjson.OPT_PASSTHROUGH_SUBCLASS) if orjson is not None else 0
 # orjson reads an integer beyond 64 bits as a float, silently: an input with a run of 20 digits (in a number
 # or a string alike) goes to the stdlib, which keeps it exact. The run is found in C by mapping every digit to
 # "0" and everything else to " " (0.4 us for a result frame; a regex search took 2.5, four times the parse).
@@ -34,7 +40,7 @@ _RUN = b"0" * 20
 def dumps(obj: Any, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> bytes:
     """``obj`` as compact JSON bytes (``json.dumps(obj, separators=(",", ":"))``, UTF-8, no NaN)."""
     if orjson is not None:
-        option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+        option = _OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
         try:
             return orjson.dumps(obj, default=default, option=option)
         except TypeError:

@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..jsonfast import dumps
 from . import limits
 from .agent import HTTP_ADAPTERS, detect_adapter, load_callable
 from .context import AgentContext, LambdaContext, emulated_wait, llm_client, warm_http
@@ -289,7 +288,7 @@ class _Instance:
         timer = PlatformTimer(cpu_factor=cfg["cpu_factor"], time_scale=cfg["time_scale"], cpu=cpu,
                               queued=self._thread_queued() if threaded else self.queued)
         state_in = msg.get("state") or {}
-        state_before = dumps(state_in, sort_keys=True)
+        state_before = json.dumps(state_in, sort_keys=True)  # the stdlib: it decides what is JSON, as before
         ctx = AgentContext(
             invocation_id=inv_id, pattern=cfg["pattern"], instance_id=cfg["instance_id"],
             session_id=msg.get("session_id"), timeout_s=msg["timeout_s"], timer=timer, send=self.chan.send,
@@ -332,7 +331,7 @@ class _Instance:
         if ctx._memory is not None:  # requests to the long-term memory store (ctx.memory)
             out["memory_ops"] = ctx._memory.requests
         try:
-            state_after = dumps(ctx.state, sort_keys=True)
+            state_after = json.dumps(ctx.state, sort_keys=True)
         except (TypeError, ValueError) as exc:
             if out["outcome"] == "ok":
                 out.update(outcome="agent_error", error=f"ctx.state holds a value that is not JSON: {exc}")

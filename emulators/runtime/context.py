@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import os
 import time
 import uuid
@@ -177,11 +178,13 @@ class AgentContext:
 
     def emit(self, event: Any) -> None:
         """Publish a progress event (JSON value) to whoever watches this invocation."""
+        json.dumps(event)  # the stdlib decides what is JSON (a TypeError here, as before the frames used orjson)
         self.events.append(event)
         self._send({"op": "emit", "id": self.invocation_id, "event": event})
 
     def checkpoint(self, key: str, value: Any) -> None:
         """Save a task-scoped value that survives a crash of this instance."""
+        json.dumps(value)  # the stdlib decides what is JSON (see emit)
         self._checkpoints[key] = value
         self._send({"op": "checkpoint", "id": self.invocation_id, "key": key, "value": value})
 

@@ -90,3 +90,43 @@ def test_dumps_uses_default_for_unknown_types() -> None:
     assert json.loads(dumps({"x": Odd()}, default=repr)) == {"x": "Odd()"}
     with pytest.raises(TypeError):
         dumps({"x": Odd()})
+
+
+def test_types_orjson_encodes_its_own_way_go_to_default_as_in_the_stdlib() -> None:
+    """A dataclass, a datetime, a str subclass: encoded as ``json.dumps`` encodes them (``default``, else refused)."""
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    class Tag(str):
+        pass
+
+    when = datetime.datetime(2026, 12, 6, 7, 0)
+    for value in (Point(1), when):
+        assert json.loads(dumps({"v": value}, default=repr)) == json.loads(json.dumps({"v": value}, default=repr))
+        with pytest.raises(TypeError):
+            dumps({"v": value})
+    assert json.loads(dumps({"t": Tag("x")})) == {"t": "x"}
+
+
+def test_agent_events_and_checkpoints_are_checked_by_the_stdlib() -> None:
+    """ctx.emit and ctx.checkpoint refuse what json.dumps refuses (a UUID), though the frames use orjson."""
+    import uuid
+
+    from emulators.runtime.context import AgentContext
+    from emulators.runtime.ptime import PlatformTimer
+
+    sent: list[dict[str, object]] = []
+    ctx = AgentContext(invocation_id="i", pattern="serverless", instance_id="i-1", session_id=None, timeout_s=3.0,
+                       timer=PlatformTimer(cpu_factor=1.0, time_scale=1.0, cpu=lambda: 0.0),
+                       send=lambda msg, raw=None: sent.append(msg), block=None, state={}, checkpoints={},
+                       function_name="f", memory_mb=128, llm_time=None)
+    with pytest.raises(TypeError):
+        ctx.emit({"id": uuid.uuid4()})
+    with pytest.raises(TypeError):
+        ctx.checkpoint("k", uuid.uuid4())
+    ctx.emit({"step": 1})
+    assert sent == [{"op": "emit", "id": "i", "event": {"step": 1}}] and ctx.restore("k") is None
