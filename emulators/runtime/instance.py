@@ -127,6 +127,11 @@ class Instance:
         # instance sleeps in between, and a sleeping thread does not queue; only the few µs after its reading
         # (sending the result) could, and would count a few µs more slack against the limit.
         self._rest_queued: float | None = None
+        # Likewise the process's CPU counter as read at the end of the last CPU-limited call (edge): the next
+        # call's budget counts from it rather than from a read of its own (two /proc reads a call where the
+        # instance has no cgroup v2). CPU the process used in between (its few µs after answering) counts
+        # against the next call, as a Worker's work after its response counts against its request.
+        self._rest_cpu: float | None = None
         self._cpu_clock: limits.CpuClock | None = None
         self._cpu_probe: limits.CpuProbe | None = None  # virtual clock: is the process on a CPU? (LLM waits)
         self.boot: tuple[float, float] | None = None  # wall clock (UNIX s) its init began and ended (for traces)
@@ -300,6 +305,7 @@ class Instance:
                 await self.kill("oom")
             elif phase.cpu_limit_s is not None:
                 result["cpu_ms"] = self._cpu_used(phase) * 1000.0
+                self._rest_cpu = phase.cpu_start + phase.cpu_used_s if not self._phases and self.alive else None
                 if phase.cpu_used_s > phase.cpu_limit_s and result.get("outcome") == "ok":
                     # It finished between two checks, but past the budget: the platform would have stopped it.
                     result.update(outcome="cpu_limit", error=self._cpu_message(phase), output=None)
@@ -399,9 +405,11 @@ class Instance:
                 phase.llm_real_s += call.wall_s
 
     def _limit_cpu(self, phase: _Phase, limit_s: float | None) -> None:
+        rest, self._rest_cpu = self._rest_cpu, None
         if limit_s is not None and self.pid:
             phase.cpu_limit_s = limit_s
-            phase.cpu_start = self._cpu()
+            # The last call's closing reading, if nothing ran since (this phase is the only one).
+            phase.cpu_start = rest if rest is not None and len(self._phases) == 1 else self._cpu()
 
     def cpu_seconds(self) -> float:
         """CPU seconds the process has used so far (0 once it has ended: its counters are gone)."""
