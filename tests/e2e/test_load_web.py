@@ -163,7 +163,13 @@ def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -
             assert page.js("document.querySelector('[name=shape]') !== null")
             _start(page, f"http://127.0.0.1:{port}")
             tab = "[...document.querySelectorAll('[role=tab]')].find(b => b.textContent.trim() === 'Patterns')"
-            assert page.wait_js(f"!!{tab}", 30), "no Patterns tab"
+            if not page.wait_js(f"!!{tab}", 30):
+                # Seen twice in CI, never locally: the run had started (the runner left "ready") and the page
+                # still showed no tabs after 30 s. Say what the runner and the stats route said, then load the
+                # page once more: Locust's own UI missing its switch is not what this test is about.
+                state = _state(f"http://127.0.0.1:{port}")
+                page.call("Page.reload")
+                assert page.wait_js(f"!!{tab}", 30), f"no Patterns tab, before or after a reload (runner {state!r})"
             page.js(f"{tab}.click()")
             expression = (f"(() => {{ const rows = {_ROWS}; return rows.length === 4 && "
                           "rows.every(r => Number(r[2]) > 0 && Number(r[11]) > 0) ? rows : null; })()")
@@ -191,8 +197,10 @@ def test_patterns_tab_shows_every_pattern_in_headless_chromium(tmp_path: Path) -
         assert sorted(r[0] for r in rows) == ["container", "daemon", "edge", "serverless"]
         for r in rows:  # calls > 0, ok > 0, a profile name, live instances from the gateway's /stats
             assert int(r[2]) > 0 and int(r[3]) > 0 and r[1], r
-    except BaseException:
+    except BaseException as exc:
         reap_tree(locust.pid)
+        if locust.stderr is not None and isinstance(exc, AssertionError):
+            exc.add_note("--- locust's stderr, last lines ---\n" + locust.stderr.read()[-4000:])
         raise
     locust.send_signal(signal.SIGTERM)  # Locust stops its users, then the engine host and its instances
     try:
