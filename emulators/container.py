@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import math
 import time
 from collections import deque
@@ -42,7 +41,7 @@ from .clock import Clock
 from .errors import InstanceStartError
 from .fleet import ReplicaFleet
 from .frontdoor import PendingQueue
-from .pattern import OnEvent, finish_record, new_ids, rejected_record, traced
+from .pattern import OnEvent, finish_record, new_ids, rejected_record, task_json, traced
 from .pool import Pool
 from .profiles import Profile
 from .records import Cost, Record, Summary, amended, percentile
@@ -257,7 +256,7 @@ class Container(ReplicaFleet):
         started_at = time.time()
         p = self.profile
         try:
-            body = json.dumps(task, separators=(",", ":"), allow_nan=False).encode()
+            body = task_json(task)
         except (TypeError, ValueError) as exc:
             return self._rejected("agent_error", f"the task is not JSON-serializable ({exc}); pass a dict of JSON "
                                   f"values", session_id, started_at, t0, t0_p)

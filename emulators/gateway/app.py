@@ -75,8 +75,7 @@ def harness_headers(result: Result | None) -> dict[str, str]:
     """The ``x-harness-*`` headers for a response about ``result`` (empty values when there is none)."""
     if result is None:
         return dict.fromkeys(HARNESS_HEADERS, "")
-    return {"x-harness-outcome": result.outcome, "x-harness-cold-start": "true" if result.cold_start else "false",
-            "x-harness-instance": result.instance_id or "", "x-harness-latency-ms": f"{result.latency_ms:.3f}"}
+    return {k.decode(): v.decode("latin-1") for k, v in harness_header_bytes(result)}
 
 
 class _Asgi:
