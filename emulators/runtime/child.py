@@ -192,27 +192,21 @@ class _Instance:
         directly or through another thread, 0 or 0.1 ms of real time apart, and a wait-only agent's figures
         must come out the same run after run.
         """
-        recv = self._recv()
         if self.cap <= 1:
-            while (msg := recv()) is not None:
+            while (msg := self._next_frame()) is not None:
                 self._handle(msg, threaded=False)
         elif self.cfg.get("virtual"):
             pool = ThreadPoolExecutor(self.cap, thread_name_prefix="invoke")  # not joined: the process ends with serve
-            while (msg := recv()) is not None:
+            while (msg := self._next_frame()) is not None:
                 pool.submit(self._handle, msg, True)
         else:
             self._follow()
 
-    def _recv(self) -> Callable[[], dict[str, Any] | None]:
+    def _next_frame(self) -> dict[str, Any] | None:
         """The next frame to handle; None once the channel closed or the control process said exit."""
         # On the virtual clock frames go through the channel's router (a wait's wake may come to any thread).
-        read = self.chan.recv if self.cfg.get("virtual") else self.chan.reader.recv
-
-        def recv() -> dict[str, Any] | None:
-            msg = read()
-            return None if msg is None or msg["op"] == "exit" else msg
-
-        return recv
+        msg = self.chan.recv() if self.cfg.get("virtual") else self.chan.reader.recv()
+        return None if msg is None or msg["op"] == "exit" else msg
 
     def _handle(self, msg: dict[str, Any], threaded: bool) -> None:
         if msg["op"] == "ping":
@@ -222,12 +216,11 @@ class _Instance:
 
     def _follow(self) -> None:
         """One serving thread: read a frame while leader, hand the reading on, run the frame; until stopped."""
-        recv = self._recv()
         while True:
             with self._read_lock:
                 if self._stopped:
                     return
-                msg = recv()
+                msg = self._next_frame()
                 if msg is None:
                     self._stopped = True
                     return

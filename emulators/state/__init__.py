@@ -15,7 +15,6 @@ first one's tasks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import json
 import re
@@ -185,11 +184,10 @@ class SQLiteStateStore:
         return [task_row(t, v) for t, v in rows]
 
     def close(self) -> None:
-        """Close the database (committing the writes of a window still open); closing again does nothing."""
-        if self._due is not None or self._group is not None:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # already closed
-                self.commit()
-        self._group = None
+        """Close the database (committing the writes of a window still open); closing again does nothing more."""
+        if self._group is not None:  # only grouped writes can be uncommitted; a second close finds it None
+            self.commit()
+            self._group = None
         self._db.close()
 
 
