@@ -1,13 +1,14 @@
-"""Fixtures of the LLM endpoint tests: one simulator per module and SDK clients bound to it.
+"""Fixtures of the integration tests: the LLM simulator and SDK clients bound to it, and a read counter.
 
-The openai, embeddings and anthropic modules each used a copy of these; here once. The SDKs are imported
-inside the fixtures, so the other integration modules do not pay for importing them.
+The openai, embeddings and anthropic modules each used a copy of the LLM fixtures; here once. The SDKs are
+imported inside the fixtures, so the other integration modules do not pay for importing them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -41,3 +42,21 @@ def anthropic_client(llm_server: ServerThread) -> Iterator[anthropic.Anthropic]:
 
     with anthropic.Anthropic(base_url=llm_server.anthropic_url("inst-a"), api_key="sk-ant-test", max_retries=0) as c:
         yield c
+
+
+@pytest.fixture
+def count_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], Counter[type]]:
+    """``count_calls(cls)``: count the calls of ``cls.__call__`` in this process from now on (a clock's reads)."""
+    counts = Counter[type]()
+
+    def count(cls: type) -> Counter[type]:
+        original = cls.__call__
+
+        def counted(self: Any) -> Any:
+            counts[cls] += 1
+            return original(self)
+
+        monkeypatch.setattr(cls, "__call__", counted)
+        return counts
+
+    return count

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +181,16 @@ def test_cpu_bound_work_is_slower_with_less_memory(memory_mb: int, low: float, h
     assert r.cpu_ms >= 200
 
 
-def test_warm_calls_take_the_run_queue_baseline_from_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_calls_take_the_run_queue_baseline_from_the_instance(
+        count_calls: Callable[[type], Counter[type]]) -> None:
     """The limit's mirror starts from the run-queue clock the instance read at its last call's end: warm calls
     read no /proc/<pid>/schedstat from the control process, and still end ok with their time measured."""
     from emulators.runtime import limits
 
-    reads = Counter[int]()
-    original = limits.QueuedClock.__call__
-
-    def counted(self: limits.QueuedClock) -> float:
-        reads[0] += 1
-        return original(self)
-
-    monkeypatch.setattr(limits.QueuedClock, "__call__", counted)
+    reads = count_calls(limits.QueuedClock)
     with harness.deploy(f"{FIXTURES / 'echo.py'}:agent", time_scale=0.01, gateway=False) as d:
         d.invoke({})  # cold: the first call's mirror reads the clock
         reads.clear()
         records = [d.invoke({"n": i}) for i in range(20)]
     assert all(r.ok and not r.cold_start and r.duration_ms > 0 for r in records)
-    assert reads[0] == 0
+    assert reads[limits.QueuedClock] == 0
